@@ -1,0 +1,54 @@
+/*
+ * contrast.h - the tiled "group contrastive" engine behind NT-Xent, SupCon,
+ * DCL/DCLW and the hard-negative / debiased options.
+ *
+ * Problem: M rows x (M, D); row i belongs to group g_i. For each scale c
+ * (up to SS__GC_MAX_SCALES) and row i it computes
+ *
+ *     lse[c, i] = log sum_{k in den(i)} exp(scale[c] * <x_i, x_k>)
+ *
+ *     den(i) = { k : k != i }                      exclude_group == 0
+ *            = { k : k != i and g_k != g_i }        exclude_group == 1
+ *
+ * (-INFINITY when den(i) is empty), without materialising the (M, M)
+ * similarity matrix: the symmetric matrix is walked tile by tile (upper
+ * triangle only), each tile formed by a GEMM and reduced into per-row,
+ * per-thread log-sum-exp statistics that are merged at the end.
+ *
+ * Backward differentiates L = sum_c sum_i w[c, i] * lse[c, i]:
+ *
+ *     dx_i += sum_c scale[c] * sum_k (w[c,i] P^c_ik + w[c,k] P^c_ki) x_k
+ *     P^c_ik = exp(scale[c] <x_i, x_k> - lse[c, i])   on den(i), else 0
+ *
+ * recomputing the tiles. The positive-pair terms of each loss are O(M D)
+ * and live in the loss files, not here.
+ *
+ * Workspace: O(threads * (tile^2 + M * (D + scales))) floats, allocated per
+ * call; never O(M^2).
+ */
+#ifndef SS_KERNELS_CONTRAST_H
+#define SS_KERNELS_CONTRAST_H
+
+#include "../internal.h"
+
+#define SS__GC_MAX_SCALES 2
+
+typedef struct {
+    const float *x;        /* (M, D) rows, already normalised if cosine */
+    int64_t M, D;
+    const int64_t *group;  /* (M) group ids; NULL: every row its own group */
+    int exclude_group;     /* 1: denominators skip the anchor's group */
+    int nscales;           /* 1 .. SS__GC_MAX_SCALES */
+    float scale[SS__GC_MAX_SCALES]; /* logit = scale[c] * <x_i, x_k> */
+} ss__gc;
+
+/* lse: (nscales, M). Errors: SS_ERR_NOMEM. */
+ss_status ss__gc_forward(float *lse, const ss__gc *p);
+
+/* dx: (M, D), accumulated. w: (nscales, M) weights of the lse terms (rows
+ * with lse = -INFINITY must have w = 0). lse: from ss__gc_forward.
+ * Errors: SS_ERR_NOMEM. */
+ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
+                          const ss__gc *p);
+
+#endif

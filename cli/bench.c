@@ -1,0 +1,138 @@
+/* bench.c - `selfsup bench <loss>`: time one loss, forward and backward, and
+ * set it beside its PyTorch reference (bench/torch_ref.py). */
+#include "cli.h"
+
+#include <string.h>
+
+#define BENCH_NOPTS (SS_CLI_SHAPE_NOPTS + SS_CLI_RUN_NOPTS + 1)
+
+static void usage(FILE *f, const ss_cli_opt *opts, int nopts) {
+    fprintf(f,
+            "usage: selfsup bench <loss> [options]\n"
+            "\n"
+            "Times forward + backward of one loss on random inputs (median and min\n"
+            "over the reps, after the warmup), its GFLOP/s under a FLOP model, the\n"
+            "peak memory beyond inputs and gradients, and the same for the PyTorch\n"
+            "formula of the reference library (bench/torch_ref.py) on the same inputs.\n"
+            "\n"
+            "losses: %s\n"
+            "\n"
+            "options:\n",
+            ss_cli_loss_names());
+    ss_cli_print_opts(f, opts, nopts);
+    fprintf(f,
+            "\n"
+            "environment: SELFSUP_PYTHON (default /usr/bin/python3), SELFSUP_TORCH_REF\n"
+            "(default <source>/bench/torch_ref.py).\n");
+}
+
+/* "12.3x" of a / b, or "" when either is unknown. */
+static const char *ratio(char *buf, size_t n, double a, double b) {
+    if (a > 0 && b > 0)
+        snprintf(buf, n, "%.1fx", a / b);
+    else
+        buf[0] = '\0';
+    return buf;
+}
+
+static void row_time(const char *what, double ours, double torch, int have_torch) {
+    char a[32], b[32], r[32];
+    ss_cli_fmt_time(a, sizeof a, ours);
+    if (have_torch)
+        printf("  %-20s %12s %12s %10s\n", what, a, ss_cli_fmt_time(b, sizeof b, torch),
+               ratio(r, sizeof r, torch, ours));
+    else
+        printf("  %-20s %12s\n", what, a);
+}
+
+static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
+                   const ss_cli_run_cfg *cfg, double peak_per_core,
+                   const ss_cli_comparison *c) {
+    int torch = c->torch_result == SS_CLI_TORCH_DONE;
+    char buf[64], a[32], b[32], r[32];
+    double gflop = 2.0 * loss->macs(s) * 1e-9;
+    int64_t cores = cfg->threads < ss_cli_ncpu() ? cfg->threads : ss_cli_ncpu();
+    double peak = peak_per_core * (double)cores;
+
+    printf("selfsup bench %s  %s  threads=%lld reps=%lld warmup=%lld seed=%lld\n",
+           loss->name, ss_cli_fmt_shape(buf, sizeof buf, loss, s),
+           (long long)cfg->threads, (long long)cfg->reps, (long long)cfg->warmup,
+           (long long)cfg->seed);
+    printf("selfsup %s (%s)\n", ss_version(), ss_build_info());
+    if (torch)
+        printf("torch %s: %s\n", c->torch_version, loss->reference);
+    else if (c->note[0])
+        printf("torch: skipped: %s\n", c->note);
+    printf("FLOP model: %s = %.3g GFLOP per forward + backward\n\n", loss->flop_model,
+           gflop);
+
+    if (torch)
+        printf("  %-20s %12s %12s %10s\n", "", "selfsup", "torch", "speedup");
+    row_time("forward (median)", c->ours.fwd_median, c->torch.fwd_median, torch);
+    row_time("backward (median)", c->ours.bwd_median, c->torch.bwd_median, torch);
+    row_time("fwd+bwd (median)", c->ours.total_median, c->torch.total_median, torch);
+    row_time("fwd+bwd (min)", c->ours.total_min, c->torch.total_min, torch);
+
+    double ours_gfs = gflop / c->ours.total_median;
+    double torch_gfs = torch ? gflop / c->torch.total_median : 0;
+    snprintf(a, sizeof a, "%.1f", ours_gfs);
+    snprintf(b, sizeof b, "%.1f", torch_gfs);
+    printf("  %-20s %12s %12s\n", "GFLOP/s (median)", a, torch ? b : "");
+    snprintf(a, sizeof a, "%.1f %%", 100.0 * ours_gfs / peak);
+    snprintf(b, sizeof b, "%.1f %%", 100.0 * torch_gfs / peak);
+    snprintf(buf, sizeof buf, "%% of peak (%.0f)", peak);
+    printf("  %-20s %12s %12s\n", buf, a, torch ? b : "");
+
+    ss_cli_fmt_bytes(a, sizeof a, c->ours.extra_bytes);
+    ss_cli_fmt_bytes(b, sizeof b, c->torch.extra_bytes);
+    /* memory ratio: torch / selfsup, with selfsup at >= 4 KiB (one page) */
+    double mine = c->ours.extra_bytes > 4096 ? (double)c->ours.extra_bytes : 4096.0;
+    printf("  %-20s %12s %12s %10s\n", "peak extra memory", a, torch ? b : "",
+           torch && c->ours.extra_bytes >= 0
+               ? ratio(r, sizeof r, (double)c->torch.extra_bytes, mine)
+               : "");
+
+    snprintf(a, sizeof a, "%.6g", c->ours.loss);
+    snprintf(b, sizeof b, "%.6g", c->torch.loss);
+    if (torch) {
+        double rd = ss_cli_loss_rel_diff(c);
+        snprintf(r, sizeof r, "%.1e", rd);
+        printf("  %-20s %12s %12s %10s%s\n", "loss value", a, b, r,
+               rd > SS_CLI_LOSS_RTOL ? "  MISMATCH" : "");
+    } else {
+        printf("  %-20s %12s\n", "loss value", a);
+    }
+    printf("\npeak: %.0f GFLOP/s per core x %lld cores (measured FMA peak of the\n"
+           "2-core Zen 3 reference machine; --peak changes it)\n",
+           peak_per_core, (long long)cores);
+}
+
+int ss_cli_bench(int argc, char **argv) {
+    ss_cli_shape s = {2, 4096, 128, 16384};
+    ss_cli_run_cfg cfg = {ss_cli_ncpu(), 5, 1, 0, SS_CLI_TORCH_AUTO};
+    double peak = SS_CLI_PEAK_GFLOPS_PER_CORE;
+    ss_cli_opt opts[BENCH_NOPTS];
+    int n = ss_cli_shape_opts(opts, &s, 1);
+    n += ss_cli_run_opts(opts + n, &cfg);
+    opts[n++] = (ss_cli_opt){"--peak", "GF", SS_CLI_REAL, &peak, 1e-3, 1e6, 0,
+                             "peak GFLOP/s of one core, for the % of peak"};
+    const char *name;
+    int rc = ss_cli_parse("bench", argc, argv, opts, n, &name, 1);
+    if (rc < 0) {
+        usage(stdout, opts, n);
+        return 0;
+    }
+    if (rc) return rc;
+    if (!name)
+        return ss_cli_usage_error("bench: which loss? one of: %s", ss_cli_loss_names());
+    const ss_cli_loss *loss = ss_cli_loss_find(name);
+    if (!loss)
+        return ss_cli_usage_error("bench: unknown loss '%s'; one of: %s", name,
+                                  ss_cli_loss_names());
+    if ((rc = ss_cli_check_shape("bench", loss, &s))) return rc;
+
+    ss_cli_comparison c;
+    if ((rc = ss_cli_compare("bench", loss, &s, &cfg, &c))) return rc;
+    report(loss, &s, &cfg, peak, &c);
+    return 0;
+}

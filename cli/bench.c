@@ -35,21 +35,29 @@ static const char *ratio(char *buf, size_t n, double a, double b) {
     return buf;
 }
 
-static void row_time(const char *what, double ours, double torch, int have_torch) {
-    char a[32], b[32], r[32];
-    ss_cli_fmt_time(a, sizeof a, ours);
-    if (have_torch)
-        printf("  %-20s %12s %12s %10s\n", what, a, ss_cli_fmt_time(b, sizeof b, torch),
-               ratio(r, sizeof r, torch, ours));
+/* One line of the table: label, selfsup, and when torch ran, torch and
+ * torch / selfsup. */
+static void line(int torch, const char *label, const char *ours,
+                 const char *theirs, const char *r) {
+    if (torch && *r)
+        printf("  %-20s %12s %12s %14s\n", label, ours, theirs, r);
+    else if (torch)
+        printf("  %-20s %12s %12s\n", label, ours, theirs);
     else
-        printf("  %-20s %12s\n", what, a);
+        printf("  %-20s %12s\n", label, ours);
+}
+
+static void line_time(int torch, const char *label, double ours, double theirs) {
+    char a[32], b[32], r[32];
+    line(torch, label, ss_cli_fmt_time(a, sizeof a, ours),
+         ss_cli_fmt_time(b, sizeof b, theirs), ratio(r, sizeof r, theirs, ours));
 }
 
 static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
                    const ss_cli_run_cfg *cfg, double peak_per_core,
                    const ss_cli_comparison *c) {
     int torch = c->torch_result == SS_CLI_TORCH_DONE;
-    char buf[64], a[32], b[32], r[32];
+    char buf[64], a[32], b[32], r[48];
     double gflop = 2.0 * loss->macs(s) * 1e-9;
     int64_t cores = cfg->threads < ss_cli_ncpu() ? cfg->threads : ss_cli_ncpu();
     double peak = peak_per_core * (double)cores;
@@ -63,48 +71,39 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
         printf("torch %s: %s\n", c->torch_version, loss->reference);
     else if (c->note[0])
         printf("torch: skipped: %s\n", c->note);
-    printf("FLOP model: %s = %.3g GFLOP per forward + backward\n\n", loss->flop_model,
-           gflop);
+    printf("FLOP model: %s = %.3g GFLOP\n", loss->flop_model, gflop);
+    printf("peak: %.0f GFLOP/s per core x %lld cores (--peak)\n\n", peak_per_core,
+           (long long)cores);
 
-    if (torch)
-        printf("  %-20s %12s %12s %10s\n", "", "selfsup", "torch", "speedup");
-    row_time("forward (median)", c->ours.fwd_median, c->torch.fwd_median, torch);
-    row_time("backward (median)", c->ours.bwd_median, c->torch.bwd_median, torch);
-    row_time("fwd+bwd (median)", c->ours.total_median, c->torch.total_median, torch);
-    row_time("fwd+bwd (min)", c->ours.total_min, c->torch.total_min, torch);
+    line(torch, "", "selfsup", "torch", "torch/selfsup");
+    line_time(torch, "forward (median)", c->ours.fwd_median, c->torch.fwd_median);
+    line_time(torch, "backward (median)", c->ours.bwd_median, c->torch.bwd_median);
+    line_time(torch, "fwd+bwd (median)", c->ours.total_median, c->torch.total_median);
+    line_time(torch, "fwd+bwd (min)", c->ours.total_min, c->torch.total_min);
 
     double ours_gfs = gflop / c->ours.total_median;
     double torch_gfs = torch ? gflop / c->torch.total_median : 0;
     snprintf(a, sizeof a, "%.1f", ours_gfs);
     snprintf(b, sizeof b, "%.1f", torch_gfs);
-    printf("  %-20s %12s %12s\n", "GFLOP/s (median)", a, torch ? b : "");
+    line(torch, "GFLOP/s (median)", a, b, "");
     snprintf(a, sizeof a, "%.1f %%", 100.0 * ours_gfs / peak);
     snprintf(b, sizeof b, "%.1f %%", 100.0 * torch_gfs / peak);
     snprintf(buf, sizeof buf, "%% of peak (%.0f)", peak);
-    printf("  %-20s %12s %12s\n", buf, a, torch ? b : "");
+    line(torch, buf, a, b, "");
 
-    ss_cli_fmt_bytes(a, sizeof a, c->ours.extra_bytes);
-    ss_cli_fmt_bytes(b, sizeof b, c->torch.extra_bytes);
-    /* memory ratio: torch / selfsup, with selfsup at >= 4 KiB (one page) */
+    /* memory ratio with selfsup counted as at least one page */
     double mine = c->ours.extra_bytes > 4096 ? (double)c->ours.extra_bytes : 4096.0;
-    printf("  %-20s %12s %12s %10s\n", "peak extra memory", a, torch ? b : "",
-           torch && c->ours.extra_bytes >= 0
-               ? ratio(r, sizeof r, (double)c->torch.extra_bytes, mine)
-               : "");
+    line(torch, "peak extra memory", ss_cli_fmt_bytes(a, sizeof a, c->ours.extra_bytes),
+         ss_cli_fmt_bytes(b, sizeof b, c->torch.extra_bytes),
+         c->ours.extra_bytes >= 0 ? ratio(r, sizeof r, (double)c->torch.extra_bytes, mine)
+                                  : "");
 
-    snprintf(a, sizeof a, "%.6g", c->ours.loss);
-    snprintf(b, sizeof b, "%.6g", c->torch.loss);
-    if (torch) {
-        double rd = ss_cli_loss_rel_diff(c);
-        snprintf(r, sizeof r, "%.1e", rd);
-        printf("  %-20s %12s %12s %10s%s\n", "loss value", a, b, r,
-               rd > SS_CLI_LOSS_RTOL ? "  MISMATCH" : "");
-    } else {
-        printf("  %-20s %12s\n", "loss value", a);
-    }
-    printf("\npeak: %.0f GFLOP/s per core x %lld cores (measured FMA peak of the\n"
-           "2-core Zen 3 reference machine; --peak changes it)\n",
-           peak_per_core, (long long)cores);
+    snprintf(a, sizeof a, "%.7g", c->ours.loss);
+    snprintf(b, sizeof b, "%.7g", c->torch.loss);
+    double rd = torch ? ss_cli_loss_rel_diff(c) : 0;
+    snprintf(r, sizeof r, "rel diff %.1e%s", rd,
+             rd > SS_CLI_LOSS_RTOL ? " MISMATCH" : "");
+    line(torch, "loss value", a, b, r);
 }
 
 int ss_cli_bench(int argc, char **argv) {

@@ -88,6 +88,8 @@ const char *ss_cli_loss_names(void);
 ss_cli_problem *ss_cli_problem_create(const ss_cli_loss *loss,
                                       const ss_cli_shape *s, uint64_t seed);
 void ss_cli_problem_free(ss_cli_problem *p);
+/* Bytes of the inputs and gradients ss_cli_problem_create would allocate. */
+double ss_cli_problem_bytes(const ss_cli_loss *loss, const ss_cli_shape *s);
 /* Allocates the loss's cache. 0, or -1 when out of memory. */
 int ss_cli_problem_alloc_cache(ss_cli_problem *p);
 size_t ss_cli_problem_cache_bytes(const ss_cli_problem *p);

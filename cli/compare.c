@@ -234,6 +234,16 @@ int ss_cli_compare(const char *cmd, const ss_cli_loss *loss,
     memset(out, 0, sizeof *out);
     out->torch_result = SS_CLI_TORCH_SKIPPED;
     if (ss_set_num_threads((int)cfg->threads) != SS_OK) return lib_error(cmd, loss);
+    /* Refuse up front what cannot fit: with overcommit, malloc would succeed
+     * and the kernel kill us while touching the pages. */
+    double need = ss_cli_problem_bytes(loss, s);
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && need > ram) {
+        fprintf(stderr, "selfsup: %s: %s: inputs and gradients need %.3g GiB, more "
+                "than the %.3g GiB of memory\n", cmd, loss->name, need / (1 << 30),
+                ram / (1 << 30));
+        return 1;
+    }
     ss_cli_problem *p = ss_cli_problem_create(loss, s, (uint64_t)cfg->seed);
     if (!p) {
         fprintf(stderr, "selfsup: %s: %s: out of memory for the inputs\n", cmd,

@@ -27,7 +27,7 @@ typedef struct {
 
 static const char *const header[8] = {"loss",   "shape",       "selfsup",   "torch",
                                       "speedup", "selfsup mem", "torch mem", "loss rel diff"};
-static const int width[8] = {-6, -22, 9, 9, 7, 11, 11, 13}; /* < 0: left-aligned */
+static const int width[8] = {-6, -22, 9, 9, 8, 11, 11, 13}; /* < 0: left-aligned */
 
 static void print_row(const char *const *cells, int markdown) {
     for (int i = 0; i < 8; i++) {

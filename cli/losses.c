@@ -264,6 +264,13 @@ ss_cli_problem *ss_cli_problem_create(const ss_cli_loss *loss,
     return p;
 }
 
+double ss_cli_problem_bytes(const ss_cli_loss *loss, const ss_cli_shape *s) {
+    double nd = (double)s->N * (double)s->D;
+    double floats = loss->layout == SS_CLI_STACKED ? 2.0 * (double)s->V * nd : 4.0 * nd;
+    if (loss->layout == SS_CLI_QUEUE) floats += (double)s->K * (double)s->D;
+    return floats * sizeof(float) + (loss->labels ? (double)s->N * 8.0 : 0.0);
+}
+
 void ss_cli_problem_free(ss_cli_problem *p) {
     if (!p) return;
     free(p->x);

@@ -1,0 +1,140 @@
+/* clip.c - symmetric cross-modal InfoNCE (CLIP / OpenCLIP ClipLoss).
+ *
+ * S_ij = e^t <a_i, b_j>; loss = (mean_i [lse_row_i - S_ii] +
+ * mean_j [lse_col_j - S_jj]) / 2. Both log-sum-exps come from one pass
+ * of the cross engine; backward recomputes the tiles once:
+ *   dS_ij = dloss / (2N) (P^row_ij + P^col_ij) - dloss / N [i == j]
+ *   da = e^t dS b,  db = e^t dS^T a,  dt = sum_ij dS_ij S_ij.
+ */
+#include "internal.h"
+#include "kernels/cross.h"
+
+#include <float.h>
+
+#define CLIP_MAGIC 0x53534c43494c5031ull /* "SSLCILP1" */
+
+static size_t hdr_bytes(void) { return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63; }
+
+ss_clip_opts ss_clip_defaults(void) {
+    ss_clip_opts o = {.cosine = 1};
+    return o;
+}
+
+static ss_status check_sizes(const char *fn, int64_t N, int64_t D) {
+    SS_TRY(ss__check_size(fn, "N", N, 1));
+    SS_TRY(ss__check_size(fn, "D", D, 1));
+    return ss__check_product(fn, N, D, 1);
+}
+
+size_t ss_clip_cache_size(int64_t N, int64_t D) {
+    if (check_sizes("ss_clip_cache_size", N, D) != SS_OK) return 0;
+    return hdr_bytes() + 2 * (size_t)N * sizeof(float);
+}
+
+/* Everything but the outputs; *scale = e^log_scale. */
+static ss_status check_inputs(const char *fn, const float *a, const float *b,
+                              float log_scale, int64_t N, int64_t D,
+                              float *scale) {
+    SS_TRY(ss__check_ptr(fn, "a", a));
+    SS_TRY(ss__check_ptr(fn, "b", b));
+    SS_TRY(check_sizes(fn, N, D));
+    double s = exp((double)log_scale);
+    if (!isfinite(log_scale) || !(s <= FLT_MAX))
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "log_scale must be finite with e^log_scale finite in "
+                        "float32 (log_scale <= 88.7), got %g",
+                        (double)log_scale);
+    SS_TRY(ss__check_finite(fn, "a", a, N * D));
+    SS_TRY(ss__check_finite(fn, "b", b, N * D));
+    *scale = (float)s;
+    return SS_OK;
+}
+
+static ss_status nomem(const char *fn, int64_t N, int64_t D) {
+    return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace for N=%lld D=%lld",
+                    (long long)N, (long long)D);
+}
+
+/* S_ii = scale <a_i, b_i>, in double. */
+static double pos_logit(const float *a, const float *b, int64_t i, int64_t D,
+                        float scale) {
+    double s = 0.0;
+    for (int64_t d = 0; d < D; d++) s += (double)a[i * D + d] * b[i * D + d];
+    return s * scale;
+}
+
+ss_status ss_clip_forward(float *loss, float *losses, void *cache,
+                          const float *a, const float *b, float log_scale,
+                          int64_t N, int64_t D, const ss_clip_opts *opts) {
+    static const char fn[] = "ss_clip_forward";
+    ss_clip_opts o = opts ? *opts : ss_clip_defaults();
+    float scale;
+    SS_TRY(ss__check_ptr(fn, "loss", loss));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(check_inputs(fn, a, b, log_scale, N, D, &scale));
+    ss__cross_pair wk;
+    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 0) != SS_OK) return nomem(fn, N, D);
+    float *rl = (float *)(void *)((char *)cache + hdr_bytes()), *cl = rl + N;
+    ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, 0.0f};
+    ss_status st = ss__cross_lse(rl, cl, &p);
+    if (st == SS_OK) {
+        double total = 0.0;
+        for (int64_t i = 0; i < N; i++) {
+            double pos = pos_logit(wk.a, wk.b, i, D, scale);
+            double li = 0.5 * (((double)rl[i] - pos) + ((double)cl[i] - pos));
+            if (losses) losses[i] = (float)li;
+            total += li;
+        }
+        *loss = (float)(total / (double)N);
+        ss__cross_hdr_set(cache, CLIP_MAGIC, N, N, D, log_scale, 0.0f, o.cosine);
+    }
+    ss__cross_pair_free(&wk);
+    return st;
+}
+
+ss_status ss_clip_backward(float *da, float *db, float *dlog_scale, float dloss,
+                           const void *cache, const float *a, const float *b,
+                           float log_scale, int64_t N, int64_t D,
+                           const ss_clip_opts *opts) {
+    static const char fn[] = "ss_clip_backward";
+    ss_clip_opts o = opts ? *opts : ss_clip_defaults();
+    float scale;
+    SS_TRY(ss__check_ptr(fn, "da", da));
+    SS_TRY(ss__check_ptr(fn, "db", db));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(check_inputs(fn, a, b, log_scale, N, D, &scale));
+    if (!isfinite(dloss))
+        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
+                        (double)dloss);
+    SS_TRY(ss__cross_hdr_check(cache, fn, CLIP_MAGIC, N, N, D, log_scale, 0.0f,
+                               o.cosine));
+    ss__cross_pair wk;
+    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 1) != SS_OK) return nomem(fn, N, D);
+    const float *rl = (const float *)(const void *)((const char *)cache + hdr_bytes());
+    const float *cl = rl + N;
+    float *ga = o.cosine ? wk.dan : da, *gb = o.cosine ? wk.dbn : db;
+    float w = (float)((double)dloss / (2.0 * (double)N));
+    for (int64_t i = 0; i < N; i++) wk.w[i] = w;
+    ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, 0.0f};
+    double gx = 0.0;
+    ss_status st = ss__cross_lse_backward(ga, gb, &gx, wk.w, rl, wk.w, cl, &p);
+    if (st != SS_OK) {
+        ss__cross_pair_free(&wk);
+        return st;
+    }
+    /* The positive logits S_ii: dS_ii gets -dloss / N. */
+    float wp = (float)((double)dloss / (double)N) * scale;
+    double pos_sum = 0.0;
+    for (int64_t i = 0; i < N; i++) {
+        pos_sum += pos_logit(wk.a, wk.b, i, D, scale);
+        for (int64_t d = 0; d < D; d++) {
+            ga[i * D + d] -= wp * wk.b[i * D + d];
+            gb[i * D + d] -= wp * wk.a[i * D + d];
+        }
+    }
+    gx -= (double)dloss / (double)N * pos_sum;
+    ss__cross_pair_finish(&wk, da, db, a, b, N, D);
+    if (dlog_scale) *dlog_scale += (float)gx;
+    ss__cross_pair_free(&wk);
+    return SS_OK;
+}

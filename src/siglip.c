@@ -1,0 +1,124 @@
+/* siglip.c - pairwise sigmoid loss (SigLIP, Zhai et al. 2023).
+ *
+ * x_ij = e^{t'} <a_i, b_j> + bias, y_ij = 2 [i == j] - 1,
+ * loss = -(1/N) sum_ij log sigmoid(y_ij x_ij) = (1/N) sum_ij softplus(-y x).
+ * Backward: dx_ij = dloss / N (sigmoid(x_ij) - [i == j]);
+ *   da = e^{t'} dx b,  db = e^{t'} dx^T a,
+ *   dt' = sum dx_ij (x_ij - bias),  dbias = sum dx_ij.
+ * Nothing O(N^2) is kept: backward recomputes every tile.
+ */
+#include "internal.h"
+#include "kernels/cross.h"
+
+#include <float.h>
+
+#define SIGLIP_MAGIC 0x53534c5349474c31ull /* "SSLSIGL1" */
+
+ss_siglip_opts ss_siglip_defaults(void) {
+    ss_siglip_opts o = {.cosine = 1};
+    return o;
+}
+
+static ss_status check_sizes(const char *fn, int64_t N, int64_t D) {
+    SS_TRY(ss__check_size(fn, "N", N, 1));
+    SS_TRY(ss__check_size(fn, "D", D, 1));
+    return ss__check_product(fn, N, D, 1);
+}
+
+size_t ss_siglip_cache_size(int64_t N, int64_t D) {
+    if (check_sizes("ss_siglip_cache_size", N, D) != SS_OK) return 0;
+    return sizeof(ss__cross_hdr);
+}
+
+static ss_status check_inputs(const char *fn, const float *a, const float *b,
+                              float log_t, float bias, int64_t N, int64_t D,
+                              float *scale) {
+    SS_TRY(ss__check_ptr(fn, "a", a));
+    SS_TRY(ss__check_ptr(fn, "b", b));
+    SS_TRY(check_sizes(fn, N, D));
+    double s = exp((double)log_t);
+    if (!isfinite(log_t) || !(s <= FLT_MAX))
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "log_t must be finite with e^log_t finite in float32 "
+                        "(log_t <= 88.7), got %g",
+                        (double)log_t);
+    if (!isfinite(bias))
+        return ss__fail(SS_ERR_PARAM, fn, "bias must be finite, got %g",
+                        (double)bias);
+    SS_TRY(ss__check_finite(fn, "a", a, N * D));
+    SS_TRY(ss__check_finite(fn, "b", b, N * D));
+    *scale = (float)s;
+    return SS_OK;
+}
+
+static ss_status nomem(const char *fn, int64_t N, int64_t D) {
+    return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace for N=%lld D=%lld",
+                    (long long)N, (long long)D);
+}
+
+ss_status ss_siglip_forward(float *loss, float *losses, void *cache,
+                            const float *a, const float *b, float log_t,
+                            float bias, int64_t N, int64_t D,
+                            const ss_siglip_opts *opts) {
+    static const char fn[] = "ss_siglip_forward";
+    ss_siglip_opts o = opts ? *opts : ss_siglip_defaults();
+    float scale;
+    SS_TRY(ss__check_ptr(fn, "loss", loss));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(check_inputs(fn, a, b, log_t, bias, N, D, &scale));
+    ss__cross_pair wk;
+    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 0) != SS_OK)
+        return nomem(fn, N, D);
+    double *rows = ss__malloc((size_t)N * sizeof(double));
+    if (!rows) {
+        ss__cross_pair_free(&wk);
+        return nomem(fn, N, D);
+    }
+    ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, bias};
+    ss_status st = ss__cross_sigmoid(rows, &p);
+    if (st == SS_OK) {
+        double total = 0.0;
+        for (int64_t i = 0; i < N; i++) {
+            if (losses) losses[i] = (float)rows[i];
+            total += rows[i];
+        }
+        *loss = (float)(total / (double)N);
+        ss__cross_hdr_set(cache, SIGLIP_MAGIC, N, N, D, log_t, bias, o.cosine);
+    }
+    ss__free(rows);
+    ss__cross_pair_free(&wk);
+    return st;
+}
+
+ss_status ss_siglip_backward(float *da, float *db, float *dlog_t, float *dbias,
+                             float dloss, const void *cache, const float *a,
+                             const float *b, float log_t, float bias, int64_t N,
+                             int64_t D, const ss_siglip_opts *opts) {
+    static const char fn[] = "ss_siglip_backward";
+    ss_siglip_opts o = opts ? *opts : ss_siglip_defaults();
+    float scale;
+    SS_TRY(ss__check_ptr(fn, "da", da));
+    SS_TRY(ss__check_ptr(fn, "db", db));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(check_inputs(fn, a, b, log_t, bias, N, D, &scale));
+    if (!isfinite(dloss))
+        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
+                        (double)dloss);
+    SS_TRY(ss__cross_hdr_check(cache, fn, SIGLIP_MAGIC, N, N, D, log_t, bias,
+                               o.cosine));
+    ss__cross_pair wk;
+    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 1) != SS_OK)
+        return nomem(fn, N, D);
+    float *ga = o.cosine ? wk.dan : da, *gb = o.cosine ? wk.dbn : db;
+    ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, bias};
+    double gx = 0.0, gbias = 0.0;
+    float w = (float)((double)dloss / (double)N);
+    ss_status st = ss__cross_sigmoid_backward(ga, gb, &gx, &gbias, w, &p);
+    if (st == SS_OK) {
+        ss__cross_pair_finish(&wk, da, db, a, b, N, D);
+        if (dlog_t) *dlog_t += (float)gx;
+        if (dbias) *dbias += (float)gbias;
+    }
+    ss__cross_pair_free(&wk);
+    return st;
+}

@@ -256,7 +256,7 @@ int ss_cli_compare(const char *cmd, const ss_cli_loss *loss,
     if (!rc && cfg->torch != SS_CLI_TORCH_OFF) {
         saved = save_inputs(p, path, sizeof path) == 0;
         if (!saved)
-            snprintf(out->note, sizeof out->note, "cannot write the inputs to %s: %s",
+            snprintf(out->note, sizeof out->note, "cannot write the inputs to %.128s: %s",
                      path, strerror(errno));
     }
     ss_cli_problem_free(p); /* before torch runs: no competition for memory */

@@ -4,6 +4,7 @@
 # python3 can import torch, a tiny comparison whose loss values must agree.
 set -u
 bin=$1
+[ -x "$bin" ] || { echo "FAIL: no executable '$bin'"; exit 1; }
 out=${TMPDIR:-/tmp}/ss_cli_out.$$
 trap 'rm -f "$out"' EXIT
 fail=0
@@ -69,12 +70,12 @@ check "demo markdown" 0 "| loss | shape |" "$bin" demo --n 16 --d 8 --k 32 --rep
 
 # beside PyTorch: the loss values must agree (same inputs, same formula)
 if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
-    check "bench ntxent --torch" 0 "speedup" "$bin" bench ntxent --n 48 --d 16 --reps 1 --torch
+    check "bench ntxent --torch" 0 "torch/selfsup" "$bin" bench ntxent --n 48 --d 16 --reps 1 --torch
     refute "bench ntxent --torch agrees" "MISMATCH"
-    check "bench ntxent 3 views --torch" 0 "speedup" \
+    check "bench ntxent 3 views --torch" 0 "torch/selfsup" \
         "$bin" bench ntxent --views 3 --n 16 --d 8 --reps 1 --torch
     refute "bench ntxent 3 views --torch agrees" "MISMATCH"
-    check "bench supcon 3 views --torch" 0 "speedup" \
+    check "bench supcon 3 views --torch" 0 "torch/selfsup" \
         "$bin" bench supcon --views 3 --n 16 --d 8 --reps 1 --torch
     refute "bench supcon 3 views --torch agrees" "MISMATCH"
     check "demo tiny --torch" 0 "siglip" "$bin" demo --n 40 --d 16 --k 96 --reps 1 --torch

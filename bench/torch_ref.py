@@ -14,8 +14,9 @@ today:
           the bank only, tau 0.5; keys are stop-gradient (MoCo)
   clip    OpenCLIP ClipLoss (world_size 1), logit_scale = exp(t) learnable
   siglip  big_vision sigmoid loss (= OpenCLIP SigLipLoss), t and bias learnable
-  dcl     lightly DCLLoss, tau 0.1
-  dclw    lightly DCLWLoss, tau 0.1, sigma 0.5
+  dcl     lightly DCLLoss, tau 0.1; V > 2: mean over the pairs of views
+          (selfsup's generalisation)
+  dclw    lightly DCLWLoss, tau 0.1, sigma 0.5; V > 2 as dcl
 
 Timing: forward and backward of `warmup` untimed then `reps` timed calls;
 medians and the minimum. Gradient buffers exist before timing (backward
@@ -205,7 +206,9 @@ def build(args, arrays):
             return [z], lambda: ntxent_lightly(z[0], z[1])
         if args.loss in ("dcl", "dclw"):
             w = args.loss == "dclw"
-            return [z], lambda: dcl_lightly(z[0], z[1], weighted=w)
+            pairs = [(v, u) for v in range(V) for u in range(v + 1, V)]
+            return [z], lambda: sum(dcl_lightly(z[v], z[u], weighted=w)
+                                    for v, u in pairs) / len(pairs)
         labels = (torch.arange(N) if args.loss == "ntxent" else t["labels"]).repeat(V)
         tau = 0.5 if args.loss == "ntxent" else 0.1
         return [z], lambda: supcon_pml(z.view(V * N, D), labels, tau)
@@ -303,7 +306,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if min(args.views, args.n, args.d, args.k, args.threads, args.reps) < 1 or args.warmup < 0:
         p.error("sizes, threads and reps must be >= 1, warmup >= 0")
-    if args.loss in ("dcl", "dclw", "moco", "clip", "siglip") and args.views != 2:
+    if args.loss in ("moco", "clip", "siglip") and args.views != 2:
         p.error(f"{args.loss} takes 2 views")
     return args
 

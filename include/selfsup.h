@@ -424,6 +424,14 @@ SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
 
 /* (section end: distill) */
 
+/* ------------------------------------------------------------------------ */
+/* Predictive and reconstruction family: masked cross-entropy, fused output */
+/* projection + cross-entropy, masking generators, reconstruction, MAE       */
+/* ------------------------------------------------------------------------ */
+/* (section start: predictive) */
+
+/* (section end: predictive) */
+
 #ifdef __cplusplus
 }
 #endif

@@ -110,7 +110,8 @@ SS_API const char *ss_build_info(void);
     X(ERR_NOMEM, 6, "out of memory")                                        \
     X(ERR_IO, 7, "a file could not be read or written")                     \
     X(ERR_FORMAT, 8, "a file has a bad magic number, version or size")      \
-    X(ERR_STATE, 9, "an object is in the wrong state for this call")
+    X(ERR_STATE, 9, "an object is in the wrong state for this call")       \
+    X(ERR_UNSUPPORTED, 10, "this build lacks a feature the call needs")
 
 typedef enum {
 #define SS__STATUS_ENUM(name, code, text) SS_##name = code,
@@ -400,6 +401,36 @@ SS_API ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
 SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
                                  const float *z, int64_t V, int64_t N,
                                  int64_t D, const ss_dcl_opts *opts);
+
+/* ------------------------------------------------------------------------ */
+/* Redundancy-reduction family: BYOL/SimSiam, Barlow Twins, VICReg          */
+/* ------------------------------------------------------------------------ */
+/* (section start: redundancy) */
+
+/* (section end: redundancy) */
+
+/* ------------------------------------------------------------------------ */
+/* Whitening, geometry and coding-rate family: TiCo, W-MSE, alignment and   */
+/* uniformity, KoLeo, MMCR, EMP-SSL total coding rate                       */
+/* ------------------------------------------------------------------------ */
+/* (section start: geometry) */
+
+/* (section end: geometry) */
+
+/* ------------------------------------------------------------------------ */
+/* Distillation and clustering family: DINO, iBOT, SwAV, MSN/PMSN           */
+/* ------------------------------------------------------------------------ */
+/* (section start: distill) */
+
+/* (section end: distill) */
+
+/* ------------------------------------------------------------------------ */
+/* Predictive and reconstruction family: masked cross-entropy, fused output */
+/* projection + cross-entropy, masking generators, reconstruction, MAE       */
+/* ------------------------------------------------------------------------ */
+/* (section start: predictive) */
+
+/* (section end: predictive) */
 
 #ifdef __cplusplus
 }

@@ -136,3 +136,48 @@ SS_TEST(normalize_forward_backward) {
     for (int64_t d = 0; d < D; d++) /* zero row: dx = dy / eps */
         SS_CHECK_NEAR(dx[2 * D + d] - 0.25f, dy[2 * D + d] / SS_NORM_EPS, 1e-6);
 }
+
+/* ---- fileio: atomic versioned state files -------------------------------- */
+#include "fileio.h"
+#include <unistd.h>
+
+SS_TEST(fileio_roundtrip_and_errors) {
+    char path[] = "/tmp/ss_fileio_XXXXXX";
+    int fd = mkstemp(path);
+    SS_CHECK(fd >= 0);
+    close(fd);
+    int64_t a = 42;
+    float b[3] = {1, 2, 3};
+    const void *bufs[2] = {&a, b};
+    size_t lens[2] = {sizeof a, sizeof b};
+    SS_CHECK_OK(ss__write_atomic("t", path, "SSTEST01", 3, bufs, lens, 2));
+
+    ss__reader r;
+    int64_t a2;
+    float b2[3];
+    SS_CHECK_OK(ss__reader_open(&r, "t", path, "SSTEST01", 3));
+    SS_CHECK_OK(ss__read_i64(&r, &a2, 0, 100, "a"));
+    SS_CHECK_OK(ss__read(&r, b2, sizeof b2, "b"));
+    SS_CHECK_OK(ss__reader_expect_eof(&r));
+    ss__reader_close(&r);
+    SS_CHECK_INT(a2, 42);
+    SS_CHECK(b2[2] == 3.0f);
+
+    SS_CHECK_STATUS(ss__reader_open(&r, "t", path, "SSOTHER1", 3), SS_ERR_FORMAT);
+    SS_CHECK_MSG_HAS("byte offset 0");
+    SS_CHECK_STATUS(ss__reader_open(&r, "t", path, "SSTEST01", 4), SS_ERR_FORMAT);
+    SS_CHECK_MSG_HAS("version 3 at byte offset 8");
+    SS_CHECK_OK(ss__reader_open(&r, "t", path, "SSTEST01", 3));
+    SS_CHECK_STATUS(ss__read_i64(&r, &a2, 0, 10, "a"), SS_ERR_FORMAT);
+    SS_CHECK_MSG_HAS("a = 42 at byte offset 16");
+    SS_CHECK_STATUS(ss__read(&r, b2, 64, "rows"), SS_ERR_FORMAT);
+    SS_CHECK_MSG_HAS("truncated reading rows at byte offset 36");
+    ss__reader_close(&r);
+    SS_CHECK_STATUS(ss__reader_open(&r, "t", "/nonexistent/x", "SSTEST01", 3),
+                    SS_ERR_IO);
+    SS_CHECK_STATUS(ss__write_atomic("t", "/nonexistent/dir/x", "SSTEST01", 3,
+                                     bufs, lens, 2),
+                    SS_ERR_IO);
+    SS_CHECK_MSG_HAS("/nonexistent/dir/x");
+    unlink(path);
+}

@@ -10,11 +10,13 @@ static void usage(FILE *f, const ss_cli_opt *opts, int nopts) {
     fprintf(f,
             "usage: selfsup demo [options]\n"
             "\n"
-            "Runs every loss (%s) forward + backward on random\n"
-            "data with two views and prints one table: median time of selfsup and\n"
-            "of the PyTorch reference formula (bench/torch_ref.py) on the same inputs,\n"
-            "the speedup, the peak memory beyond inputs and gradients of each, and\n"
-            "the relative difference of the two loss values.\n"
+            "Runs every loss forward + backward on random data with two views and\n"
+            "prints one table: median time of selfsup and of the PyTorch formula of\n"
+            "the reference library (bench/torch_ref.py) on the same inputs, the\n"
+            "speedup, the peak memory beyond inputs and gradients of each, and the\n"
+            "relative difference of the two loss values.\n"
+            "\n"
+            "losses: %s\n"
             "\n"
             "options:\n",
             ss_cli_loss_names());
@@ -90,7 +92,7 @@ int ss_cli_demo(int argc, char **argv) {
            (long long)cfg.warmup);
     printf("time: forward + backward; mem: peak beyond inputs and gradients\n\n");
     print_header(markdown);
-    int skipped_note = 0;
+    int skipped_note = 0, compared = 0, mismatched = 0;
     for (int i = 0; i < ss_cli_nlosses; i++) {
         const ss_cli_loss *loss = &ss_cli_losses[i];
         ss_cli_comparison c;
@@ -98,6 +100,10 @@ int ss_cli_demo(int argc, char **argv) {
         const char *cells[8];
         char buf[8][32];
         fill_row(cells, buf, loss, &s, &c);
+        if (c.torch_result == SS_CLI_TORCH_DONE) {
+            compared++;
+            mismatched += ss_cli_loss_rel_diff(&c) > SS_CLI_LOSS_RTOL;
+        }
         print_row(cells, markdown);
         fflush(stdout);
         if (c.torch_result != SS_CLI_TORCH_DONE && c.note[0] && !skipped_note++)
@@ -105,6 +111,10 @@ int ss_cli_demo(int argc, char **argv) {
         /* no torch: don't pay python's start-up for each remaining loss */
         if (c.torch_result == SS_CLI_TORCH_SKIPPED) cfg.torch = SS_CLI_TORCH_OFF;
     }
+    if (compared)
+        printf("\n%d of %d loss values agree with PyTorch within %.0e%s\n",
+               compared - mismatched, compared, SS_CLI_LOSS_RTOL,
+               mismatched ? " (MISMATCH: a formula differs)" : "");
     printf("\nreferences (bench/torch_ref.py):\n");
     for (int i = 0; i < ss_cli_nlosses; i++)
         printf("  %-7s %s\n", ss_cli_losses[i].name, ss_cli_losses[i].reference);

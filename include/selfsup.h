@@ -375,28 +375,48 @@ SS_API ss_status ss_siglip_backward(float *da, float *db, float *dlog_t,
 
 /* Decoupled contrastive loss: DCL and DCLW (Yeh et al. 2021) -------------- */
 /*
- * z: (V, N, D). As NT-Xent, but the positives are removed from the
- * denominator, and DCLW weights the positive term:
- *     loss_i = -(1/|P(i)|) sum_p w_ip s_ip + LSE_{k not in {i} u P(i)} s_ik
- * with w = 1 (DCL) or, for V = 2, w_i = 2 - N softmax_n(<z_n, z'_n>/sigma)
- * computed on the detached normalised embeddings (DCLW). For V = 2 equals
- * lightly's DCLLoss / DCLWLoss. Mean over the M anchors.
+ * z: (V, N, D) with V >= 2 views and N >= 2 samples. As lightly's DCLLoss /
+ * DCLWLoss: the positive is left out of the denominator, and the negatives
+ * enter as TWO log-sum-exps, one over the other samples of the anchor's own
+ * view and one over those of the other view (lightly's form, not the single
+ * log-sum-exp over both of the paper's Eq. 6). For anchor i = (v, n):
+ *
+ *     loss_i = LSE_{j != n} s((v,n), (v,j))
+ *            + 1/(V-1) sum_{u != v} [ LSE_{j != n} s((v,n), (u,j))
+ *                                     - w_n s((v,n), (u,n)) ]
+ *     loss   = mean_i loss_i   over the M = V * N anchors
+ *
+ * s as NT-Xent. For V = 2 this is lightly's loss, value and gradient; for
+ * V > 2 it is the mean of lightly's two-view loss over all pairs of views.
+ * w_n = 1 (DCL) or, for DCLW (V = 2 only), lightly's negative von
+ * Mises-Fisher weights w_n = 2 - N softmax_n(<x_0n, x_1n> / sigma) of the
+ * rows x used in s (normalised when cosine), detached: no gradient flows
+ * through w.
  */
 typedef struct {
     float temperature; /* > 0. Default 0.1 (lightly). */
     int weighted;      /* 0: DCL (default), 1: DCLW */
-    float sigma;       /* > 0, used when weighted. Default 0.5 (lightly). */
+    float sigma;       /* > 0, checked and used when weighted. Default 0.5
+                          (lightly). */
     int cosine;        /* default 1 */
 } ss_dcl_opts;
 
 SS_API ss_dcl_opts ss_dcl_defaults(void);  /* DCL */
 SS_API ss_dcl_opts ss_dclw_defaults(void); /* DCLW: weighted = 1 */
+/* Bytes of cache: V * V * N floats (per-row log-sum-exps); 0 (with
+ * ss_last_error set) when the sizes are invalid. */
 SS_API size_t ss_dcl_cache_size(int64_t V, int64_t N, int64_t D);
-/* losses: (V, N) or NULL. Errors as NT-Xent (weighted needs V = 2). */
+/* loss: (1). losses: (V, N) per-anchor losses or NULL. cache: as sized.
+ * z: (V, N, D). opts: NULL means ss_dcl_defaults().
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (V < 2, N < 2, D < 1, too large),
+ * SS_ERR_PARAM (temperature; sigma when weighted; weighted with V != 2),
+ * SS_ERR_NONFINITE (z), SS_ERR_NOMEM. */
 SS_API ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
                                 const float *z, int64_t V, int64_t N,
                                 int64_t D, const ss_dcl_opts *opts);
-/* dz: (V, N, D), accumulated. */
+/* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
+ * forward call with the same z, sizes and opts. Errors as forward, plus
+ * SS_ERR_PARAM for a non-finite dloss. */
 SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
                                  const float *z, int64_t V, int64_t N,
                                  int64_t D, const ss_dcl_opts *opts);

@@ -1,0 +1,348 @@
+/*
+ * dcl.c - decoupled contrastive loss, DCL and DCLW (Yeh et al. 2021), as
+ * lightly's DCLLoss / DCLWLoss.
+ *
+ * lightly sums two log-sum-exps per anchor, one over the other samples of
+ * the anchor's own view and one over the other samples of the other view.
+ * Their denominators are "same view minus self" and "other view minus the
+ * positive", which are not complements of a grouping, so the group engine
+ * (kernels/contrast.h) cannot form them; this file walks the (view, view)
+ * blocks of the similarity matrix itself. Block (v, u) holds
+ * s_nj = <x_vn, x_uj> / temperature and its diagonal j = n is masked.
+ *
+ *     lse[v, u, n] = LSE_{j != n} s((v, n), (u, j))            (V, V, N)
+ *
+ * Forward: one thread per (v, u, row tile) reduces its rows over every column
+ * tile. Backward: one thread per (v, row tile) owns dx rows (v, n) and adds,
+ * for every block (v, u), the row term w[v,u] P^{vu}_nj and the column term
+ * w[u,v] P^{uv}_jn (s is symmetric), so no two threads write the same row
+ * and the result does not depend on the thread count.
+ */
+#include "internal.h"
+#include "kernels/gemm.h"
+#include "kernels/norm.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Rows per tile: a tile of similarities is DCL_TILE^2 floats per thread. */
+#define DCL_TILE 64
+
+/* For the tests' awkward sizes (tile - 1, tile, tile + 1). */
+int64_t ss__dcl_tile(void);
+int64_t ss__dcl_tile(void) { return DCL_TILE; }
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+typedef struct {
+    const float *x; /* (V, N, D), normalised when cosine */
+    int64_t V, N, D;
+    float scale;    /* 1 / temperature */
+    int nthreads;
+    float *ws;      /* nthreads * (DCL_TILE^2 floats + 2 DCL_TILE doubles) */
+} dcl_problem;
+
+static size_t ws_bytes_per_thread(void) {
+    return (size_t)DCL_TILE * DCL_TILE * sizeof(float) +
+           2 * DCL_TILE * sizeof(double);
+}
+
+static const float *row_of(const dcl_problem *p, int64_t v, int64_t n) {
+    return p->x + (v * p->N + n) * p->D;
+}
+
+/* Online log-sum-exp of one tile row into (mx, sm), skipping column skip. */
+static void lse_accumulate(double *mx, double *sm, const float *row,
+                           int64_t tc, int64_t skip) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < tc; j++)
+        if (j != skip && row[j] > m) m = row[j];
+    if (m == -INFINITY) return; /* empty or fully masked */
+    if (m > *mx) {
+        *sm *= exp(*mx - m);
+        *mx = m;
+    }
+    float mf = (float)*mx;
+    double s = 0.0;
+    for (int64_t j = 0; j < tc; j++)
+        if (j != skip) s += expf(row[j] - mf);
+    *sm += s;
+}
+
+/* lse: (V, V, N), see the file comment. */
+static void dcl_lse_forward(float *lse, const dcl_problem *p) {
+    const int64_t V = p->V, N = p->N, D = p->D, T = DCL_TILE;
+    const int64_t nt = (N + T - 1) / T, items = V * V * nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(p->nthreads)
+#endif
+    {
+        char *mine = (char *)p->ws + (size_t)thread_id() * ws_bytes_per_thread();
+        float *S = (float *)mine;
+        double *mx = (double *)(S + T * T), *sm = mx + T;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+        for (int64_t it = 0; it < items; it++) {
+            int64_t v = it / (V * nt), u = it / nt % V, r0 = it % nt * T;
+            int64_t tr = min64(T, N - r0);
+            for (int64_t i = 0; i < tr; i++) mx[i] = -INFINITY, sm[i] = 0.0;
+            for (int64_t c0 = 0; c0 < N; c0 += T) {
+                int64_t tc = min64(T, N - c0);
+                ss__sgemm(0, 1, tr, tc, D, p->scale, row_of(p, v, r0), D,
+                          row_of(p, u, c0), D, 0.0f, S, tc);
+                for (int64_t i = 0; i < tr; i++)
+                    lse_accumulate(&mx[i], &sm[i], S + i * tc, tc, r0 + i - c0);
+            }
+            float *out = lse + (v * V + u) * N + r0;
+            for (int64_t i = 0; i < tr; i++)
+                out[i] = sm[i] > 0.0 ? (float)(mx[i] + log(sm[i])) : -INFINITY;
+        }
+    }
+}
+
+/* dx: (V, N, D) += d/dx sum_{v,u,n} w[v,u] lse[v,u,n]. w: (V, V), one weight
+ * per block. Needs N >= 2 (every lse finite). */
+static void dcl_lse_backward(float *dx, const float *w, const float *lse,
+                             const dcl_problem *p) {
+    const int64_t V = p->V, N = p->N, D = p->D, T = DCL_TILE;
+    const int64_t nt = (N + T - 1) / T, items = V * nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(p->nthreads)
+#endif
+    {
+        float *S = (float *)((char *)p->ws +
+                             (size_t)thread_id() * ws_bytes_per_thread());
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+        for (int64_t it = 0; it < items; it++) {
+            int64_t v = it / nt, r0 = it % nt * T, tr = min64(T, N - r0);
+            for (int64_t u = 0; u < V; u++) {
+                const float wr = w[v * V + u], wc = w[u * V + v];
+                const float *lr = lse + (v * V + u) * N, *lc = lse + (u * V + v) * N;
+                for (int64_t c0 = 0; c0 < N; c0 += T) {
+                    int64_t tc = min64(T, N - c0);
+                    ss__sgemm(0, 1, tr, tc, D, p->scale, row_of(p, v, r0), D,
+                              row_of(p, u, c0), D, 0.0f, S, tc);
+                    for (int64_t i = 0; i < tr; i++) {
+                        float *row = S + i * tc;
+                        for (int64_t j = 0; j < tc; j++)
+                            row[j] = wr * expf(row[j] - lr[r0 + i]) +
+                                     wc * expf(row[j] - lc[c0 + j]);
+                        if (r0 + i >= c0 && r0 + i < c0 + tc) row[r0 + i - c0] = 0.0f;
+                    }
+                    ss__sgemm(0, 0, tr, D, tc, p->scale, S, tc, row_of(p, u, c0),
+                              D, 1.0f, dx + (v * N + r0) * D, D);
+                }
+            }
+        }
+    }
+}
+
+/* ---- options, checks and weights ------------------------------------------ */
+
+ss_dcl_opts ss_dcl_defaults(void) {
+    ss_dcl_opts o = {0.1f, 0, 0.5f, 1};
+    return o;
+}
+
+ss_dcl_opts ss_dclw_defaults(void) {
+    ss_dcl_opts o = ss_dcl_defaults();
+    o.weighted = 1;
+    return o;
+}
+
+static ss_status check_sizes(const char *fn, int64_t V, int64_t N, int64_t D) {
+    SS_TRY(ss__check_size(fn, "V", V, 2));
+    SS_TRY(ss__check_size(fn, "N", N, 2)); /* N = 1 leaves no negative */
+    SS_TRY(ss__check_size(fn, "D", D, 1));
+    SS_TRY(ss__check_product(fn, V, N, D));
+    return ss__check_product(fn, V, V, N); /* the cache */
+}
+
+static ss_status check_call(const char *fn, const float *z, int64_t V,
+                            int64_t N, int64_t D, const ss_dcl_opts *o) {
+    SS_TRY(check_sizes(fn, V, N, D));
+    SS_TRY(ss__check_positive(fn, "temperature", o->temperature));
+    if (o->weighted) {
+        SS_TRY(ss__check_positive(fn, "sigma", o->sigma));
+        if (V != 2)
+            return ss__fail(SS_ERR_PARAM, fn,
+                            "weighted (DCLW) needs V = 2 views, got V = %lld",
+                            (long long)V);
+    }
+    return ss__check_finite(fn, "z", z, V * N * D);
+}
+
+size_t ss_dcl_cache_size(int64_t V, int64_t N, int64_t D) {
+    if (check_sizes("ss_dcl_cache_size", V, N, D) != SS_OK) return 0;
+    return (size_t)(V * V * N) * sizeof(float);
+}
+
+static double dot_d(const float *a, const float *b, int64_t D) {
+    double s = 0.0;
+    for (int64_t d = 0; d < D; d++) s += (double)a[d] * b[d];
+    return s;
+}
+
+/* w: (N) positive weights: 1 (DCL), or lightly's negative von Mises-Fisher
+ * weights 2 - N softmax_n(<x_0n, x_1n> / sigma) (DCLW, V = 2), detached. */
+static void positive_weights(double *w, const dcl_problem *p,
+                             const ss_dcl_opts *o) {
+    const int64_t N = p->N, D = p->D;
+    if (!o->weighted) {
+        for (int64_t n = 0; n < N; n++) w[n] = 1.0;
+        return;
+    }
+    double mx = -INFINITY, sum = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        w[n] = dot_d(row_of(p, 0, n), row_of(p, 1, n), D) / o->sigma;
+        if (w[n] > mx) mx = w[n];
+    }
+    for (int64_t n = 0; n < N; n++) sum += exp(w[n] - mx);
+    for (int64_t n = 0; n < N; n++) w[n] = 2.0 - (double)N * exp(w[n] - mx) / sum;
+}
+
+/* Shared set-up of forward and backward: the rows (normalised copy when
+ * cosine), the tile workspace and the weights, all allocated at once. */
+typedef struct {
+    dcl_problem p;
+    float *xn, *scale; /* owned; NULL when !cosine */
+    double *w;         /* (N) */
+} dcl_setup;
+
+static void setup_free(dcl_setup *s) {
+    ss__free(s->xn);
+    ss__free(s->scale);
+    ss__free(s->p.ws);
+    ss__free(s->w);
+}
+
+static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
+                            int64_t V, int64_t N, int64_t D,
+                            const ss_dcl_opts *o) {
+    const int64_t M = V * N;
+    memset(s, 0, sizeof *s);
+    s->p = (dcl_problem){z, V, N, D, 1.0f / o->temperature, ss__threads(), NULL};
+    s->p.ws = ss__malloc((size_t)s->p.nthreads * ws_bytes_per_thread());
+    s->w = ss__malloc((size_t)N * sizeof(double));
+    if (o->cosine) {
+        s->xn = ss__malloc((size_t)(M * D) * sizeof(float));
+        s->scale = ss__malloc((size_t)M * sizeof(float));
+    }
+    if (!s->p.ws || !s->w || (o->cosine && (!s->xn || !s->scale))) {
+        setup_free(s);
+        return ss__fail(SS_ERR_NOMEM, fn, "workspace for V=%lld N=%lld D=%lld",
+                        (long long)V, (long long)N, (long long)D);
+    }
+    if (o->cosine) {
+        ss__normalize_rows(s->xn, s->scale, z, M, D);
+        s->p.x = s->xn;
+    }
+    positive_weights(s->w, &s->p, o);
+    return SS_OK;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
+                         const float *z, int64_t V, int64_t N, int64_t D,
+                         const ss_dcl_opts *opts) {
+    static const char fn[] = "ss_dcl_forward";
+    ss_dcl_opts o = opts ? *opts : ss_dcl_defaults();
+    SS_TRY(ss__check_ptr(fn, "loss", loss));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(ss__check_ptr(fn, "z", z));
+    SS_TRY(check_call(fn, z, V, N, D, &o));
+    dcl_setup s;
+    SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
+
+    float *lse = cache;
+    dcl_lse_forward(lse, &s.p);
+    /* loss_vn = lse[v,v,n] + mean_{u != v} (lse[v,u,n] - w_n s_vn,un) */
+    double total = 0.0;
+    for (int64_t v = 0; v < V; v++)
+        for (int64_t n = 0; n < N; n++) {
+            double cross = 0.0;
+            for (int64_t u = 0; u < V; u++) {
+                if (u == v) continue;
+                double pos = dot_d(row_of(&s.p, v, n), row_of(&s.p, u, n), D) *
+                             s.p.scale;
+                cross += (double)lse[(v * V + u) * N + n] - s.w[n] * pos;
+            }
+            double li = (double)lse[(v * V + v) * N + n] + cross / (double)(V - 1);
+            if (losses) losses[v * N + n] = (float)li;
+            total += li;
+        }
+    *loss = (float)(total / (double)(V * N));
+    setup_free(&s);
+    return SS_OK;
+}
+
+ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
+                          const float *z, int64_t V, int64_t N, int64_t D,
+                          const ss_dcl_opts *opts) {
+    static const char fn[] = "ss_dcl_backward";
+    ss_dcl_opts o = opts ? *opts : ss_dcl_defaults();
+    SS_TRY(ss__check_ptr(fn, "dz", dz));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(ss__check_ptr(fn, "z", z));
+    if (!isfinite(dloss))
+        return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
+                        (double)dloss);
+    SS_TRY(check_call(fn, z, V, N, D, &o));
+    const int64_t M = V * N;
+    dcl_setup s;
+    SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
+    float *dx = dz, *wblk = NULL;
+    if (o.cosine) dx = ss__calloc((size_t)(M * D) * sizeof(float));
+    wblk = ss__malloc((size_t)(V * V) * sizeof(float));
+    if (!dx || !wblk) {
+        if (dx != dz) ss__free(dx);
+        ss__free(wblk);
+        setup_free(&s);
+        return ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
+                        (long long)M, (long long)D);
+    }
+
+    /* Negative terms: block (v, v) enters loss_vn once, (v, u) as a mean. */
+    const double g = (double)dloss / (double)M;
+    for (int64_t v = 0; v < V; v++)
+        for (int64_t u = 0; u < V; u++)
+            wblk[v * V + u] = (float)(u == v ? g : g / (double)(V - 1));
+    dcl_lse_backward(dx, wblk, cache, &s.p);
+
+    /* Positive terms: -w_n s((v,n),(u,n)) / (V - 1) appears in the losses of
+     * both anchors (v, n) and (u, n), hence the factor 2. */
+    const double gp = -2.0 * g * s.p.scale / (double)(V - 1);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(s.p.nthreads) if (M * D > (1 << 16))
+#endif
+    for (int64_t i = 0; i < M; i++) {
+        int64_t v = i / N, n = i % N;
+        float c = (float)(gp * s.w[n]);
+        for (int64_t u = 0; u < V; u++) {
+            if (u == v) continue;
+            const float *xu = row_of(&s.p, u, n);
+            for (int64_t d = 0; d < D; d++) dx[i * D + d] += c * xu[d];
+        }
+    }
+    if (o.cosine) {
+        ss__normalize_backward(dz, dx, s.xn, s.scale, z, M, D);
+        ss__free(dx);
+    }
+    ss__free(wblk);
+    setup_free(&s);
+    return SS_OK;
+}

@@ -32,6 +32,13 @@
 #include "../internal.h"
 
 #define SS__GC_MAX_SCALES 2
+/* Default tile edge (rows): a 256 x 256 float tile is 256 KiB, half the
+ * per-core L2 of the target machine, and the 256 x 256 x 128 tile GEMM runs
+ * at the same rate as a huge one. */
+#define SS__GC_TILE 256
+/* The fixed shift |scale| * max||x||^2 replaces the online max when the
+ * logit range 2 * shift stays well inside float exp's normal range. */
+#define SS__GC_FIXED_SHIFT_MAX 40.0
 
 typedef struct {
     const float *x;        /* (M, D) rows, already normalised if cosine */
@@ -40,6 +47,8 @@ typedef struct {
     int exclude_group;     /* 1: denominators skip the anchor's group */
     int nscales;           /* 1 .. SS__GC_MAX_SCALES */
     float scale[SS__GC_MAX_SCALES]; /* logit = scale[c] * <x_i, x_k> */
+    int64_t tile;          /* tile edge; 0: SS__GC_TILE (tests use small) */
+    int force_online;      /* 1: online max even when the shift is valid */
 } ss__gc;
 
 /* lse: (nscales, M). Errors: SS_ERR_NOMEM. */

@@ -225,15 +225,21 @@ SS_API ss_status ss_ntxent_backward(float *dz, float dloss, const void *cache,
 
 /* SupCon (Khosla et al. 2020, the L_out form) ----------------------------- */
 /*
- * z: (V, N, D), labels: (N) with labels[n] >= 0 a class, or -1 = unlabeled.
- * Anchor i = (v, n) has positives P(i) = every other row whose sample has
- * the same label >= 0; an unlabeled sample's positives are its own other
- * views. Denominator over all k != i.
+ * z: (V, N, D), V >= 1. labels: (N), labels[n] >= 0 a class (any int64
+ * value), or -1 = unlabeled. Anchor i = (v, n) has positives P(i) = every
+ * other row whose sample has the same label >= 0; an unlabeled sample's
+ * positives are its own other views. Denominator over all k != i.
  *     loss_i = LSE_{k != i} s_ik - (1 / |P(i)|) sum_{p in P(i)} s_ip
  *     loss   = mean over anchors with |P(i)| > 0
+ * s as NT-Xent. This is pytorch-metric-learning's SupConLoss (default
+ * reducer) on the (V * N, D) stacked views with labels repeated per view.
  * An anchor with no positive (V = 1 and a unique or missing label) has
- * loss_i = 0, is left out of the mean and gets no gradient. If no anchor has
- * a positive the loss is 0. V >= 1.
+ * loss_i = 0, is left out of the mean and its own term has no gradient (its
+ * row still gets gradient as a negative of other anchors). If no anchor has
+ * a positive the loss is 0 and backward adds nothing. Unlike
+ * pytorch-metric-learning, a batch without any negative pair (one class)
+ * still gets the formula above, not 0. Unlabeled samples with V = 2 give
+ * SimCLR's NT-Xent.
  */
 typedef struct {
     float temperature; /* > 0. Default 0.1 (pytorch-metric-learning). */
@@ -241,14 +247,21 @@ typedef struct {
 } ss_supcon_opts;
 
 SS_API ss_supcon_opts ss_supcon_defaults(void);
+/* Bytes of cache: V * N floats (per-row log-sum-exps); 0 (with
+ * ss_last_error set) when the sizes are invalid. */
 SS_API size_t ss_supcon_cache_size(int64_t V, int64_t N, int64_t D);
-/* losses: (V, N) or NULL. Errors as NT-Xent, plus SS_ERR_LABEL for a label
- * < -1 (naming its index). */
+/* loss: (1). losses: (V, N) per-anchor losses or NULL. cache: as sized.
+ * opts: NULL means ss_supcon_defaults().
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (V, N or D < 1, too large), SS_ERR_PARAM
+ * (temperature), SS_ERR_LABEL (a label < -1, naming its index and value),
+ * SS_ERR_NONFINITE (z), SS_ERR_NOMEM. */
 SS_API ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
                                    const float *z, const int64_t *labels,
                                    int64_t V, int64_t N, int64_t D,
                                    const ss_supcon_opts *opts);
-/* dz: (V, N, D), accumulated. */
+/* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
+ * forward call with the same z, labels, sizes and opts. Errors as forward,
+ * plus SS_ERR_PARAM for a non-finite dloss. */
 SS_API ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
                                     const float *z, const int64_t *labels,
                                     int64_t V, int64_t N, int64_t D,

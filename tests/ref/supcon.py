@@ -66,7 +66,13 @@ def case(g, V, N, D, labels, temperature, cosine, scale=1.0):
 def main():
     args = fixture.parse_args(default_seed=1234)
     g = torch.Generator().manual_seed(args.seed)
-    rl = lambda n, hi: torch.randint(-1, hi, (n,), generator=g).tolist()
+
+    def rl(n, hi):  # random labels in [-1, hi), with at least one negative pair
+        while True:
+            lab = torch.randint(-1, hi, (n,), generator=g).tolist()
+            if -1 in lab or len(set(lab)) > 1:
+                return lab
+
     cases = [
         # classes, unlabeled samples, a class seen once (positive: other view)
         case(g, 2, 8, 5, [0, 1, 0, -1, 2, 1, -1, 7], 0.1, 1),

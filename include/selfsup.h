@@ -405,6 +405,11 @@ SS_API ss_status ss_siglip_backward(float *da, float *db, float *dlog_t,
  * Mises-Fisher weights w_n = 2 - N softmax_n(<x_0n, x_1n> / sigma) of the
  * rows x used in s (normalised when cosine), detached: no gradient flows
  * through w.
+ *
+ * joint_negatives = 1 gives the paper's form instead (as proposed for
+ * lightly in its PR #1827): one log-sum-exp over the negatives of all views,
+ *     loss_i = LSE_{k = (u, j), j != n} s_ik
+ *              - 1/(V-1) sum_{u != v} w_n s((v,n), (u,n))
  */
 typedef struct {
     float temperature; /* > 0. Default 0.1 (lightly). */
@@ -412,6 +417,8 @@ typedef struct {
     float sigma;       /* > 0, checked and used when weighted. Default 0.5
                           (lightly). */
     int cosine;        /* default 1 */
+    int joint_negatives; /* 0: lightly's two log-sum-exps (default);
+                            1: one log-sum-exp, the paper's Eq. 6 */
 } ss_dcl_opts;
 
 SS_API ss_dcl_opts ss_dcl_defaults(void);  /* DCL */

@@ -17,8 +17,13 @@
  * for every block (v, u), the row term w[v,u] P^{vu}_nj and the column term
  * w[u,v] P^{uv}_jn (s is symmetric), so no two threads write the same row
  * and the result does not depend on the thread count.
+ *
+ * joint_negatives (the paper's single log-sum-exp over all other samples)
+ * is exactly the engine's exclude_group = 1 with groups = samples, and uses
+ * it.
  */
 #include "internal.h"
+#include "kernels/contrast.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 
@@ -153,7 +158,7 @@ static void dcl_lse_backward(float *dx, const float *w, const float *lse,
 /* ---- options, checks and weights ------------------------------------------ */
 
 ss_dcl_opts ss_dcl_defaults(void) {
-    ss_dcl_opts o = {0.1f, 0, 0.5f, 1};
+    ss_dcl_opts o = {0.1f, 0, 0.5f, 1, 0};
     return o;
 }
 
@@ -220,9 +225,12 @@ typedef struct {
     dcl_problem p;
     float *xn, *scale; /* owned; NULL when !cosine */
     double *w;         /* (N) */
+    int64_t *group;    /* (M) sample of each row, joint_negatives only */
+    ss__gc gc;         /* engine problem, joint_negatives only */
 } dcl_setup;
 
 static void setup_free(dcl_setup *s) {
+    ss__free(s->group);
     ss__free(s->xn);
     ss__free(s->scale);
     ss__free(s->p.ws);
@@ -241,7 +249,9 @@ static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
         s->xn = ss__malloc((size_t)(M * D) * sizeof(float));
         s->scale = ss__malloc((size_t)M * sizeof(float));
     }
-    if (!s->p.ws || !s->w || (o->cosine && (!s->xn || !s->scale))) {
+    if (o->joint_negatives) s->group = ss__malloc((size_t)M * sizeof(int64_t));
+    if (!s->p.ws || !s->w || (o->cosine && (!s->xn || !s->scale)) ||
+        (o->joint_negatives && !s->group)) {
         setup_free(s);
         return ss__fail(SS_ERR_NOMEM, fn, "workspace for V=%lld N=%lld D=%lld",
                         (long long)V, (long long)N, (long long)D);
@@ -251,6 +261,12 @@ static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
         s->p.x = s->xn;
     }
     positive_weights(s->w, &s->p, o);
+    if (o->joint_negatives) {
+        for (int64_t i = 0; i < M; i++) s->group[i] = i % N;
+        s->gc.x = s->p.x, s->gc.M = M, s->gc.D = D;
+        s->gc.group = s->group, s->gc.exclude_group = 1;
+        s->gc.nscales = 1, s->gc.scale[0] = s->p.scale;
+    }
     return SS_OK;
 }
 
@@ -269,22 +285,42 @@ ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
     SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
 
     float *lse = cache;
-    dcl_lse_forward(lse, &s.p);
-    /* loss_vn = lse[v,v,n] + mean_{u != v} (lse[v,u,n] - w_n s_vn,un) */
+    if (o.joint_negatives) {
+        /* Into a temporary: the cache stays untouched if the engine fails. */
+        lse = ss__malloc((size_t)(V * N) * sizeof(float));
+        ss_status st = lse ? ss__gc_forward(lse, &s.gc)
+                           : ss__fail(SS_ERR_NOMEM, fn, "lse of %lld rows",
+                                      (long long)(V * N));
+        if (st != SS_OK) {
+            ss__free(lse), setup_free(&s);
+            return st;
+        }
+    } else {
+        dcl_lse_forward(lse, &s.p);
+    }
+    /* loss_vn = negatives - mean_{u != v} w_n s((v,n),(u,n)), negatives =
+     * lse[v,v,n] + mean_{u != v} lse[v,u,n] (lightly) or lse[vn] (joint) */
     double total = 0.0;
     for (int64_t v = 0; v < V; v++)
         for (int64_t n = 0; n < N; n++) {
+            double neg = o.joint_negatives ? (double)lse[v * N + n]
+                                           : (double)lse[(v * V + v) * N + n];
             double cross = 0.0;
             for (int64_t u = 0; u < V; u++) {
                 if (u == v) continue;
                 double pos = dot_d(row_of(&s.p, v, n), row_of(&s.p, u, n), D) *
                              s.p.scale;
-                cross += (double)lse[(v * V + u) * N + n] - s.w[n] * pos;
+                if (!o.joint_negatives) cross += (double)lse[(v * V + u) * N + n];
+                cross -= s.w[n] * pos;
             }
-            double li = (double)lse[(v * V + v) * N + n] + cross / (double)(V - 1);
+            double li = neg + cross / (double)(V - 1);
             if (losses) losses[v * N + n] = (float)li;
             total += li;
         }
+    if (o.joint_negatives) {
+        memcpy(cache, lse, (size_t)(V * N) * sizeof(float));
+        ss__free(lse);
+    }
     *loss = (float)(total / (double)(V * N));
     setup_free(&s);
     return SS_OK;
@@ -305,23 +341,42 @@ ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
     const int64_t M = V * N;
     dcl_setup s;
     SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
-    float *dx = dz, *wblk = NULL;
-    if (o.cosine) dx = ss__calloc((size_t)(M * D) * sizeof(float));
-    wblk = ss__malloc((size_t)(V * V) * sizeof(float));
+    /* dz is touched only at the end, after everything that can fail. */
+    float *dx = ss__calloc((size_t)(M * D) * sizeof(float));
+    float *wblk = ss__malloc((size_t)(V * V) * sizeof(float));
     if (!dx || !wblk) {
-        if (dx != dz) ss__free(dx);
+        ss__free(dx);
         ss__free(wblk);
         setup_free(&s);
         return ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
                         (long long)M, (long long)D);
     }
 
-    /* Negative terms: block (v, v) enters loss_vn once, (v, u) as a mean. */
+    /* Negative terms: block (v, v) enters loss_vn once, (v, u) as a mean;
+     * joint: one lse per row. */
     const double g = (double)dloss / (double)M;
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t u = 0; u < V; u++)
-            wblk[v * V + u] = (float)(u == v ? g : g / (double)(V - 1));
-    dcl_lse_backward(dx, wblk, cache, &s.p);
+    if (o.joint_negatives) {
+        ss_status st = SS_OK;
+        float *wrow = ss__malloc((size_t)M * sizeof(float));
+        if (wrow) {
+            for (int64_t i = 0; i < M; i++) wrow[i] = (float)g;
+            st = ss__gc_backward(dx, wrow, cache, &s.gc);
+        } else {
+            st = ss__fail(SS_ERR_NOMEM, fn, "weights of %lld rows", (long long)M);
+        }
+        ss__free(wrow);
+        if (st != SS_OK) {
+            ss__free(dx);
+            ss__free(wblk);
+            setup_free(&s);
+            return st;
+        }
+    } else {
+        for (int64_t v = 0; v < V; v++)
+            for (int64_t u = 0; u < V; u++)
+                wblk[v * V + u] = (float)(u == v ? g : g / (double)(V - 1));
+        dcl_lse_backward(dx, wblk, cache, &s.p);
+    }
 
     /* Positive terms: -w_n s((v,n),(u,n)) / (V - 1) appears in the losses of
      * both anchors (v, n) and (u, n), hence the factor 2. */
@@ -340,8 +395,10 @@ ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
     }
     if (o.cosine) {
         ss__normalize_backward(dz, dx, s.xn, s.scale, z, M, D);
-        ss__free(dx);
+    } else {
+        for (int64_t i = 0; i < M * D; i++) dz[i] += dx[i];
     }
+    ss__free(dx);
     ss__free(wblk);
     setup_free(&s);
     return SS_OK;

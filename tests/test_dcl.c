@@ -1,8 +1,10 @@
 /* test_dcl.c - DCL / DCLW: PyTorch (lightly) fixtures, a direct double
  * reference checked by finite differences, tiled vs direct at awkward sizes,
  * accumulation, thread-count independence and every bad input. */
+#include "direct_contrast.h"
 #include "fixture.h"
 #include "harness.h"
+#include "kernels/contrast.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -149,8 +151,10 @@ static double *to_double(const float *x, int64_t n) {
 
 SS_TEST(defaults) {
     ss_dcl_opts a = ss_dcl_defaults(), b = ss_dclw_defaults();
-    SS_CHECK(a.temperature == 0.1f && a.weighted == 0 && a.sigma == 0.5f && a.cosine == 1);
-    SS_CHECK(b.temperature == 0.1f && b.weighted == 1 && b.sigma == 0.5f && b.cosine == 1);
+    SS_CHECK(a.temperature == 0.1f && a.weighted == 0 && a.sigma == 0.5f &&
+             a.cosine == 1 && a.joint_negatives == 0);
+    SS_CHECK(b.temperature == 0.1f && b.weighted == 1 && b.sigma == 0.5f &&
+             b.cosine == 1 && b.joint_negatives == 0);
     SS_CHECK_INT(ss_dcl_cache_size(3, 5, 7), 3 * 3 * 5 * sizeof(float));
 }
 
@@ -169,6 +173,7 @@ SS_TEST(pytorch_fixture) {
         o.weighted = (int)fx_int(fx, FX("weighted"));
         o.sigma = (float)fx_scalar(fx, FX("sigma"));
         o.cosine = (int)fx_int(fx, FX("cosine"));
+        o.joint_negatives = fx_int(fx, FX("joint_negatives")) > 0;
         int64_t nz;
         float *z = fx_f32_copy(fx, FX("z"), &nz);
         const double *losses = fx_f64(fx, FX("losses"), NULL);
@@ -257,6 +262,82 @@ SS_TEST(tiled_matches_direct) {
     }
 }
 
+/* joint_negatives: the paper's form is direct_contrast's plain form with
+ * the positives excluded from the denominator and per-row weights. */
+static double direct_joint(const double *z, const dcl_ref *r, double *losses,
+                           double *grad) {
+    const int64_t M = r->V * r->N, D = r->D;
+    double *x = ss_test_alloc_d(M * D), *w = ss_test_alloc_d(r->N);
+    double *wrow = ss_test_alloc_d(M);
+    int64_t *g = malloc((size_t)M * sizeof(int64_t));
+    ref_rows(x, z, r);
+    ref_weights(w, x, r);
+    for (int64_t i = 0; i < M; i++) wrow[i] = w[i % r->N];
+    ss_direct_view_groups(g, r->V, r->N);
+    ss_direct_gc p = {M, D, g, r->o.temperature, r->o.cosine, 1, wrow, 0, 0, 0};
+    double loss = ss_direct_gc_loss(z, &p, losses, grad);
+    free(x), free(w), free(wrow), free(g);
+    return loss;
+}
+
+static double direct_joint_fn(const double *z, void *ctx) {
+    return direct_joint(z, ctx, NULL, NULL);
+}
+
+SS_TEST(joint_direct_finite_differences) {
+    ss_rng rng;
+    ss_rng_seed(&rng, 16);
+    const struct { int64_t V, N, D; int weighted, cosine; } cs[] = {
+        {2, 4, 3, 0, 1}, {2, 5, 4, 1, 1}, {3, 3, 2, 0, 0}};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        dcl_ref r = {cs[c].V, cs[c].N, cs[c].D, ss_dcl_defaults(), NULL};
+        r.o.weighted = cs[c].weighted;
+        r.o.cosine = cs[c].cosine;
+        r.o.joint_negatives = 1;
+        int64_t n = r.V * r.N * r.D;
+        double *z = ss_test_alloc_d(n), *g = ss_test_alloc_d(n);
+        double *x = ss_test_alloc_d(n), *w = ss_test_alloc_d(r.N);
+        ss_test_fill_normal_d(z, n, &rng);
+        ref_rows(x, z, &r);
+        ref_weights(w, x, &r);
+        r.wfix = w; /* DCLW weights are detached */
+        direct_joint(z, &r, NULL, g);
+        SS_CHECK(ss_test_fd_max_err(direct_joint_fn, &r, z, g, n, 1e-6, 9 + c) < 1e-6);
+        free(z), free(g), free(x), free(w);
+    }
+}
+
+/* The engine path against direct, with M = V * N around the engine tile. */
+SS_TEST(joint_tiled_matches_direct) {
+    const int64_t T = SS__GC_TILE;
+    const struct { int64_t V, N, D; int weighted, cosine; } cs[] = {
+        {2, 2, 3, 0, 1},        {3, 3, 1, 0, 0},      {2, 3, 1000, 1, 1},
+        {2, T / 2 - 1, 3, 1, 1}, {2, T / 2, 1, 0, 1}, {3, T / 3, 3, 0, 1},
+        {2, T / 2 + 1, 1000, 1, 1}, {4, T / 4 + 1, 3, 0, 0}};
+    ss_rng rng;
+    ss_rng_seed(&rng, 17);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int64_t V = cs[c].V, N = cs[c].N, D = cs[c].D, n = V * N * D;
+        dcl_ref r = {V, N, D, ss_dcl_defaults(), NULL};
+        r.o.weighted = cs[c].weighted;
+        r.o.cosine = cs[c].cosine;
+        r.o.joint_negatives = 1;
+        if (!r.o.cosine) r.o.temperature = 2.0f;
+        float *z = ss_test_alloc(n);
+        ss_test_fill_normal(z, n, &rng);
+        double *zd = to_double(z, n), *g = ss_test_alloc_d(n);
+        double *losses = ss_test_alloc_d(V * N);
+        double want = direct_joint(zd, &r, losses, g);
+        dcl_out out;
+        run_dcl(&out, z, V, N, D, &r.o, 1.0f);
+        SS_CHECK_NEAR(out.loss, want, 1e-5);
+        SS_CHECK_CLOSE_FD(out.losses, losses, V * N, 1e-5, "per-anchor losses");
+        check_grad(out.dz, g, n);
+        free_out(&out);
+        free(z), free(zd), free(g), free(losses);
+    }
+}
+
 SS_TEST(backward_accumulates) {
     ss_rng rng;
     ss_rng_seed(&rng, 13);
@@ -265,8 +346,10 @@ SS_TEST(backward_accumulates) {
     ss_test_fill_normal(z, n, &rng);
     ss_test_fill_normal(pre, n, &rng);
     memcpy(dz, pre, (size_t)n * sizeof(float));
-    for (int weighted = 0; weighted < 2; weighted++) {
-        ss_dcl_opts o = weighted ? ss_dclw_defaults() : ss_dcl_defaults();
+    for (int variant = 0; variant < 4; variant++) {
+        ss_dcl_opts o = variant & 1 ? ss_dclw_defaults() : ss_dcl_defaults();
+        o.joint_negatives = variant >> 1;
+        o.cosine = variant != 2;
         dcl_out out;
         run_dcl(&out, z, V, N, D, &o, 1.0f);
         float loss;
@@ -290,17 +373,20 @@ SS_TEST(thread_count_independent) {
     const int64_t V = 3, N = 2 * ss__dcl_tile() + 5, D = 17, n = V * N * D;
     float *z = ss_test_alloc(n);
     ss_test_fill_normal(z, n, &rng);
-    ss_dcl_opts o = ss_dcl_defaults();
-    dcl_out one, two;
-    SS_CHECK_OK(ss_set_num_threads(1));
-    run_dcl(&one, z, V, N, D, &o, 1.0f);
-    SS_CHECK_OK(ss_set_num_threads(2));
-    run_dcl(&two, z, V, N, D, &o, 1.0f);
-    SS_CHECK_OK(ss_set_num_threads(0));
-    SS_CHECK_NEAR(one.loss, two.loss, 1e-6);
-    SS_CHECK_CLOSE_FF(two.losses, one.losses, V * N, 1e-6, "losses");
-    SS_CHECK_CLOSE_FF(two.dz, one.dz, n, 1e-6, "dz");
-    free_out(&one), free_out(&two);
+    for (int joint = 0; joint < 2; joint++) {
+        ss_dcl_opts o = ss_dcl_defaults();
+        o.joint_negatives = joint;
+        dcl_out one, two;
+        SS_CHECK_OK(ss_set_num_threads(1));
+        run_dcl(&one, z, V, N, D, &o, 1.0f);
+        SS_CHECK_OK(ss_set_num_threads(2));
+        run_dcl(&two, z, V, N, D, &o, 1.0f);
+        SS_CHECK_OK(ss_set_num_threads(0));
+        SS_CHECK_NEAR(one.loss, two.loss, 1e-6);
+        SS_CHECK_CLOSE_FF(two.losses, one.losses, V * N, 1e-5, "losses");
+        SS_CHECK_CLOSE_FF(two.dz, one.dz, n, 1e-5, "dz");
+        free_out(&one), free_out(&two);
+    }
     free(z);
 }
 

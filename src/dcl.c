@@ -270,7 +270,67 @@ static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
     return SS_OK;
 }
 
-/* ---- public API ----------------------------------------------------------- */
+/* ---- loss terms ------------------------------------------------------------ */
+
+/* lse: the cache, (V, V, N) block statistics, or (M) per-row statistics of
+ * the engine when joint. Writes it only when nothing fails. */
+static ss_status negatives_forward(float *lse, dcl_setup *s, int joint,
+                                   const char *fn) {
+    if (!joint) {
+        dcl_lse_forward(lse, &s->p);
+        return SS_OK;
+    }
+    float *tmp = ss__malloc((size_t)s->gc.M * sizeof(float));
+    ss_status st = tmp ? ss__gc_forward(tmp, &s->gc)
+                       : ss__fail(SS_ERR_NOMEM, fn, "lse of %lld rows",
+                                  (long long)s->gc.M);
+    if (st == SS_OK) memcpy(lse, tmp, (size_t)s->gc.M * sizeof(float));
+    ss__free(tmp);
+    return st;
+}
+
+/* dx += g * d/dx of the negative terms: block (v, v) enters loss_vn once,
+ * block (v, u) through a mean over u; joint: one lse per row. */
+static ss_status negatives_backward(float *dx, double g, const float *lse,
+                                    const dcl_setup *s, int joint,
+                                    const char *fn) {
+    const int64_t V = s->p.V, n = joint ? s->gc.M : V * V;
+    float *w = ss__malloc((size_t)n * sizeof(float));
+    if (!w) return ss__fail(SS_ERR_NOMEM, fn, "%lld weights", (long long)n);
+    ss_status st = SS_OK;
+    if (joint) {
+        for (int64_t i = 0; i < n; i++) w[i] = (float)g;
+        st = ss__gc_backward(dx, w, lse, &s->gc);
+    } else {
+        for (int64_t v = 0; v < V; v++)
+            for (int64_t u = 0; u < V; u++)
+                w[v * V + u] = (float)(u == v ? g : g / (double)(V - 1));
+        dcl_lse_backward(dx, w, lse, &s->p);
+    }
+    ss__free(w);
+    return st;
+}
+
+/* dx += g * d/dx of the positive terms -w_n s((v,n),(u,n)) / (V - 1); each
+ * appears in the losses of both anchors (v, n) and (u, n), hence the 2. */
+static void positives_backward(float *dx, double g, const dcl_setup *s) {
+    const int64_t V = s->p.V, N = s->p.N, D = s->p.D, M = V * N;
+    const double gp = -2.0 * g * s->p.scale / (double)(V - 1);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(s->p.nthreads) if (M * D > (1 << 16))
+#endif
+    for (int64_t i = 0; i < M; i++) {
+        int64_t v = i / N, n = i % N;
+        float c = (float)(gp * s->w[n]);
+        for (int64_t u = 0; u < V; u++) {
+            if (u == v) continue;
+            const float *xu = row_of(&s->p, u, n);
+            for (int64_t d = 0; d < D; d++) dx[i * D + d] += c * xu[d];
+        }
+    }
+}
+
+/* ---- public API ------------------------------------------------------------ */
 
 ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
                          const float *z, int64_t V, int64_t N, int64_t D,
@@ -283,44 +343,30 @@ ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
     SS_TRY(check_call(fn, z, V, N, D, &o));
     dcl_setup s;
     SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
-
-    float *lse = cache;
-    if (o.joint_negatives) {
-        /* Into a temporary: the cache stays untouched if the engine fails. */
-        lse = ss__malloc((size_t)(V * N) * sizeof(float));
-        ss_status st = lse ? ss__gc_forward(lse, &s.gc)
-                           : ss__fail(SS_ERR_NOMEM, fn, "lse of %lld rows",
-                                      (long long)(V * N));
-        if (st != SS_OK) {
-            ss__free(lse), setup_free(&s);
-            return st;
-        }
-    } else {
-        dcl_lse_forward(lse, &s.p);
+    const float *lse = cache;
+    ss_status st = negatives_forward(cache, &s, o.joint_negatives, fn);
+    if (st != SS_OK) {
+        setup_free(&s);
+        return st;
     }
-    /* loss_vn = negatives - mean_{u != v} w_n s((v,n),(u,n)), negatives =
-     * lse[v,v,n] + mean_{u != v} lse[v,u,n] (lightly) or lse[vn] (joint) */
+    /* loss_vn = neg + mean_{u != v} (cross - w_n s((v,n),(u,n))), with
+     * neg = lse[v,v,n] and cross = lse[v,u,n] (lightly), or neg = lse[vn]
+     * and cross = 0 (joint). */
     double total = 0.0;
     for (int64_t v = 0; v < V; v++)
         for (int64_t n = 0; n < N; n++) {
-            double neg = o.joint_negatives ? (double)lse[v * N + n]
-                                           : (double)lse[(v * V + v) * N + n];
-            double cross = 0.0;
+            double neg = o.joint_negatives ? lse[v * N + n] : lse[(v * V + v) * N + n];
+            double mean = 0.0;
             for (int64_t u = 0; u < V; u++) {
                 if (u == v) continue;
-                double pos = dot_d(row_of(&s.p, v, n), row_of(&s.p, u, n), D) *
-                             s.p.scale;
-                if (!o.joint_negatives) cross += (double)lse[(v * V + u) * N + n];
-                cross -= s.w[n] * pos;
+                double pos = dot_d(row_of(&s.p, v, n), row_of(&s.p, u, n), D);
+                if (!o.joint_negatives) mean += lse[(v * V + u) * N + n];
+                mean -= s.w[n] * pos * s.p.scale;
             }
-            double li = neg + cross / (double)(V - 1);
+            double li = neg + mean / (double)(V - 1);
             if (losses) losses[v * N + n] = (float)li;
             total += li;
         }
-    if (o.joint_negatives) {
-        memcpy(cache, lse, (size_t)(V * N) * sizeof(float));
-        ss__free(lse);
-    }
     *loss = (float)(total / (double)(V * N));
     setup_free(&s);
     return SS_OK;
@@ -343,63 +389,19 @@ ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
     SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
     /* dz is touched only at the end, after everything that can fail. */
     float *dx = ss__calloc((size_t)(M * D) * sizeof(float));
-    float *wblk = ss__malloc((size_t)(V * V) * sizeof(float));
-    if (!dx || !wblk) {
-        ss__free(dx);
-        ss__free(wblk);
-        setup_free(&s);
-        return ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
-                        (long long)M, (long long)D);
-    }
-
-    /* Negative terms: block (v, v) enters loss_vn once, (v, u) as a mean;
-     * joint: one lse per row. */
     const double g = (double)dloss / (double)M;
-    if (o.joint_negatives) {
-        ss_status st = SS_OK;
-        float *wrow = ss__malloc((size_t)M * sizeof(float));
-        if (wrow) {
-            for (int64_t i = 0; i < M; i++) wrow[i] = (float)g;
-            st = ss__gc_backward(dx, wrow, cache, &s.gc);
+    ss_status st = dx ? negatives_backward(dx, g, cache, &s, o.joint_negatives, fn)
+                      : ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
+                                 (long long)M, (long long)D);
+    if (st == SS_OK) {
+        positives_backward(dx, g, &s);
+        if (o.cosine) {
+            ss__normalize_backward(dz, dx, s.xn, s.scale, z, M, D);
         } else {
-            st = ss__fail(SS_ERR_NOMEM, fn, "weights of %lld rows", (long long)M);
+            for (int64_t i = 0; i < M * D; i++) dz[i] += dx[i];
         }
-        ss__free(wrow);
-        if (st != SS_OK) {
-            ss__free(dx);
-            ss__free(wblk);
-            setup_free(&s);
-            return st;
-        }
-    } else {
-        for (int64_t v = 0; v < V; v++)
-            for (int64_t u = 0; u < V; u++)
-                wblk[v * V + u] = (float)(u == v ? g : g / (double)(V - 1));
-        dcl_lse_backward(dx, wblk, cache, &s.p);
-    }
-
-    /* Positive terms: -w_n s((v,n),(u,n)) / (V - 1) appears in the losses of
-     * both anchors (v, n) and (u, n), hence the factor 2. */
-    const double gp = -2.0 * g * s.p.scale / (double)(V - 1);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(s.p.nthreads) if (M * D > (1 << 16))
-#endif
-    for (int64_t i = 0; i < M; i++) {
-        int64_t v = i / N, n = i % N;
-        float c = (float)(gp * s.w[n]);
-        for (int64_t u = 0; u < V; u++) {
-            if (u == v) continue;
-            const float *xu = row_of(&s.p, u, n);
-            for (int64_t d = 0; d < D; d++) dx[i * D + d] += c * xu[d];
-        }
-    }
-    if (o.cosine) {
-        ss__normalize_backward(dz, dx, s.xn, s.scale, z, M, D);
-    } else {
-        for (int64_t i = 0; i < M * D; i++) dz[i] += dx[i];
     }
     ss__free(dx);
-    ss__free(wblk);
     setup_free(&s);
-    return SS_OK;
+    return st;
 }

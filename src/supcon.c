@@ -140,6 +140,51 @@ static ss__gc engine_problem(const supcon_setup *s, const ss_supcon_opts *o) {
     return p;
 }
 
+/* ---- loss terms ------------------------------------------------------------ */
+
+/* losses: (M) or NULL. Returns the sum of the per-anchor losses
+ *     loss_i = lse_i - <x_i, G_g - x_i> / (temperature (c_g - 1))
+ * over the anchors with a positive (0 for the others). */
+static double anchor_losses(float *losses, const float *lse,
+                            const supcon_setup *s, float scale) {
+    const int64_t D = s->D;
+    double total = 0.0;
+    for (int64_t i = 0; i < s->M; i++) {
+        int64_t g = s->gid[i % s->N], c = s->rows[g];
+        double li = 0.0;
+        if (c >= 2) {
+            const float *xi = s->x + i * D;
+            const double *G = s->G + g * D;
+            double pos = 0.0;
+            for (int64_t d = 0; d < D; d++) pos += (double)xi[d] * (G[d] - xi[d]);
+            li = (double)lse[i] - pos * scale / (double)(c - 1);
+        }
+        if (losses) losses[i] = (float)li;
+        total += li;
+    }
+    return total;
+}
+
+/* dx += gw * d/dx of the positive terms: over a group's anchors,
+ * -sum_i <x_i, G - x_i> / (T (c - 1)) has gradient -2 (G - x_k) / (T (c - 1))
+ * at x_k. */
+static void positives_backward(float *dx, double gw, const supcon_setup *s,
+                               float scale) {
+    const int64_t M = s->M, N = s->N, D = s->D;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ss__threads()) if (M * D > (1 << 16))
+#endif
+    for (int64_t i = 0; i < M; i++) {
+        int64_t gi = s->gid[i % N], c = s->rows[gi];
+        if (c < 2) continue;
+        double coef = -2.0 * gw * scale / (double)(c - 1);
+        const double *G = s->G + gi * D;
+        const float *xi = s->x + i * D;
+        for (int64_t d = 0; d < D; d++)
+            dx[i * D + d] += (float)(coef * (G[d] - xi[d]));
+    }
+}
+
 /* ---- public API ------------------------------------------------------------ */
 
 ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
@@ -154,33 +199,19 @@ ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
     SS_TRY(check_call(fn, z, labels, V, N, D, &o));
     supcon_setup s;
     SS_TRY(setup_init(&s, fn, z, labels, V, N, D, o.cosine));
+    /* lse into a temporary: the cache stays untouched if the engine fails. */
     float *lse = ss__malloc((size_t)s.M * sizeof(float));
     ss__gc p = engine_problem(&s, &o);
     ss_status st = lse ? ss__gc_forward(lse, &p)
                        : ss__fail(SS_ERR_NOMEM, fn, "lse of %lld rows", (long long)s.M);
-    if (st != SS_OK) {
-        ss__free(lse), setup_free(&s);
-        return st;
+    if (st == SS_OK) {
+        double total = anchor_losses(losses, lse, &s, p.scale[0]);
+        *loss = s.active ? (float)(total / (double)s.active) : 0.0f;
+        memcpy(cache, lse, (size_t)s.M * sizeof(float));
     }
-    /* loss_i = lse_i - <x_i, G_g - x_i> / (temperature (c_g - 1)) */
-    double total = 0.0;
-    for (int64_t i = 0; i < s.M; i++) {
-        int64_t g = s.gid[i % N], c = s.rows[g];
-        double li = 0.0;
-        if (c >= 2) {
-            const float *xi = s.x + i * D;
-            const double *G = s.G + g * D;
-            double pos = 0.0;
-            for (int64_t d = 0; d < D; d++) pos += (double)xi[d] * (G[d] - xi[d]);
-            li = (double)lse[i] - pos * p.scale[0] / (double)(c - 1);
-        }
-        if (losses) losses[i] = (float)li;
-        total += li;
-    }
-    *loss = s.active ? (float)(total / (double)s.active) : 0.0f;
-    memcpy(cache, lse, (size_t)s.M * sizeof(float));
-    ss__free(lse), setup_free(&s);
-    return SS_OK;
+    ss__free(lse);
+    setup_free(&s);
+    return st;
 }
 
 ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
@@ -203,42 +234,30 @@ ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
         setup_free(&s);
         return SS_OK;
     }
+    /* dz is touched only at the end, after everything that can fail. */
     float *dx = ss__calloc((size_t)(M * D) * sizeof(float));
     float *w = ss__malloc((size_t)M * sizeof(float));
     ss__gc p = engine_problem(&s, &o);
-    const double g = (double)dloss / (double)s.active;
+    const double gw = (double)dloss / (double)s.active;
     ss_status st = SS_OK;
     if (!dx || !w) {
         st = ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
                       (long long)M, (long long)D);
     } else {
+        /* Anchors without a positive have no lse term (w = 0). */
         for (int64_t i = 0; i < M; i++)
-            w[i] = s.rows[s.gid[i % N]] >= 2 ? (float)g : 0.0f;
+            w[i] = s.rows[s.gid[i % N]] >= 2 ? (float)gw : 0.0f;
         st = ss__gc_backward(dx, w, cache, &p);
     }
-    if (st != SS_OK) {
-        ss__free(dx), ss__free(w), setup_free(&s);
-        return st;
+    if (st == SS_OK) {
+        positives_backward(dx, gw, &s, p.scale[0]);
+        if (o.cosine) {
+            ss__normalize_backward(dz, dx, s.xn, s.scale, z, M, D);
+        } else {
+            for (int64_t i = 0; i < M * D; i++) dz[i] += dx[i];
+        }
     }
-    /* Positive term: d/dx_k of -sum_i <x_i, G - x_i> / (T (c - 1)) over the
-     * group's anchors is -2 (G - x_k) / (T (c - 1)). */
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ss__threads()) if (M * D > (1 << 16))
-#endif
-    for (int64_t i = 0; i < M; i++) {
-        int64_t gi = s.gid[i % N], c = s.rows[gi];
-        if (c < 2) continue;
-        double coef = -2.0 * g * p.scale[0] / (double)(c - 1);
-        const double *G = s.G + gi * D;
-        const float *xi = s.x + i * D;
-        for (int64_t d = 0; d < D; d++)
-            dx[i * D + d] += (float)(coef * (G[d] - xi[d]));
-    }
-    if (o.cosine) {
-        ss__normalize_backward(dz, dx, s.xn, s.scale, z, M, D);
-    } else {
-        for (int64_t i = 0; i < M * D; i++) dz[i] += dx[i];
-    }
-    ss__free(dx), ss__free(w), setup_free(&s);
-    return SS_OK;
+    ss__free(dx), ss__free(w);
+    setup_free(&s);
+    return st;
 }

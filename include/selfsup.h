@@ -388,7 +388,8 @@ SS_API ss_status ss_siglip_backward(float *da, float *db, float *dlog_t,
 
 /* Decoupled contrastive loss: DCL and DCLW (Yeh et al. 2021) -------------- */
 /*
- * z: (V, N, D) with V >= 2 views and N >= 2 samples. As lightly's DCLLoss /
+ * z: (V, N, D) with V >= 2 views and N >= 2 samples (N = 1 leaves no
+ * negative; lightly returns -inf there). As lightly's DCLLoss /
  * DCLWLoss: the positive is left out of the denominator, and the negatives
  * enter as TWO log-sum-exps, one over the other samples of the anchor's own
  * view and one over those of the other view (lightly's form, not the single

@@ -52,9 +52,9 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 typedef struct {
     const float *x; /* (V, N, D), normalised when cosine */
     int64_t V, N, D;
-    float scale;    /* 1 / temperature */
+    float scale; /* 1 / temperature */
     int nthreads;
-    float *ws;      /* nthreads * (DCL_TILE^2 floats + 2 DCL_TILE doubles) */
+    float *ws; /* nthreads * (DCL_TILE^2 floats + 2 DCL_TILE doubles) */
 } dcl_problem;
 
 static size_t ws_bytes_per_thread(void) {
@@ -67,8 +67,8 @@ static const float *row_of(const dcl_problem *p, int64_t v, int64_t n) {
 }
 
 /* Online log-sum-exp of one tile row into (mx, sm), skipping column skip. */
-static void lse_accumulate(double *mx, double *sm, const float *row,
-                           int64_t tc, int64_t skip) {
+static void lse_accumulate(double *mx, double *sm, const float *row, int64_t tc,
+                           int64_t skip) {
     float m = -INFINITY;
     for (int64_t j = 0; j < tc; j++)
         if (j != skip && row[j] > m) m = row[j];
@@ -92,7 +92,8 @@ static void dcl_lse_forward(float *lse, const dcl_problem *p) {
 #pragma omp parallel num_threads(p->nthreads)
 #endif
     {
-        char *mine = (char *)p->ws + (size_t)thread_id() * ws_bytes_per_thread();
+        char *mine =
+            (char *)p->ws + (size_t)thread_id() * ws_bytes_per_thread();
         float *S = (float *)mine;
         double *mx = (double *)(S + T * T), *sm = mx + T;
 #ifdef _OPENMP
@@ -135,7 +136,8 @@ static void dcl_lse_backward(float *dx, const float *w, const float *lse,
             int64_t v = it / nt, r0 = it % nt * T, tr = min64(T, N - r0);
             for (int64_t u = 0; u < V; u++) {
                 const float wr = w[v * V + u], wc = w[u * V + v];
-                const float *lr = lse + (v * V + u) * N, *lc = lse + (u * V + v) * N;
+                const float *lr = lse + (v * V + u) * N,
+                            *lc = lse + (u * V + v) * N;
                 for (int64_t c0 = 0; c0 < N; c0 += T) {
                     int64_t tc = min64(T, N - c0);
                     ss__sgemm(0, 1, tr, tc, D, p->scale, row_of(p, v, r0), D,
@@ -145,17 +147,19 @@ static void dcl_lse_backward(float *dx, const float *w, const float *lse,
                         for (int64_t j = 0; j < tc; j++)
                             row[j] = wr * expf(row[j] - lr[r0 + i]) +
                                      wc * expf(row[j] - lc[c0 + j]);
-                        if (r0 + i >= c0 && r0 + i < c0 + tc) row[r0 + i - c0] = 0.0f;
+                        if (r0 + i >= c0 && r0 + i < c0 + tc)
+                            row[r0 + i - c0] = 0.0f;
                     }
-                    ss__sgemm(0, 0, tr, D, tc, p->scale, S, tc, row_of(p, u, c0),
-                              D, 1.0f, dx + (v * N + r0) * D, D);
+                    ss__sgemm(0, 0, tr, D, tc, p->scale, S, tc,
+                              row_of(p, u, c0), D, 1.0f, dx + (v * N + r0) * D,
+                              D);
                 }
             }
         }
     }
 }
 
-/* ---- options, checks and weights ------------------------------------------ */
+/* ---- options, checks and weights ----------------------------------------- */
 
 ss_dcl_opts ss_dcl_defaults(void) {
     ss_dcl_opts o = {0.1f, 0, 0.5f, 1, 0};
@@ -216,7 +220,8 @@ static void positive_weights(double *w, const dcl_problem *p,
         if (w[n] > mx) mx = w[n];
     }
     for (int64_t n = 0; n < N; n++) sum += exp(w[n] - mx);
-    for (int64_t n = 0; n < N; n++) w[n] = 2.0 - (double)N * exp(w[n] - mx) / sum;
+    for (int64_t n = 0; n < N; n++)
+        w[n] = 2.0 - (double)N * exp(w[n] - mx) / sum;
 }
 
 /* Shared set-up of forward and backward: the rows (normalised copy when
@@ -242,7 +247,8 @@ static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
                             const ss_dcl_opts *o) {
     const int64_t M = V * N;
     memset(s, 0, sizeof *s);
-    s->p = (dcl_problem){z, V, N, D, 1.0f / o->temperature, ss__threads(), NULL};
+    s->p =
+        (dcl_problem){z, V, N, D, 1.0f / o->temperature, ss__threads(), NULL};
     s->p.ws = ss__malloc((size_t)s->p.nthreads * ws_bytes_per_thread());
     s->w = ss__malloc((size_t)N * sizeof(double));
     if (o->cosine) {
@@ -270,7 +276,7 @@ static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
     return SS_OK;
 }
 
-/* ---- loss terms ------------------------------------------------------------ */
+/* ---- loss terms ---------------------------------------------------------- */
 
 /* lse: the cache, (V, V, N) block statistics, or (M) per-row statistics of
  * the engine when joint. Writes it only when nothing fails. */
@@ -330,7 +336,7 @@ static void positives_backward(float *dx, double g, const dcl_setup *s) {
     }
 }
 
-/* ---- public API ------------------------------------------------------------ */
+/* ---- public API ---------------------------------------------------------- */
 
 ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
                          const float *z, int64_t V, int64_t N, int64_t D,
@@ -355,7 +361,8 @@ ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
     double total = 0.0;
     for (int64_t v = 0; v < V; v++)
         for (int64_t n = 0; n < N; n++) {
-            double neg = o.joint_negatives ? lse[v * N + n] : lse[(v * V + v) * N + n];
+            double neg =
+                o.joint_negatives ? lse[v * N + n] : lse[(v * V + v) * N + n];
             double mean = 0.0;
             for (int64_t u = 0; u < V; u++) {
                 if (u == v) continue;
@@ -390,9 +397,10 @@ ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
     /* dz is touched only at the end, after everything that can fail. */
     float *dx = ss__calloc((size_t)(M * D) * sizeof(float));
     const double g = (double)dloss / (double)M;
-    ss_status st = dx ? negatives_backward(dx, g, cache, &s, o.joint_negatives, fn)
-                      : ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
-                                 (long long)M, (long long)D);
+    ss_status st =
+        dx ? negatives_backward(dx, g, cache, &s, o.joint_negatives, fn)
+           : ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
+                      (long long)M, (long long)D);
     if (st == SS_OK) {
         positives_backward(dx, g, &s);
         if (o.cosine) {

@@ -51,7 +51,7 @@ size_t ss_supcon_cache_size(int64_t V, int64_t N, int64_t D) {
     return (size_t)(V * N) * sizeof(float); /* per-row log-sum-exp */
 }
 
-/* ---- groups ---------------------------------------------------------------- */
+/* ---- groups -------------------------------------------------------------- */
 
 typedef struct {
     int64_t label, n;
@@ -88,7 +88,7 @@ typedef struct {
     float *xn, *scale;
     int64_t *gid, *rows;
     label_at *order;
-    double *G; /* (ngroups, D) row sums per group */
+    double *G;      /* (ngroups, D) row sums per group */
     int64_t active; /* anchors with a positive */
 } supcon_setup;
 
@@ -140,7 +140,7 @@ static ss__gc engine_problem(const supcon_setup *s, const ss_supcon_opts *o) {
     return p;
 }
 
-/* ---- loss terms ------------------------------------------------------------ */
+/* ---- loss terms ---------------------------------------------------------- */
 
 /* losses: (M) or NULL. Returns the sum of the per-anchor losses
  *     loss_i = lse_i - <x_i, G_g - x_i> / (temperature (c_g - 1))
@@ -156,7 +156,8 @@ static double anchor_losses(float *losses, const float *lse,
             const float *xi = s->x + i * D;
             const double *G = s->G + g * D;
             double pos = 0.0;
-            for (int64_t d = 0; d < D; d++) pos += (double)xi[d] * (G[d] - xi[d]);
+            for (int64_t d = 0; d < D; d++)
+                pos += (double)xi[d] * (G[d] - xi[d]);
             li = (double)lse[i] - pos * scale / (double)(c - 1);
         }
         if (losses) losses[i] = (float)li;
@@ -185,7 +186,7 @@ static void positives_backward(float *dx, double gw, const supcon_setup *s,
     }
 }
 
-/* ---- public API ------------------------------------------------------------ */
+/* ---- public API ---------------------------------------------------------- */
 
 ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
                             const float *z, const int64_t *labels, int64_t V,
@@ -202,8 +203,9 @@ ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
     /* lse into a temporary: the cache stays untouched if the engine fails. */
     float *lse = ss__malloc((size_t)s.M * sizeof(float));
     ss__gc p = engine_problem(&s, &o);
-    ss_status st = lse ? ss__gc_forward(lse, &p)
-                       : ss__fail(SS_ERR_NOMEM, fn, "lse of %lld rows", (long long)s.M);
+    ss_status st =
+        lse ? ss__gc_forward(lse, &p)
+            : ss__fail(SS_ERR_NOMEM, fn, "lse of %lld rows", (long long)s.M);
     if (st == SS_OK) {
         double total = anchor_losses(losses, lse, &s, p.scale[0]);
         *loss = s.active ? (float)(total / (double)s.active) : 0.0f;

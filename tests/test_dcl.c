@@ -29,7 +29,8 @@ static double dot(const double *a, const double *b, int64_t D) {
 static void ref_rows(double *x, const double *z, const dcl_ref *r) {
     int64_t M = r->V * r->N, D = r->D;
     for (int64_t i = 0; i < M; i++) {
-        double nrm = r->o.cosine ? fmax(sqrt(dot(z + i * D, z + i * D, D)), 1e-12) : 1;
+        double nrm =
+            r->o.cosine ? fmax(sqrt(dot(z + i * D, z + i * D, D)), 1e-12) : 1;
         for (int64_t d = 0; d < D; d++) x[i * D + d] = z[i * D + d] / nrm;
     }
 }
@@ -42,9 +43,12 @@ static void ref_weights(double *w, const double *x, const dcl_ref *r) {
         for (int64_t n = 0; n < N; n++) w[n] = 1;
     } else {
         double sum = 0;
-        for (int64_t n = 0; n < N; n++) sum += exp(dot(x + n * D, x + (N + n) * D, D) / r->o.sigma);
         for (int64_t n = 0; n < N; n++)
-            w[n] = 2 - N * exp(dot(x + n * D, x + (N + n) * D, D) / r->o.sigma) / sum;
+            sum += exp(dot(x + n * D, x + (N + n) * D, D) / r->o.sigma);
+        for (int64_t n = 0; n < N; n++)
+            w[n] =
+                2 -
+                N * exp(dot(x + n * D, x + (N + n) * D, D) / r->o.sigma) / sum;
     }
 }
 
@@ -54,9 +58,14 @@ static double ref_lse(const double *x, const dcl_ref *r, int64_t v, int64_t n,
     int64_t N = r->N, D = r->D;
     double mx = -INFINITY, s = 0;
     for (int64_t j = 0; j < N; j++)
-        if (j != n) mx = fmax(mx, dot(x + (v * N + n) * D, x + (u * N + j) * D, D) / r->o.temperature);
+        if (j != n)
+            mx = fmax(mx, dot(x + (v * N + n) * D, x + (u * N + j) * D, D) /
+                              r->o.temperature);
     for (int64_t j = 0; j < N; j++)
-        if (j != n) s += exp(dot(x + (v * N + n) * D, x + (u * N + j) * D, D) / r->o.temperature - mx);
+        if (j != n)
+            s += exp(dot(x + (v * N + n) * D, x + (u * N + j) * D, D) /
+                         r->o.temperature -
+                     mx);
     return mx + log(s);
 }
 
@@ -75,9 +84,15 @@ static double ref_dcl(const double *z, const dcl_ref *r, double *losses,
             double li = 0;
             for (int64_t u = 0; u < V; u++) {
                 lse[(v * V + u) * N + n] = ref_lse(x, r, v, n, u);
-                if (u == v) li += lse[(v * V + u) * N + n];
-                else li += (lse[(v * V + u) * N + n] -
-                            w[n] * dot(x + (v * N + n) * D, x + (u * N + n) * D, D) / t) / (V - 1);
+                if (u == v)
+                    li += lse[(v * V + u) * N + n];
+                else
+                    li +=
+                        (lse[(v * V + u) * N + n] -
+                         w[n] *
+                             dot(x + (v * N + n) * D, x + (u * N + n) * D, D) /
+                             t) /
+                        (V - 1);
             }
             if (losses) losses[v * N + n] = li;
             total += li;
@@ -92,7 +107,8 @@ static double ref_dcl(const double *z, const dcl_ref *r, double *losses,
                     for (int64_t j = 0; j < N; j++) {
                         if (j == n) continue;
                         const double *xk = x + (u * N + j) * D;
-                        double p = exp(dot(xi, xk, D) / t - lse[(v * V + u) * N + n]);
+                        double p =
+                            exp(dot(xi, xk, D) / t - lse[(v * V + u) * N + n]);
                         for (int64_t d = 0; d < D; d++) {
                             dx[(v * N + n) * D + d] += c * p * xk[d];
                             dx[(u * N + j) * D + d] += c * p * xi[d];
@@ -101,15 +117,18 @@ static double ref_dcl(const double *z, const dcl_ref *r, double *losses,
                     if (u == v) continue;
                     const double *xp = x + (u * N + n) * D;
                     for (int64_t d = 0; d < D; d++) {
-                        dx[(v * N + n) * D + d] -= w[n] / (V - 1) / M / t * xp[d];
-                        dx[(u * N + n) * D + d] -= w[n] / (V - 1) / M / t * xi[d];
+                        dx[(v * N + n) * D + d] -=
+                            w[n] / (V - 1) / M / t * xp[d];
+                        dx[(u * N + n) * D + d] -=
+                            w[n] / (V - 1) / M / t * xi[d];
                     }
                 }
         for (int64_t i = 0; i < M; i++) {
             const double *zi = z + i * D, *xi = x + i * D, *gi = dx + i * D;
             double nrm = sqrt(dot(zi, zi, D)), xg = dot(xi, gi, D);
             for (int64_t d = 0; d < D; d++)
-                grad[i * D + d] = r->o.cosine ? (gi[d] - xi[d] * xg) / nrm : gi[d];
+                grad[i * D + d] =
+                    r->o.cosine ? (gi[d] - xi[d] * xg) / nrm : gi[d];
         }
     }
     free(x), free(w), free(dx), free(lse);
@@ -120,7 +139,7 @@ static double ref_loss_fn(const double *z, void *ctx) {
     return ref_dcl(z, ctx, NULL, NULL);
 }
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 typedef struct {
     float loss, *losses, *dz;
@@ -133,7 +152,8 @@ static void run_dcl(dcl_out *out, const float *z, int64_t V, int64_t N,
     out->losses = ss_test_alloc(V * N);
     out->dz = ss_test_alloc(V * N * D);
     out->cache = malloc(ss_dcl_cache_size(V, N, D));
-    SS_CHECK_OK(ss_dcl_forward(&out->loss, out->losses, out->cache, z, V, N, D, o));
+    SS_CHECK_OK(
+        ss_dcl_forward(&out->loss, out->losses, out->cache, z, V, N, D, o));
     SS_CHECK_OK(ss_dcl_backward(out->dz, dloss, out->cache, z, V, N, D, o));
 }
 
@@ -147,7 +167,7 @@ static double *to_double(const float *x, int64_t n) {
     return d;
 }
 
-/* ---- tests ---------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------- */
 
 SS_TEST(defaults) {
     ss_dcl_opts a = ss_dcl_defaults(), b = ss_dclw_defaults();
@@ -166,8 +186,10 @@ SS_TEST(pytorch_fixture) {
     SS_CHECK(ncases >= 1);
     for (int64_t k = 0; k < ncases; k++) {
         char name[64];
-#define FX(what) (snprintf(name, sizeof name, "c%lld_%s", (long long)k, what), name)
-        int64_t V = fx_int(fx, FX("V")), N = fx_int(fx, FX("N")), D = fx_int(fx, FX("D"));
+#define FX(what)                                                               \
+    (snprintf(name, sizeof name, "c%lld_%s", (long long)k, what), name)
+        int64_t V = fx_int(fx, FX("V")), N = fx_int(fx, FX("N")),
+                D = fx_int(fx, FX("D"));
         ss_dcl_opts o = ss_dcl_defaults();
         o.temperature = (float)fx_scalar(fx, FX("temperature"));
         o.weighted = (int)fx_int(fx, FX("weighted"));
@@ -198,8 +220,14 @@ SS_TEST(pytorch_fixture) {
 SS_TEST(direct_finite_differences) {
     ss_rng rng;
     ss_rng_seed(&rng, 11);
-    const struct { int64_t V, N, D; int weighted, cosine; } cs[] = {
-        {2, 4, 3, 0, 1}, {2, 5, 4, 1, 1}, {3, 3, 2, 0, 1}, {2, 3, 3, 1, 0}, {4, 2, 5, 0, 0}};
+    const struct {
+        int64_t V, N, D;
+        int weighted, cosine;
+    } cs[] = {{2, 4, 3, 0, 1},
+              {2, 5, 4, 1, 1},
+              {3, 3, 2, 0, 1},
+              {2, 3, 3, 1, 0},
+              {4, 2, 5, 0, 0}};
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         dcl_ref r = {cs[c].V, cs[c].N, cs[c].D, ss_dcl_defaults(), NULL};
         r.o.weighted = cs[c].weighted;
@@ -235,9 +263,12 @@ static void check_grad(const float *got, const double *want, int64_t n) {
 /* The tiled float path against the direct double path at awkward sizes. */
 SS_TEST(tiled_matches_direct) {
     const int64_t T = ss__dcl_tile();
-    const struct { int64_t V, N, D; int weighted, cosine; } cs[] = {
-        {2, 2, 3, 0, 1},     {3, 3, 1, 0, 1},  {2, 3, 1000, 1, 1},
-        {2, T - 1, 3, 1, 1}, {3, T, 3, 0, 1},  {2, T + 1, 3, 0, 0},
+    const struct {
+        int64_t V, N, D;
+        int weighted, cosine;
+    } cs[] = {
+        {2, 2, 3, 0, 1},        {3, 3, 1, 0, 1},     {2, 3, 1000, 1, 1},
+        {2, T - 1, 3, 1, 1},    {3, T, 3, 0, 1},     {2, T + 1, 3, 0, 0},
         {2, T + 1, 1000, 0, 1}, {3, T + 1, 1, 0, 1}, {2, 2 * T + 3, 3, 1, 1}};
     ss_rng rng;
     ss_rng_seed(&rng, 12);
@@ -287,8 +318,10 @@ static double direct_joint_fn(const double *z, void *ctx) {
 SS_TEST(joint_direct_finite_differences) {
     ss_rng rng;
     ss_rng_seed(&rng, 16);
-    const struct { int64_t V, N, D; int weighted, cosine; } cs[] = {
-        {2, 4, 3, 0, 1}, {2, 5, 4, 1, 1}, {3, 3, 2, 0, 0}};
+    const struct {
+        int64_t V, N, D;
+        int weighted, cosine;
+    } cs[] = {{2, 4, 3, 0, 1}, {2, 5, 4, 1, 1}, {3, 3, 2, 0, 0}};
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         dcl_ref r = {cs[c].V, cs[c].N, cs[c].D, ss_dcl_defaults(), NULL};
         r.o.weighted = cs[c].weighted;
@@ -302,7 +335,8 @@ SS_TEST(joint_direct_finite_differences) {
         ref_weights(w, x, &r);
         r.wfix = w; /* DCLW weights are detached */
         direct_joint(z, &r, NULL, g);
-        SS_CHECK(ss_test_fd_max_err(direct_joint_fn, &r, z, g, n, 1e-6, 9 + c) < 1e-6);
+        SS_CHECK(ss_test_fd_max_err(direct_joint_fn, &r, z, g, n, 1e-6, 9 + c) <
+                 1e-6);
         free(z), free(g), free(x), free(w);
     }
 }
@@ -310,10 +344,17 @@ SS_TEST(joint_direct_finite_differences) {
 /* The engine path against direct, with M = V * N around the engine tile. */
 SS_TEST(joint_tiled_matches_direct) {
     const int64_t T = SS__GC_TILE;
-    const struct { int64_t V, N, D; int weighted, cosine; } cs[] = {
-        {2, 2, 3, 0, 1},        {3, 3, 1, 0, 0},      {2, 3, 1000, 1, 1},
-        {2, T / 2 - 1, 3, 1, 1}, {2, T / 2, 1, 0, 1}, {3, T / 3, 3, 0, 1},
-        {2, T / 2 + 1, 1000, 1, 1}, {4, T / 4 + 1, 3, 0, 0}};
+    const struct {
+        int64_t V, N, D;
+        int weighted, cosine;
+    } cs[] = {{2, 2, 3, 0, 1},
+              {3, 3, 1, 0, 0},
+              {2, 3, 1000, 1, 1},
+              {2, T / 2 - 1, 3, 1, 1},
+              {2, T / 2, 1, 0, 1},
+              {3, T / 3, 3, 0, 1},
+              {2, T / 2 + 1, 1000, 1, 1},
+              {4, T / 4 + 1, 3, 0, 0}};
     ss_rng rng;
     ss_rng_seed(&rng, 17);
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
@@ -342,7 +383,8 @@ SS_TEST(backward_accumulates) {
     ss_rng rng;
     ss_rng_seed(&rng, 13);
     const int64_t V = 2, N = 9, D = 6, n = V * N * D;
-    float *z = ss_test_alloc(n), *dz = ss_test_alloc(n), *pre = ss_test_alloc(n);
+    float *z = ss_test_alloc(n), *dz = ss_test_alloc(n),
+          *pre = ss_test_alloc(n);
     ss_test_fill_normal(z, n, &rng);
     ss_test_fill_normal(pre, n, &rng);
     memcpy(dz, pre, (size_t)n * sizeof(float));
@@ -397,7 +439,8 @@ SS_TEST(extreme_logits_finite) {
     ss_rng rng;
     ss_rng_seed(&rng, 15);
     ss_test_fill_normal(z, n, &rng);
-    for (int64_t i = 0; i < N * D; i++) z[i] = 30.0f * (i % D == 0); /* view 0 identical */
+    for (int64_t i = 0; i < N * D; i++)
+        z[i] = 30.0f * (i % D == 0); /* view 0 identical */
     dcl_ref r = {V, N, D, ss_dcl_defaults(), NULL};
     r.o.temperature = 1e-3f;
     double zd[40], g[40], losses[10];
@@ -417,59 +460,78 @@ SS_TEST(bad_inputs) {
     for (int i = 0; i < 24; i++) z[i] = (float)(i % 5) - 2.0f, dz[i] = 7.0f;
     char cache[256];
     ss_dcl_opts o = ss_dcl_defaults();
-    SS_CHECK_STATUS(ss_dcl_forward(NULL, losses, cache, z, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_dcl_forward(NULL, losses, cache, z, V, N, D, &o),
+                    SS_ERR_NULL);
     SS_CHECK_MSG_HAS("loss must not be NULL");
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, NULL, z, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, NULL, z, V, N, D, &o),
+                    SS_ERR_NULL);
     SS_CHECK_MSG_HAS("cache");
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, NULL, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, NULL, V, N, D, &o),
+                    SS_ERR_NULL);
     SS_CHECK_MSG_HAS("z must not be NULL");
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, 1, N, D, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, 1, N, D, &o),
+                    SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("V must be >= 2, got 1");
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, 1, D, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, 1, D, &o),
+                    SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("N must be >= 2, got 1");
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, 0, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, 0, &o),
+                    SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("D must be >= 1, got 0");
     SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, (int64_t)1 << 30,
-                                   (int64_t)1 << 20, &o), SS_ERR_SIZE);
+                                   (int64_t)1 << 20, &o),
+                    SS_ERR_SIZE);
     SS_CHECK_INT(ss_dcl_cache_size(V, 1, D), 0);
     SS_CHECK_INT(ss_dcl_cache_size(1 << 21, 1 << 20, 1), 0); /* V * V * N */
     float bad_t[] = {0.0f, -0.5f, NAN, INFINITY};
     for (int i = 0; i < 4; i++) {
         ss_dcl_opts b = o;
         b.temperature = bad_t[i];
-        SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &b), SS_ERR_PARAM);
+        SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &b),
+                        SS_ERR_PARAM);
         SS_CHECK_MSG_HAS("temperature must be finite and > 0");
     }
     ss_dcl_opts w = ss_dclw_defaults();
     w.sigma = -1.0f;
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &w), SS_ERR_PARAM);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &w),
+                    SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("sigma must be finite and > 0, got -1");
     o.sigma = -1.0f; /* ignored unless weighted */
     SS_CHECK_OK(ss_dcl_forward(&loss, NULL, cache, z, V, N, D, &o));
     o = ss_dcl_defaults();
     w = ss_dclw_defaults();
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, 3, 2, D, &w), SS_ERR_PARAM);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, 3, 2, D, &w),
+                    SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("V = 2 views, got V = 3");
     loss = 42.0f;
     z[13] = NAN;
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &o), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &o),
+                    SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("z[13]");
-    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, V, N, D, &o), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, V, N, D, &o),
+                    SS_ERR_NONFINITE);
     z[13] = 0.0f;
     z[7] = -INFINITY;
-    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &o), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, losses, cache, z, V, N, D, &o),
+                    SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("z[7]");
     SS_CHECK(loss == 42.0f); /* nothing written on failure */
     z[7] = 0.0f;
     SS_CHECK_OK(ss_dcl_forward(&loss, losses, cache, z, V, N, D, NULL));
-    SS_CHECK_STATUS(ss_dcl_backward(NULL, 1.0f, cache, z, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_dcl_backward(NULL, 1.0f, cache, z, V, N, D, &o),
+                    SS_ERR_NULL);
     SS_CHECK_MSG_HAS("dz must not be NULL");
-    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, NULL, z, V, N, D, &o), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, NULL, V, N, D, &o), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_dcl_backward(dz, NAN, cache, z, V, N, D, &o), SS_ERR_PARAM);
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, NULL, z, V, N, D, &o),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, NULL, V, N, D, &o),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_dcl_backward(dz, NAN, cache, z, V, N, D, &o),
+                    SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("dloss must be finite");
-    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, V, 1, D, &o), SS_ERR_SIZE);
-    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, 3, 2, D, &w), SS_ERR_PARAM);
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, V, 1, D, &o),
+                    SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, 3, 2, D, &w),
+                    SS_ERR_PARAM);
     for (int i = 0; i < 24; i++) SS_CHECK(dz[i] == 7.0f); /* untouched */
     SS_CHECK_OK(ss_dcl_backward(dz, 1.0f, cache, z, V, N, D, NULL));
 }

@@ -12,7 +12,8 @@
 
 /* Row groups of the direct reference: a label, or a unique id per
  * unlabeled sample (negative, so it never meets a real label). */
-static void row_groups(int64_t *g, const int64_t *labels, int64_t V, int64_t N) {
+static void row_groups(int64_t *g, const int64_t *labels, int64_t V,
+                       int64_t N) {
     for (int64_t v = 0; v < V; v++)
         for (int64_t n = 0; n < N; n++)
             g[v * N + n] = labels[n] >= 0 ? labels[n] : -2 - n;
@@ -24,15 +25,15 @@ typedef struct {
 } supcon_out;
 
 static void run_supcon(supcon_out *out, const float *z, const int64_t *labels,
-                       int64_t V, int64_t N, int64_t D,
-                       const ss_supcon_opts *o, float dloss) {
+                       int64_t V, int64_t N, int64_t D, const ss_supcon_opts *o,
+                       float dloss) {
     out->losses = ss_test_alloc(V * N);
     out->dz = ss_test_alloc(V * N * D);
     out->cache = malloc(ss_supcon_cache_size(V, N, D));
     SS_CHECK_OK(ss_supcon_forward(&out->loss, out->losses, out->cache, z,
                                   labels, V, N, D, o));
-    SS_CHECK_OK(ss_supcon_backward(out->dz, dloss, out->cache, z, labels, V,
-                                   N, D, o));
+    SS_CHECK_OK(
+        ss_supcon_backward(out->dz, dloss, out->cache, z, labels, V, N, D, o));
 }
 
 static void free_out(supcon_out *out) {
@@ -68,8 +69,10 @@ SS_TEST(pytorch_fixture) {
     SS_CHECK(ncases >= 1);
     for (int64_t k = 0; k < ncases; k++) {
         char name[64];
-#define FX(what) (snprintf(name, sizeof name, "c%lld_%s", (long long)k, what), name)
-        int64_t V = fx_int(fx, FX("V")), N = fx_int(fx, FX("N")), D = fx_int(fx, FX("D"));
+#define FX(what)                                                               \
+    (snprintf(name, sizeof name, "c%lld_%s", (long long)k, what), name)
+        int64_t V = fx_int(fx, FX("V")), N = fx_int(fx, FX("N")),
+                D = fx_int(fx, FX("D"));
         ss_supcon_opts o = ss_supcon_defaults();
         o.temperature = (float)fx_scalar(fx, FX("temperature"));
         o.cosine = (int)fx_int(fx, FX("cosine"));
@@ -107,23 +110,28 @@ SS_TEST(direct_finite_differences) {
     ss_rng rng;
     ss_rng_seed(&rng, 21);
     const int64_t labels[] = {4, -1, 4, 9, -1, 1 << 30};
-    const struct { int64_t V, N, D; int cosine; } cs[] = {
-        {2, 6, 3, 1}, {1, 6, 4, 1}, {3, 4, 2, 0}, {1, 5, 5, 0}};
+    const struct {
+        int64_t V, N, D;
+        int cosine;
+    } cs[] = {{2, 6, 3, 1}, {1, 6, 4, 1}, {3, 4, 2, 0}, {1, 5, 5, 0}};
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int64_t V = cs[c].V, N = cs[c].N, D = cs[c].D, M = V * N, n = M * D;
         int64_t *g = malloc((size_t)M * sizeof(int64_t));
         row_groups(g, labels, V, N);
-        fd_ctx ctx = {{M, D, g, cs[c].cosine ? 0.1 : 0.5, cs[c].cosine, 0, NULL, 0, 0, 0}};
+        fd_ctx ctx = {{M, D, g, cs[c].cosine ? 0.1 : 0.5, cs[c].cosine, 0, NULL,
+                       0, 0, 0}};
         double *z = ss_test_alloc_d(n), *grad = ss_test_alloc_d(n);
         ss_test_fill_normal_d(z, n, &rng);
         ss_direct_gc_loss(z, &ctx.p, NULL, grad);
-        SS_CHECK(ss_test_fd_max_err(direct_loss_fn, &ctx, z, grad, n, 1e-6, 7 + c) < 1e-6);
+        SS_CHECK(ss_test_fd_max_err(direct_loss_fn, &ctx, z, grad, n, 1e-6,
+                                    7 + c) < 1e-6);
         free(z), free(grad), free(g);
     }
 }
 
 /* Random labels in [-1, nclass). */
-static void random_labels(int64_t *labels, int64_t N, int64_t nclass, ss_rng *rng) {
+static void random_labels(int64_t *labels, int64_t N, int64_t nclass,
+                          ss_rng *rng) {
     for (int64_t n = 0; n < N; n++)
         labels[n] = (int64_t)(ss_rng_uniform(rng) * (double)(nclass + 1)) - 1;
 }
@@ -144,11 +152,15 @@ static void check_grad(const float *got, const double *want, int64_t n) {
 /* Tiled float path vs direct double path; M = V * N around the engine tile. */
 SS_TEST(tiled_matches_direct) {
     const int64_t T = SS__GC_TILE;
-    const struct { int64_t V, N, D, nclass; int cosine; } cs[] = {
-        {1, 1, 3, 2, 1},     {2, 1, 1, 2, 1},      {1, 2, 3, 1, 1},
-        {2, 3, 1000, 2, 1},  {3, 3, 1, 2, 0},      {1, T - 1, 3, 7, 1},
-        {1, T, 1, 5, 1},     {1, T + 1, 3, 40, 1}, {2, T / 2, 3, 9, 0},
-        {2, (T + 1) / 2 + 1, 1000, 4, 1}, {3, T / 3 + 1, 3, 3, 1}};
+    const struct {
+        int64_t V, N, D, nclass;
+        int cosine;
+    } cs[] = {{1, 1, 3, 2, 1},        {2, 1, 1, 2, 1},
+              {1, 2, 3, 1, 1},        {2, 3, 1000, 2, 1},
+              {3, 3, 1, 2, 0},        {1, T - 1, 3, 7, 1},
+              {1, T, 1, 5, 1},        {1, T + 1, 3, 40, 1},
+              {2, T / 2, 3, 9, 0},    {2, (T + 1) / 2 + 1, 1000, 4, 1},
+              {3, T / 3 + 1, 3, 3, 1}};
     ss_rng rng;
     ss_rng_seed(&rng, 22);
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
@@ -193,21 +205,25 @@ SS_TEST(anchors_without_positive) {
     ss_supcon_opts o = ss_supcon_defaults();
     direct(z, mixed, 1, N, D, &o, want_losses, want_dz);
     SS_CHECK_CLOSE_FD(out.dz, want_dz, N * D, 1e-4, "dz");
-    SS_CHECK_NEAR(out.loss, (out.losses[0] + out.losses[2] + out.losses[5]) / 3.0, 1e-6);
+    SS_CHECK_NEAR(out.loss,
+                  (out.losses[0] + out.losses[2] + out.losses[5]) / 3.0, 1e-6);
     free_out(&out);
 
     const int64_t none[6] = {-1, 0, 1, 2, -1, 1000};
     float loss = 5.0f, losses[6], cache[6];
     for (int i = 0; i < 24; i++) dz[i] = 3.0f;
-    SS_CHECK_OK(ss_supcon_forward(&loss, losses, cache, z, none, 1, N, D, NULL));
+    SS_CHECK_OK(
+        ss_supcon_forward(&loss, losses, cache, z, none, 1, N, D, NULL));
     SS_CHECK(loss == 0.0f);
     for (int i = 0; i < 6; i++) SS_CHECK(losses[i] == 0.0f);
     SS_CHECK_OK(ss_supcon_backward(dz, 1.0f, cache, z, none, 1, N, D, NULL));
     for (int i = 0; i < 24; i++) SS_CHECK(dz[i] == 3.0f);
     /* a single row */
-    SS_CHECK_OK(ss_supcon_forward(&loss, losses, cache, z, none + 1, 1, 1, D, NULL));
+    SS_CHECK_OK(
+        ss_supcon_forward(&loss, losses, cache, z, none + 1, 1, 1, D, NULL));
     SS_CHECK(loss == 0.0f && losses[0] == 0.0f);
-    SS_CHECK_OK(ss_supcon_backward(dz, 1.0f, cache, z, none + 1, 1, 1, D, NULL));
+    SS_CHECK_OK(
+        ss_supcon_backward(dz, 1.0f, cache, z, none + 1, 1, 1, D, NULL));
     for (int i = 0; i < 24; i++) SS_CHECK(dz[i] == 3.0f);
 }
 
@@ -219,7 +235,8 @@ SS_TEST(unlabeled_equals_distinct_labels) {
     float z[70];
     ss_test_fill_normal(z, V * N * D, &rng);
     int64_t unl[7], distinct[7];
-    for (int64_t n = 0; n < N; n++) unl[n] = -1, distinct[n] = (int64_t)1 << (n + 50);
+    for (int64_t n = 0; n < N; n++)
+        unl[n] = -1, distinct[n] = (int64_t)1 << (n + 50);
     supcon_out a, b;
     run_supcon(&a, z, unl, V, N, D, NULL, 1.0f);
     run_supcon(&b, z, distinct, V, N, D, NULL, 1.0f);
@@ -232,7 +249,8 @@ SS_TEST(backward_accumulates) {
     ss_rng rng;
     ss_rng_seed(&rng, 25);
     const int64_t V = 2, N = 9, D = 6, n = V * N * D;
-    float *z = ss_test_alloc(n), *dz = ss_test_alloc(n), *pre = ss_test_alloc(n);
+    float *z = ss_test_alloc(n), *dz = ss_test_alloc(n),
+          *pre = ss_test_alloc(n);
     int64_t labels[9];
     ss_test_fill_normal(z, n, &rng);
     ss_test_fill_normal(pre, n, &rng);
@@ -244,10 +262,12 @@ SS_TEST(backward_accumulates) {
         run_supcon(&out, z, labels, V, N, D, &o, 1.0f);
         float loss;
         void *cache = malloc(ss_supcon_cache_size(V, N, D));
-        SS_CHECK_OK(ss_supcon_forward(&loss, NULL, cache, z, labels, V, N, D, &o));
+        SS_CHECK_OK(
+            ss_supcon_forward(&loss, NULL, cache, z, labels, V, N, D, &o));
         SS_CHECK(loss == out.loss); /* losses = NULL changes nothing */
         memcpy(dz, pre, (size_t)n * sizeof(float));
-        SS_CHECK_OK(ss_supcon_backward(dz, -0.75f, cache, z, labels, V, N, D, &o));
+        SS_CHECK_OK(
+            ss_supcon_backward(dz, -0.75f, cache, z, labels, V, N, D, &o));
         for (int64_t i = 0; i < n; i++) dz[i] -= pre[i], out.dz[i] *= -0.75f;
         SS_CHECK_CLOSE_FF(dz, out.dz, n, 1e-4, "accumulated dz");
         free(cache);
@@ -283,57 +303,95 @@ SS_TEST(bad_inputs) {
     int64_t labels[3] = {0, -1, 0};
     for (int i = 0; i < 24; i++) z[i] = (float)(i % 5) - 2.0f, dz[i] = 7.0f;
     ss_supcon_opts o = ss_supcon_defaults();
-    SS_CHECK_STATUS(ss_supcon_forward(NULL, losses, cache, z, labels, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(NULL, losses, cache, z, labels, V, N, D, &o),
+        SS_ERR_NULL);
     SS_CHECK_MSG_HAS("loss must not be NULL");
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, NULL, z, labels, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, NULL, z, labels, V, N, D, &o),
+        SS_ERR_NULL);
     SS_CHECK_MSG_HAS("cache must not be NULL");
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, NULL, labels, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, NULL, labels, V, N, D, &o),
+        SS_ERR_NULL);
     SS_CHECK_MSG_HAS("z must not be NULL");
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, NULL, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, NULL, V, N, D, &o),
+        SS_ERR_NULL);
     SS_CHECK_MSG_HAS("labels must not be NULL");
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, 0, N, D, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, labels, 0, N, D, &o),
+        SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("V must be >= 1, got 0");
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, V, -3, D, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, labels, V, -3, D, &o),
+        SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("N must be >= 1, got -3");
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, V, N, 0, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, labels, V, N, 0, &o),
+        SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("D must be >= 1, got 0");
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, (int64_t)1 << 21,
-                                      (int64_t)1 << 20, 1 << 10, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels,
+                                      (int64_t)1 << 21, (int64_t)1 << 20,
+                                      1 << 10, &o),
+                    SS_ERR_SIZE);
     SS_CHECK_INT(ss_supcon_cache_size(V, 0, D), 0);
     float bad_t[] = {0.0f, -0.5f, NAN, INFINITY};
     for (int i = 0; i < 4; i++) {
         ss_supcon_opts b = o;
         b.temperature = bad_t[i];
-        SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &b), SS_ERR_PARAM);
+        SS_CHECK_STATUS(
+            ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &b),
+            SS_ERR_PARAM);
         SS_CHECK_MSG_HAS("temperature must be finite and > 0");
     }
     labels[2] = -5;
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o), SS_ERR_LABEL);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o),
+        SS_ERR_LABEL);
     SS_CHECK_MSG_HAS("labels[2]");
     SS_CHECK_MSG_HAS("got -5");
-    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, &o), SS_ERR_LABEL);
+    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, &o),
+                    SS_ERR_LABEL);
     labels[2] = INT64_MIN;
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o), SS_ERR_LABEL);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o),
+        SS_ERR_LABEL);
     labels[2] = 0;
     z[13] = NAN;
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o),
+        SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("z[13]");
-    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, &o), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, &o),
+                    SS_ERR_NONFINITE);
     z[13] = 0.0f;
     z[22] = INFINITY;
-    SS_CHECK_STATUS(ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, &o),
+        SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("z[22]");
     SS_CHECK(loss == 42.0f); /* nothing written on failure */
     z[22] = 0.0f;
-    SS_CHECK_OK(ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, NULL));
-    SS_CHECK_STATUS(ss_supcon_backward(NULL, 1.0f, cache, z, labels, V, N, D, &o), SS_ERR_NULL);
+    SS_CHECK_OK(
+        ss_supcon_forward(&loss, losses, cache, z, labels, V, N, D, NULL));
+    SS_CHECK_STATUS(
+        ss_supcon_backward(NULL, 1.0f, cache, z, labels, V, N, D, &o),
+        SS_ERR_NULL);
     SS_CHECK_MSG_HAS("dz must not be NULL");
-    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, NULL, z, labels, V, N, D, &o), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, NULL, labels, V, N, D, &o), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, NULL, V, N, D, &o), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_supcon_backward(dz, INFINITY, cache, z, labels, V, N, D, &o), SS_ERR_PARAM);
+    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, NULL, z, labels, V, N, D, &o),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_supcon_backward(dz, 1.0f, cache, NULL, labels, V, N, D, &o),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, NULL, V, N, D, &o),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_supcon_backward(dz, INFINITY, cache, z, labels, V, N, D, &o),
+        SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("dloss must be finite");
-    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, 0, &o), SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, 0, &o),
+                    SS_ERR_SIZE);
     for (int i = 0; i < 24; i++) SS_CHECK(dz[i] == 7.0f); /* untouched */
     SS_CHECK_OK(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, NULL));
 }

@@ -15,8 +15,8 @@ joint = 1 is the paper's single log-sum-exp over the negatives of all views
 (lightly PR #1827 for V = 2: logsumexp(cat([sim_00, sim_01]))).
 
 Writes tests/fixtures/dcl.bin: ncases, then per case k entries c<k>_*:
-z (V,N,D), V, N, D, temperature, weighted, sigma, cosine, joint_negatives, loss,
-losses (V,N) per-anchor losses, dz (V,N,D) = dloss/dz.
+z (V,N,D), V, N, D, temperature, weighted, sigma, cosine, joint_negatives,
+loss, losses (V,N) per-anchor losses, dz (V,N,D) = dloss/dz.
 """
 import torch
 from torch import nn

@@ -17,6 +17,7 @@
  */
 #include "contrast.h"
 #include "gemm.h"
+#include "tgemm.h"
 
 #include <float.h>
 #include <string.h>
@@ -101,14 +102,28 @@ static ss_status gc_plan_init(gc_plan *pl, const ss__gc *p) {
     return SS_OK;
 }
 
-/* S = X_I X_J^T with masked entries set to -INFINITY. */
-static void gc_tile(float *S, const ss__gc *p, const gc_plan *pl, int64_t I,
-                    int64_t J, int64_t *ti, int64_t *tj) {
-    int64_t T = pl->T, i0 = I * T, k0 = J * T;
+/* Floats of per-thread tile workspace beyond S: X_J^T and GEMM scratch. */
+static int64_t gc_gemm_floats(const ss__gc *p, int64_t T) {
+    int64_t k = p->D > T ? p->D : T;
+    return p->D * T + ss__tgemm_scratch(k);
+}
+
+/* S = X_I X_J^T with masked entries set to -INFINITY. gw: gc_gemm_floats. */
+static void gc_tile(float *S, float *gw, const ss__gc *p, const gc_plan *pl,
+                    int64_t I, int64_t J, int64_t *ti, int64_t *tj) {
+    int64_t T = pl->T, i0 = I * T, k0 = J * T, D = p->D;
     int64_t ni = p->M - i0 < T ? p->M - i0 : T;
     int64_t nk = p->M - k0 < T ? p->M - k0 : T;
-    ss__sgemm(0, 1, ni, nk, p->D, 1.0f, p->x + i0 * p->D, p->D,
-              p->x + k0 * p->D, p->D, 0.0f, S, T);
+    if (ss__tgemm_native()) {
+        float *Bt = gw; /* X_J^T: (D, T) */
+        const float *xj = p->x + k0 * D;
+        for (int64_t k = 0; k < nk; k++)
+            for (int64_t d = 0; d < D; d++) Bt[d * T + k] = xj[k * D + d];
+        ss__tgemm(ni, nk, D, p->x + i0 * D, D, 1, Bt, T, 0, S, T, gw + D * T);
+    } else {
+        ss__sgemm(0, 1, ni, nk, D, 1.0f, p->x + i0 * D, D, p->x + k0 * D, D,
+                  0.0f, S, T);
+    }
     if (I == J) /* strict upper triangle only: (k, i) is the same entry */
         for (int64_t r = 0; r < ni; r++)
             for (int64_t k = 0; k <= r; k++) S[r * T + k] = -INFINITY;
@@ -138,6 +153,7 @@ typedef struct {
     double *ref;  /* (nscales, M) online max (online mode only) */
     float *S;     /* (T, T) tile */
     float *colv;  /* (2, T) column max / sum of one tile */
+    float *gw;    /* GEMM workspace, gc_gemm_floats */
 } gc_fwd_ws;
 
 static void merge_online(double *ref, double *sum, double m, double l) {
@@ -233,8 +249,10 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p) {
     for (int t = 0; t < pl.nth; t++) {
         ws[t].sum = ss__calloc((size_t)nsm * sizeof(double));
         ws[t].ref = pl.fixed ? NULL : ss__malloc((size_t)nsm * sizeof(double));
-        ws[t].S = ss__malloc((size_t)(pl.T * pl.T + 2 * pl.T) * sizeof(float));
+        int64_t nf = pl.T * pl.T + 2 * pl.T + gc_gemm_floats(p, pl.T);
+        ws[t].S = ss__malloc((size_t)nf * sizeof(float));
         ws[t].colv = ws[t].S ? ws[t].S + pl.T * pl.T : NULL;
+        ws[t].gw = ws[t].S ? ws[t].colv + 2 * pl.T : NULL;
         if (!ws[t].sum || !ws[t].S || (!pl.fixed && !ws[t].ref)) ok = 0;
         else if (!pl.fixed)
             for (int64_t j = 0; j < nsm; j++) ws[t].ref[j] = -INFINITY;
@@ -250,7 +268,7 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p) {
             gc_fwd_ws *w = &ws[0];
 #endif
             int64_t I = pl.tiles[2 * t], J = pl.tiles[2 * t + 1], ni, nk;
-            gc_tile(w->S, p, &pl, I, J, &ni, &nk);
+            gc_tile(w->S, w->gw, p, &pl, I, J, &ni, &nk);
             for (int c = 0; c < p->nscales; c++) {
                 if (pl.fixed)
                     fwd_tile_fixed(w, p, &pl, c, I * pl.T, J * pl.T, ni, nk);
@@ -363,7 +381,8 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
     float *S[pl.nth], *dxt[pl.nth];
     int ok = bwd_rows_init(&rw, w, lse, p, &pl) == SS_OK;
     for (int t = 0; t < pl.nth; t++) {
-        S[t] = ss__malloc((size_t)(T * T * (sep ? 2 : 1)) * sizeof(float));
+        int64_t nf = T * T * (sep ? 2 : 1) + gc_gemm_floats(p, T);
+        S[t] = ss__malloc((size_t)nf * sizeof(float));
         /* thread 0 accumulates straight into dx; the others privately */
         dxt[t] = t == 0 ? dx : ss__calloc((size_t)MD * sizeof(float));
         if (!S[t] || !dxt[t]) ok = 0;
@@ -379,6 +398,7 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
             int tid = 0;
 #endif
             float *St = S[tid], *G = sep ? S[tid] + T * T : S[tid];
+            float *gw = S[tid] + T * T * (sep ? 2 : 1);
             float *d = dxt[tid];
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
@@ -386,12 +406,14 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
             for (int64_t t = 0; t < pl.ntiles; t++) {
                 int64_t I = pl.tiles[2 * t], J = pl.tiles[2 * t + 1], ni, nk;
                 int64_t i0 = I * T, k0 = J * T;
-                gc_tile(St, p, &pl, I, J, &ni, &nk);
+                gc_tile(St, gw, p, &pl, I, J, &ni, &nk);
                 bwd_tile_g(G, St, &rw, p, &pl, i0, k0, ni, nk);
-                ss__sgemm(0, 0, ni, p->D, nk, 1.0f, G, T, p->x + k0 * p->D,
-                          p->D, 1.0f, d + i0 * p->D, p->D);
-                ss__sgemm(1, 0, nk, p->D, ni, 1.0f, G, T, p->x + i0 * p->D,
-                          p->D, 1.0f, d + k0 * p->D, p->D);
+                int64_t D = p->D;
+                const float *xi = p->x + i0 * D, *xk = p->x + k0 * D;
+                float *scr = gw + D * T;
+                /* dX_I += G X_J, dX_J += G^T X_I */
+                ss__tgemm(ni, D, nk, G, T, 1, xk, D, 1, d + i0 * D, D, scr);
+                ss__tgemm(nk, D, ni, G, 1, T, xi, D, 1, d + k0 * D, D, scr);
             }
             /* implicit barrier; then fold the private buffers into dx */
             if (pl.nth > 1) {

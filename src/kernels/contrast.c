@@ -29,7 +29,9 @@
 #define GC_PRAGMA(x) _Pragma(#x)
 #define GC_SIMD _Pragma("omp simd")
 #define GC_SIMD_SUM(v) GC_PRAGMA(omp simd reduction(+ : v))
+#define GC_SIMD_MAX(v) GC_PRAGMA(omp simd reduction(max : v))
 #else
+#define GC_SIMD_MAX(v)
 #define GC_SIMD
 #define GC_SIMD_SUM(v)
 #endif
@@ -102,10 +104,27 @@ static ss_status gc_plan_init(gc_plan *pl, const ss__gc *p) {
     return SS_OK;
 }
 
+/* Row stride of a transposed tile: padded off a power of two so that its
+ * rows do not all fall into the same L1 sets. */
+#define GC_LDT(T) ((T) + 16)
+
 /* Floats of per-thread tile workspace beyond S: X_J^T and GEMM scratch. */
 static int64_t gc_gemm_floats(const ss__gc *p, int64_t T) {
     int64_t k = p->D > T ? p->D : T;
-    return p->D * T + ss__tgemm_scratch(k);
+    return p->D * GC_LDT(T) + ss__tgemm_scratch(k);
+}
+
+/* dst (D, n) with row stride ldd = src (n, D)^T, in 16 x 16 blocks. */
+static void gc_transpose(float *dst, int64_t ldd, const float *src, int64_t n,
+                         int64_t D) {
+    for (int64_t k0 = 0; k0 < n; k0 += 16)
+        for (int64_t d0 = 0; d0 < D; d0 += 16) {
+            int64_t k1 = k0 + 16 < n ? k0 + 16 : n;
+            int64_t d1 = d0 + 16 < D ? d0 + 16 : D;
+            for (int64_t d = d0; d < d1; d++)
+                for (int64_t k = k0; k < k1; k++)
+                    dst[d * ldd + k] = src[k * D + d];
+        }
 }
 
 /* S = X_I X_J^T with masked entries set to -INFINITY. gw: gc_gemm_floats. */
@@ -115,11 +134,10 @@ static void gc_tile(float *S, float *gw, const ss__gc *p, const gc_plan *pl,
     int64_t ni = p->M - i0 < T ? p->M - i0 : T;
     int64_t nk = p->M - k0 < T ? p->M - k0 : T;
     if (ss__tgemm_native()) {
-        float *Bt = gw; /* X_J^T: (D, T) */
-        const float *xj = p->x + k0 * D;
-        for (int64_t k = 0; k < nk; k++)
-            for (int64_t d = 0; d < D; d++) Bt[d * T + k] = xj[k * D + d];
-        ss__tgemm(ni, nk, D, p->x + i0 * D, D, 1, Bt, T, 0, S, T, gw + D * T);
+        float *Bt = gw; /* X_J^T: (D, GC_LDT(T)) */
+        gc_transpose(Bt, GC_LDT(T), p->x + k0 * D, nk, D);
+        ss__tgemm(ni, nk, D, p->x + i0 * D, D, 1, Bt, GC_LDT(T), 0, S, T,
+                  gw + D * GC_LDT(T));
     } else {
         ss__sgemm(0, 1, ni, nk, D, 1.0f, p->x + i0 * D, D, p->x + k0 * D, D,
                   0.0f, S, T);
@@ -197,6 +215,7 @@ static void fwd_tile_online(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
     for (int64_t r = 0; r < ni; r++) {
         const float *s = S + r * pl->T;
         float m = -INFINITY;
+        GC_SIMD_MAX(m)
         for (int64_t k = 0; k < nk; k++) {
             float v = gc_logit(s[k], sc);
             m = v > m ? v : m;
@@ -410,7 +429,7 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
                 bwd_tile_g(G, St, &rw, p, &pl, i0, k0, ni, nk);
                 int64_t D = p->D;
                 const float *xi = p->x + i0 * D, *xk = p->x + k0 * D;
-                float *scr = gw + D * T;
+                float *scr = gw + D * GC_LDT(T);
                 /* dX_I += G X_J, dX_J += G^T X_I */
                 ss__tgemm(ni, D, nk, G, T, 1, xk, D, 1, d + i0 * D, D, scr);
                 ss__tgemm(nk, D, ni, G, 1, T, xi, D, 1, d + k0 * D, D, scr);

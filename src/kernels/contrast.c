@@ -63,28 +63,33 @@ static inline float gc_exp(float x) {
 
 typedef struct {
     int64_t T, nb, ntiles;
-    int32_t *tiles; /* (ntiles, 2): block pairs I <= J, row-major order */
     int fixed;
     float shift[SS__GC_MAX_SCALES];
     int nth;
 } gc_plan;
 
+/* Tile t of the upper triangle in row-major order -> block pair I <= J.
+ * Row I starts at off(I) = I nb - I (I - 1) / 2; invert, then fix rounding. */
+static void gc_tile_ij(const gc_plan *pl, int64_t t, int64_t *I, int64_t *J) {
+    int64_t nb = pl->nb;
+    double b = 2.0 * (double)nb + 1.0;
+    int64_t i = (int64_t)((b - sqrt(b * b - 8.0 * (double)t)) / 2.0);
+    if (i < 0) i = 0;
+    if (i > nb - 1) i = nb - 1;
+    while (i > 0 && i * nb - i * (i - 1) / 2 > t) i--;
+    while (i + 1 < nb && (i + 1) * nb - (i + 1) * i / 2 <= t) i++;
+    *I = i;
+    *J = i + (t - (i * nb - i * (i - 1) / 2));
+}
+
 static ss_status gc_plan_init(gc_plan *pl, const ss__gc *p) {
     pl->T = p->tile > 0 ? p->tile : SS__GC_TILE;
     if (pl->T > p->M) pl->T = p->M;
     pl->nb = (p->M + pl->T - 1) / pl->T;
+    if (pl->nb > ((int64_t)1 << 30)) /* keeps nb (nb + 1) / 2 in int64 */
+        return ss__fail(SS_ERR_SIZE, "ss__gc", "too many rows for the "
+                        "pairwise engine: M = %lld", (long long)p->M);
     pl->ntiles = pl->nb * (pl->nb + 1) / 2;
-    pl->tiles = ss__malloc((size_t)pl->ntiles * 2 * sizeof(int32_t));
-    if (!pl->tiles)
-        return ss__fail(SS_ERR_NOMEM, "ss__gc", "no memory for %lld tiles",
-                        (long long)pl->ntiles);
-    int64_t t = 0;
-    for (int64_t I = 0; I < pl->nb; I++)
-        for (int64_t J = I; J < pl->nb; J++) {
-            pl->tiles[2 * t] = (int32_t)I;
-            pl->tiles[2 * t + 1] = (int32_t)J;
-            t++;
-        }
     double maxsq = 0.0;
     for (int64_t i = 0; i < p->M; i++) {
         const float *xi = p->x + i * p->D;
@@ -286,7 +291,8 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p) {
 #else
             gc_fwd_ws *w = &ws[0];
 #endif
-            int64_t I = pl.tiles[2 * t], J = pl.tiles[2 * t + 1], ni, nk;
+            int64_t I, J, ni, nk;
+            gc_tile_ij(&pl, t, &I, &J);
             gc_tile(w->S, w->gw, p, &pl, I, J, &ni, &nk);
             for (int c = 0; c < p->nscales; c++) {
                 if (pl.fixed)
@@ -302,7 +308,6 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p) {
         ss__free(ws[t].ref);
         ss__free(ws[t].S);
     }
-    ss__free(pl.tiles);
     if (!ok)
         return ss__fail(SS_ERR_NOMEM, "ss__gc_forward",
                         "no memory for the workspace (M = %lld)",
@@ -423,7 +428,8 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
 #pragma omp for schedule(dynamic, 1)
 #endif
             for (int64_t t = 0; t < pl.ntiles; t++) {
-                int64_t I = pl.tiles[2 * t], J = pl.tiles[2 * t + 1], ni, nk;
+                int64_t I, J, ni, nk;
+                gc_tile_ij(&pl, t, &I, &J);
                 int64_t i0 = I * T, k0 = J * T;
                 gc_tile(St, gw, p, &pl, I, J, &ni, &nk);
                 bwd_tile_g(G, St, &rw, p, &pl, i0, k0, ni, nk);
@@ -452,7 +458,6 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
         if (t > 0) ss__free(dxt[t]);
     }
     ss__free(rw.coef);
-    ss__free(pl.tiles);
     if (!ok)
         return ss__fail(SS_ERR_NOMEM, "ss__gc_backward",
                         "no memory for the workspace (M = %lld, D = %lld)",

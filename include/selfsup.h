@@ -218,7 +218,9 @@ SS_API ss_status ss_ntxent_forward(float *loss, float *losses, void *cache,
                                    const float *z, int64_t V, int64_t N,
                                    int64_t D, const ss_ntxent_opts *opts);
 /* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
- * forward call with the same z, sizes and opts. */
+ * forward call with the same z, sizes and opts. Errors: as forward, plus
+ * SS_ERR_PARAM for a non-finite dloss or a cache written for other sizes or
+ * options. */
 SS_API ss_status ss_ntxent_backward(float *dz, float dloss, const void *cache,
                                     const float *z, int64_t V, int64_t N,
                                     int64_t D, const ss_ntxent_opts *opts);

@@ -249,21 +249,25 @@ typedef struct {
 } ss_supcon_opts;
 
 SS_API ss_supcon_opts ss_supcon_defaults(void);
-/* Bytes of cache: V * N floats (per-row log-sum-exps); 0 (with
- * ss_last_error set) when the sizes are invalid. */
+/* Bytes of cache: a 64-byte header naming the call, then V * N floats
+ * (per-row log-sum-exps); 0 (with ss_last_error set) when the sizes are
+ * invalid. */
 SS_API size_t ss_supcon_cache_size(int64_t V, int64_t N, int64_t D);
 /* loss: (1). losses: (V, N) per-anchor losses or NULL. cache: as sized.
  * opts: NULL means ss_supcon_defaults().
  * Errors: SS_ERR_NULL, SS_ERR_SIZE (V, N or D < 1, too large), SS_ERR_PARAM
- * (temperature), SS_ERR_LABEL (a label < -1, naming its index and value),
- * SS_ERR_NONFINITE (z), SS_ERR_NOMEM. */
+ * (temperature not finite, <= 0 or below 1/FLT_MAX; with cosine = 0,
+ * max ||z||^2 / temperature > 1e30, where float32 logits could overflow),
+ * SS_ERR_LABEL (a label < -1, naming its index and value), SS_ERR_NONFINITE
+ * (z), SS_ERR_NOMEM. */
 SS_API ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
                                    const float *z, const int64_t *labels,
                                    int64_t V, int64_t N, int64_t D,
                                    const ss_supcon_opts *opts);
 /* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
  * forward call with the same z, labels, sizes and opts. Errors as forward,
- * plus SS_ERR_PARAM for a non-finite dloss. */
+ * plus SS_ERR_PARAM for a non-finite dloss or a cache written for other
+ * labels, sizes or options. */
 SS_API ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
                                     const float *z, const int64_t *labels,
                                     int64_t V, int64_t N, int64_t D,
@@ -426,20 +430,23 @@ typedef struct {
 
 SS_API ss_dcl_opts ss_dcl_defaults(void);  /* DCL */
 SS_API ss_dcl_opts ss_dclw_defaults(void); /* DCLW: weighted = 1 */
-/* Bytes of cache: V * V * N floats (per-row log-sum-exps); 0 (with
- * ss_last_error set) when the sizes are invalid. */
+/* Bytes of cache: a 64-byte header naming the call, then V * V * N floats
+ * (per-row log-sum-exps); 0 (with ss_last_error set) when the sizes are
+ * invalid. */
 SS_API size_t ss_dcl_cache_size(int64_t V, int64_t N, int64_t D);
 /* loss: (1). losses: (V, N) per-anchor losses or NULL. cache: as sized.
  * z: (V, N, D). opts: NULL means ss_dcl_defaults().
  * Errors: SS_ERR_NULL, SS_ERR_SIZE (V < 2, N < 2, D < 1, too large),
- * SS_ERR_PARAM (temperature; sigma when weighted; weighted with V != 2),
- * SS_ERR_NONFINITE (z), SS_ERR_NOMEM. */
+ * SS_ERR_PARAM (temperature as SupCon; sigma when weighted; weighted with
+ * V != 2; the cosine = 0 logit bound as SupCon), SS_ERR_NONFINITE (z),
+ * SS_ERR_NOMEM. */
 SS_API ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
                                 const float *z, int64_t V, int64_t N,
                                 int64_t D, const ss_dcl_opts *opts);
 /* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
  * forward call with the same z, sizes and opts. Errors as forward, plus
- * SS_ERR_PARAM for a non-finite dloss. */
+ * SS_ERR_PARAM for a non-finite dloss or a cache written for other sizes or
+ * options. */
 SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
                                  const float *z, int64_t V, int64_t N,
                                  int64_t D, const ss_dcl_opts *opts);

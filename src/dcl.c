@@ -161,6 +161,46 @@ static void dcl_lse_backward(float *dx, const float *w, const float *lse,
 
 /* ---- options, checks and weights ----------------------------------------- */
 
+/* Cache: a header naming the call that wrote it, padded to 64 bytes, then
+ * lse (V, V, N) floats, or (M) when joint. */
+#define DCL_MAGIC 0x31304c4344535353ull /* "SSSDCL01" */
+#define HEADER_BYTES 64
+
+typedef struct {
+    uint64_t magic;
+    int64_t V, N, D;
+    float temperature, sigma;
+    int32_t weighted, cosine, joint;
+} dcl_header;
+
+/* Largest accepted bound max ||z||^2 / temperature on the dot-product
+ * logits (cosine = 0): beyond it a float32 logit could overflow. */
+#define MAX_LOGIT 1e30
+
+static ss_status check_temperature(const char *fn, float t) {
+    SS_TRY(ss__check_positive(fn, "temperature", t));
+    if (!isfinite(1.0f / t))
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "temperature must be >= 1/FLT_MAX, got %g", (double)t);
+    return SS_OK;
+}
+
+static ss_status check_logit_bound(const char *fn, const float *z, int64_t M,
+                                   int64_t D, float t) {
+    double maxsq = 0.0;
+    for (int64_t i = 0; i < M; i++) {
+        double s = 0.0;
+        for (int64_t d = 0; d < D; d++)
+            s += (double)z[i * D + d] * z[i * D + d];
+        if (s > maxsq) maxsq = s;
+    }
+    if (maxsq / t <= MAX_LOGIT) return SS_OK;
+    return ss__fail(SS_ERR_PARAM, fn,
+                    "logits overflow float32: max ||z||^2 / temperature = %g "
+                    "> %g (use cosine = 1 or scale z)",
+                    maxsq / t, MAX_LOGIT);
+}
+
 ss_dcl_opts ss_dcl_defaults(void) {
     ss_dcl_opts o = {0.1f, 0, 0.5f, 1, 0};
     return o;
@@ -183,7 +223,7 @@ static ss_status check_sizes(const char *fn, int64_t V, int64_t N, int64_t D) {
 static ss_status check_call(const char *fn, const float *z, int64_t V,
                             int64_t N, int64_t D, const ss_dcl_opts *o) {
     SS_TRY(check_sizes(fn, V, N, D));
-    SS_TRY(ss__check_positive(fn, "temperature", o->temperature));
+    SS_TRY(check_temperature(fn, o->temperature));
     if (o->weighted) {
         SS_TRY(ss__check_positive(fn, "sigma", o->sigma));
         if (V != 2)
@@ -191,12 +231,36 @@ static ss_status check_call(const char *fn, const float *z, int64_t V,
                             "weighted (DCLW) needs V = 2 views, got V = %lld",
                             (long long)V);
     }
-    return ss__check_finite(fn, "z", z, V * N * D);
+    SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
+    return o->cosine ? SS_OK
+                     : check_logit_bound(fn, z, V * N, D, o->temperature);
+}
+
+static dcl_header make_header(int64_t V, int64_t N, int64_t D,
+                              const ss_dcl_opts *o) {
+    dcl_header h;
+    memset(&h, 0, sizeof h);
+    h.magic = DCL_MAGIC, h.V = V, h.N = N, h.D = D;
+    h.temperature = o->temperature, h.weighted = o->weighted != 0;
+    h.sigma = o->weighted ? o->sigma : 0.0f; /* unused otherwise */
+    h.cosine = o->cosine != 0, h.joint = o->joint_negatives != 0;
+    return h;
+}
+
+static ss_status check_cache(const char *fn, const void *cache, int64_t V,
+                             int64_t N, int64_t D, const ss_dcl_opts *o) {
+    dcl_header h, want = make_header(V, N, D, o);
+    memcpy(&h, cache, sizeof h);
+    if (memcmp(&h, &want, sizeof h) == 0) return SS_OK;
+    return ss__fail(SS_ERR_PARAM, fn,
+                    "cache was not written by ss_dcl_forward with these sizes "
+                    "and options (V = %lld, N = %lld, D = %lld)",
+                    (long long)V, (long long)N, (long long)D);
 }
 
 size_t ss_dcl_cache_size(int64_t V, int64_t N, int64_t D) {
     if (check_sizes("ss_dcl_cache_size", V, N, D) != SS_OK) return 0;
-    return (size_t)(V * V * N) * sizeof(float);
+    return HEADER_BYTES + (size_t)(V * V * N) * sizeof(float);
 }
 
 static double dot_d(const float *a, const float *b, int64_t D) {
@@ -349,8 +413,8 @@ ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
     SS_TRY(check_call(fn, z, V, N, D, &o));
     dcl_setup s;
     SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
-    const float *lse = cache;
-    ss_status st = negatives_forward(cache, &s, o.joint_negatives, fn);
+    float *lse = (float *)((char *)cache + HEADER_BYTES);
+    ss_status st = negatives_forward(lse, &s, o.joint_negatives, fn);
     if (st != SS_OK) {
         setup_free(&s);
         return st;
@@ -375,6 +439,8 @@ ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
             total += li;
         }
     *loss = (float)(total / (double)(V * N));
+    dcl_header h = make_header(V, N, D, &o);
+    memcpy(cache, &h, sizeof h);
     setup_free(&s);
     return SS_OK;
 }
@@ -391,6 +457,8 @@ ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
     SS_TRY(check_call(fn, z, V, N, D, &o));
+    SS_TRY(check_cache(fn, cache, V, N, D, &o));
+    const float *lse = (const float *)((const char *)cache + HEADER_BYTES);
     const int64_t M = V * N;
     dcl_setup s;
     SS_TRY(setup_init(&s, fn, z, V, N, D, &o));
@@ -398,7 +466,7 @@ ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
     float *dx = ss__calloc((size_t)(M * D) * sizeof(float));
     const double g = (double)dloss / (double)M;
     ss_status st =
-        dx ? negatives_backward(dx, g, cache, &s, o.joint_negatives, fn)
+        dx ? negatives_backward(dx, g, lse, &s, o.joint_negatives, fn)
            : ss__fail(SS_ERR_NOMEM, fn, "gradient buffer of %lld x %lld",
                       (long long)M, (long long)D);
     if (st == SS_OK) {

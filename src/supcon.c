@@ -20,6 +20,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Cache: a header naming the call that wrote it, padded to 64 bytes, then
+ * the per-row log-sum-exps (M) floats. */
+#define SUPCON_MAGIC 0x314e4f4350555353ull /* "SSUPCON1" */
+#define HEADER_BYTES 64
+
+typedef struct {
+    uint64_t magic;
+    int64_t V, N, D;
+    uint64_t labels_hash;
+    float temperature;
+    int32_t cosine;
+} supcon_header;
+
+/* Largest accepted bound max ||z||^2 / temperature on the dot-product
+ * logits (cosine = 0): beyond it a float32 logit could overflow. */
+#define MAX_LOGIT 1e30
+
+static ss_status check_temperature(const char *fn, float t) {
+    SS_TRY(ss__check_positive(fn, "temperature", t));
+    if (!isfinite(1.0f / t))
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "temperature must be >= 1/FLT_MAX, got %g", (double)t);
+    return SS_OK;
+}
+
+static ss_status check_logit_bound(const char *fn, const float *z, int64_t M,
+                                   int64_t D, float t) {
+    double maxsq = 0.0;
+    for (int64_t i = 0; i < M; i++) {
+        double s = 0.0;
+        for (int64_t d = 0; d < D; d++)
+            s += (double)z[i * D + d] * z[i * D + d];
+        if (s > maxsq) maxsq = s;
+    }
+    if (maxsq / t <= MAX_LOGIT) return SS_OK;
+    return ss__fail(SS_ERR_PARAM, fn,
+                    "logits overflow float32: max ||z||^2 / temperature = %g "
+                    "> %g (use cosine = 1 or scale z)",
+                    maxsq / t, MAX_LOGIT);
+}
+
 ss_supcon_opts ss_supcon_defaults(void) {
     ss_supcon_opts o = {0.1f, 1};
     return o;
@@ -36,19 +77,54 @@ static ss_status check_call(const char *fn, const float *z,
                             const int64_t *labels, int64_t V, int64_t N,
                             int64_t D, const ss_supcon_opts *o) {
     SS_TRY(check_sizes(fn, V, N, D));
-    SS_TRY(ss__check_positive(fn, "temperature", o->temperature));
+    SS_TRY(check_temperature(fn, o->temperature));
     for (int64_t n = 0; n < N; n++)
         if (labels[n] < -1)
             return ss__fail(SS_ERR_LABEL, fn,
                             "labels[%lld] must be >= 0 (a class) or -1 "
                             "(unlabeled), got %lld",
                             (long long)n, (long long)labels[n]);
-    return ss__check_finite(fn, "z", z, V * N * D);
+    SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
+    return o->cosine ? SS_OK
+                     : check_logit_bound(fn, z, V * N, D, o->temperature);
+}
+
+/* FNV-1a over the labels: backward checks it was given forward's labels. */
+static uint64_t labels_hash(const int64_t *labels, int64_t N) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int64_t n = 0; n < N; n++) {
+        uint64_t x = (uint64_t)labels[n];
+        for (int b = 0; b < 8; b++, x >>= 8)
+            h = (h ^ (x & 0xff)) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static supcon_header make_header(const int64_t *labels, int64_t V, int64_t N,
+                                 int64_t D, const ss_supcon_opts *o) {
+    supcon_header h;
+    memset(&h, 0, sizeof h);
+    h.magic = SUPCON_MAGIC, h.V = V, h.N = N, h.D = D;
+    h.labels_hash = labels_hash(labels, N);
+    h.temperature = o->temperature, h.cosine = o->cosine != 0;
+    return h;
+}
+
+static ss_status check_cache(const char *fn, const void *cache,
+                             const int64_t *labels, int64_t V, int64_t N,
+                             int64_t D, const ss_supcon_opts *o) {
+    supcon_header h, want = make_header(labels, V, N, D, o);
+    memcpy(&h, cache, sizeof h);
+    if (memcmp(&h, &want, sizeof h) == 0) return SS_OK;
+    return ss__fail(SS_ERR_PARAM, fn,
+                    "cache was not written by ss_supcon_forward with these "
+                    "labels, sizes and options (V = %lld, N = %lld, D = %lld)",
+                    (long long)V, (long long)N, (long long)D);
 }
 
 size_t ss_supcon_cache_size(int64_t V, int64_t N, int64_t D) {
     if (check_sizes("ss_supcon_cache_size", V, N, D) != SS_OK) return 0;
-    return (size_t)(V * N) * sizeof(float); /* per-row log-sum-exp */
+    return HEADER_BYTES + (size_t)(V * N) * sizeof(float);
 }
 
 /* ---- groups -------------------------------------------------------------- */
@@ -209,7 +285,9 @@ ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
     if (st == SS_OK) {
         double total = anchor_losses(losses, lse, &s, p.scale[0]);
         *loss = s.active ? (float)(total / (double)s.active) : 0.0f;
-        memcpy(cache, lse, (size_t)s.M * sizeof(float));
+        supcon_header h = make_header(labels, V, N, D, &o);
+        memcpy(cache, &h, sizeof h);
+        memcpy((char *)cache + HEADER_BYTES, lse, (size_t)s.M * sizeof(float));
     }
     ss__free(lse);
     setup_free(&s);
@@ -229,6 +307,8 @@ ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
     SS_TRY(check_call(fn, z, labels, V, N, D, &o));
+    SS_TRY(check_cache(fn, cache, labels, V, N, D, &o));
+    const float *lse = (const float *)((const char *)cache + HEADER_BYTES);
     supcon_setup s;
     SS_TRY(setup_init(&s, fn, z, labels, V, N, D, o.cosine));
     const int64_t M = s.M;
@@ -249,7 +329,7 @@ ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
         /* Anchors without a positive have no lse term (w = 0). */
         for (int64_t i = 0; i < M; i++)
             w[i] = s.rows[s.gid[i % N]] >= 2 ? (float)gw : 0.0f;
-        st = ss__gc_backward(dx, w, cache, &p);
+        st = ss__gc_backward(dx, w, lse, &p);
     }
     if (st == SS_OK) {
         positives_backward(dx, gw, &s, p.scale[0]);

@@ -175,7 +175,7 @@ SS_TEST(defaults) {
              a.cosine == 1 && a.joint_negatives == 0);
     SS_CHECK(b.temperature == 0.1f && b.weighted == 1 && b.sigma == 0.5f &&
              b.cosine == 1 && b.joint_negatives == 0);
-    SS_CHECK_INT(ss_dcl_cache_size(3, 5, 7), 3 * 3 * 5 * sizeof(float));
+    SS_CHECK_INT(ss_dcl_cache_size(3, 5, 7), 64 + 3 * 3 * 5 * sizeof(float));
 }
 
 SS_TEST(pytorch_fixture) {
@@ -532,6 +532,36 @@ SS_TEST(bad_inputs) {
                     SS_ERR_SIZE);
     SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, 3, 2, D, &w),
                     SS_ERR_PARAM);
+    /* a cache from another call: other options or sizes */
+    ss_dcl_opts other = o;
+    other.joint_negatives = 1;
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, V, N, D, &other),
+                    SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("cache was not written by ss_dcl_forward");
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, V, N, D, &w),
+                    SS_ERR_PARAM);
+    SS_CHECK_STATUS(ss_dcl_backward(dz, 1.0f, cache, z, 3, 2, D, &o),
+                    SS_ERR_PARAM);
     for (int i = 0; i < 24; i++) SS_CHECK(dz[i] == 7.0f); /* untouched */
     SS_CHECK_OK(ss_dcl_backward(dz, 1.0f, cache, z, V, N, D, NULL));
+}
+
+/* A temperature whose inverse overflows, and dot-product logits that could
+ * overflow float32, are parameter errors (NaN-free by construction). */
+SS_TEST(overflowing_parameters) {
+    float z[8] = {1, 2, 3, 4, 5, 6, 7, 8}, loss, cache[64];
+    ss_dcl_opts o = ss_dcl_defaults();
+    o.temperature = 1e-45f;
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, NULL, cache, z, 2, 2, 2, &o),
+                    SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("temperature must be >= 1/FLT_MAX");
+    o = ss_dclw_defaults();
+    o.cosine = 0;
+    z[5] = 1e18f;
+    SS_CHECK_STATUS(ss_dcl_forward(&loss, NULL, cache, z, 2, 2, 2, &o),
+                    SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("logits overflow float32");
+    o.cosine = 1; /* normalised: fine */
+    SS_CHECK_OK(ss_dcl_forward(&loss, NULL, cache, z, 2, 2, 2, &o));
+    SS_CHECK(isfinite(loss));
 }

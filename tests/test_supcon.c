@@ -58,7 +58,7 @@ static double direct(const float *z, const int64_t *labels, int64_t V,
 SS_TEST(defaults) {
     ss_supcon_opts o = ss_supcon_defaults();
     SS_CHECK(o.temperature == 0.1f && o.cosine == 1);
-    SS_CHECK_INT(ss_supcon_cache_size(3, 5, 7), 15 * sizeof(float));
+    SS_CHECK_INT(ss_supcon_cache_size(3, 5, 7), 64 + 15 * sizeof(float));
 }
 
 SS_TEST(pytorch_fixture) {
@@ -210,7 +210,7 @@ SS_TEST(anchors_without_positive) {
     free_out(&out);
 
     const int64_t none[6] = {-1, 0, 1, 2, -1, 1000};
-    float loss = 5.0f, losses[6], cache[6];
+    float loss = 5.0f, losses[6], cache[64];
     for (int i = 0; i < 24; i++) dz[i] = 3.0f;
     SS_CHECK_OK(
         ss_supcon_forward(&loss, losses, cache, z, none, 1, N, D, NULL));
@@ -299,7 +299,7 @@ SS_TEST(thread_count_independent) {
 
 SS_TEST(bad_inputs) {
     const int64_t V = 2, N = 3, D = 4;
-    float z[24], dz[24], loss = 42.0f, losses[6], cache[6];
+    float z[24], dz[24], loss = 42.0f, losses[6], cache[64];
     int64_t labels[3] = {0, -1, 0};
     for (int i = 0; i < 24; i++) z[i] = (float)(i % 5) - 2.0f, dz[i] = 7.0f;
     ss_supcon_opts o = ss_supcon_defaults();
@@ -392,6 +392,43 @@ SS_TEST(bad_inputs) {
     SS_CHECK_MSG_HAS("dloss must be finite");
     SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, 0, &o),
                     SS_ERR_SIZE);
+    /* a cache from another call: other options, labels or sizes */
+    ss_supcon_opts other = o;
+    other.temperature = 0.2f;
+    SS_CHECK_STATUS(
+        ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, &other),
+        SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("cache was not written by ss_supcon_forward");
+    labels[1] = 3;
+    SS_CHECK_STATUS(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, &o),
+                    SS_ERR_PARAM);
+    labels[1] = -1;
+    SS_CHECK_STATUS(
+        ss_supcon_backward(dz, 1.0f, cache, z, labels, 1, N, 2 * D, &o),
+        SS_ERR_PARAM);
     for (int i = 0; i < 24; i++) SS_CHECK(dz[i] == 7.0f); /* untouched */
     SS_CHECK_OK(ss_supcon_backward(dz, 1.0f, cache, z, labels, V, N, D, NULL));
+}
+
+/* A temperature whose inverse overflows, and dot-product logits that could
+ * overflow float32, are parameter errors (NaN-free by construction). */
+SS_TEST(overflowing_parameters) {
+    float z[8] = {1, 2, 3, 4, 5, 6, 7, 8}, loss, cache[64];
+    int64_t labels[2] = {0, 0};
+    ss_supcon_opts o = ss_supcon_defaults();
+    o.temperature = 1e-45f;
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, NULL, cache, z, labels, 1, 2, 4, &o),
+        SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("temperature must be >= 1/FLT_MAX");
+    o = ss_supcon_defaults();
+    o.cosine = 0;
+    z[5] = 1e18f;
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, NULL, cache, z, labels, 1, 2, 4, &o),
+        SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("logits overflow float32");
+    o.cosine = 1; /* normalised: fine */
+    SS_CHECK_OK(ss_supcon_forward(&loss, NULL, cache, z, labels, 1, 2, 4, &o));
+    SS_CHECK(isfinite(loss));
 }

@@ -379,6 +379,45 @@ SS_TEST(joint_tiled_matches_direct) {
     }
 }
 
+/* Small temperatures and large dot products take the online-max path
+ * (logit range beyond the fixed shift): same agreement with direct. */
+SS_TEST(online_max_matches_direct) {
+    const int64_t T = ss__dcl_tile();
+    const struct {
+        int64_t V, N, D;
+        int cosine;
+        float temperature;
+    } cs[] = {{2, T + 1, 3, 1, 0.01f},
+              {3, 5, 7, 1, 0.02f},
+              {2, T - 1, 4, 0, 0.05f},
+              {2, 9, 2, 0, 0.1f}};
+    ss_rng rng;
+    ss_rng_seed(&rng, 18);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int64_t V = cs[c].V, N = cs[c].N, D = cs[c].D, n = V * N * D;
+        for (int joint = 0; joint < 2; joint++) {
+            dcl_ref r = {V, N, D, ss_dcl_defaults(), NULL};
+            r.o.cosine = cs[c].cosine;
+            r.o.temperature = cs[c].temperature;
+            r.o.joint_negatives = joint;
+            float *z = ss_test_alloc(n);
+            ss_test_fill_normal(z, n, &rng);
+            double *zd = to_double(z, n), *g = ss_test_alloc_d(n);
+            double *losses = ss_test_alloc_d(V * N);
+            double want = joint ? direct_joint(zd, &r, losses, g)
+                                : ref_dcl(zd, &r, losses, g);
+            dcl_out out;
+            run_dcl(&out, z, V, N, D, &r.o, 1.0f);
+            SS_CHECK_NEAR(out.loss, want, 1e-5);
+            SS_CHECK_CLOSE_FD(out.losses, losses, V * N, 1e-5,
+                              "per-anchor losses");
+            SS_CHECK_CLOSE_FD(out.dz, g, n, 1e-4, "dz");
+            free_out(&out);
+            free(z), free(zd), free(g), free(losses);
+        }
+    }
+}
+
 SS_TEST(backward_accumulates) {
     ss_rng rng;
     ss_rng_seed(&rng, 13);

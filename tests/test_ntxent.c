@@ -349,6 +349,9 @@ SS_TEST(bad_inputs) {
     b = o, b.cosine = 0;
     SS_CHECK_STATUS(ss_ntxent_forward(&loss, NULL, cache, huge, V, N, D, &b), SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("overflow");
+    b = o, b.hard_beta = 1e38f, b.temperature = 1e-3f; /* cosine, too */
+    SS_CHECK_STATUS(ss_ntxent_forward(&loss, NULL, cache, z, V, N, D, &b), SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("overflow");
     float zn[12];
     memcpy(zn, z, sizeof z);
     zn[7] = NAN;
@@ -369,6 +372,7 @@ SS_TEST(bad_inputs) {
     SS_CHECK_STATUS(ss_ntxent_backward(dz, 1.0f, cache, NULL, V, N, D, &o), SS_ERR_NULL);
     SS_CHECK_STATUS(ss_ntxent_backward(dz, NAN, cache, z, V, N, D, &o), SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("dloss");
+    b = o, b.cosine = 0; /* valid options, but not the cache's */
     SS_CHECK_STATUS(ss_ntxent_backward(dz, 1.0f, cache, z, V, N, D, &b), SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("cache was not written");
     SS_CHECK_STATUS(ss_ntxent_backward(dz, 1.0f, cache, z, 3, 2, D, &o), SS_ERR_PARAM);

@@ -19,7 +19,6 @@
 #include "gemm.h"
 #include "tgemm.h"
 
-#include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -36,7 +35,7 @@
 #define GC_SIMD_SUM(v)
 #endif
 
-/* e^x with ~2 ulp relative error, 0 for x < -87.3 (including -inf), for
+/* e^x with <= 1.5 ulp relative error, 0 for x < -87.3 (including -inf), for
  * x <= 88.3. Branch-free so that the tile loops vectorise (glibc's vector
  * expf needs -ffast-math). Cephes polynomial on [-ln2/2, ln2/2]. */
 static inline float gc_exp(float x) {

@@ -256,8 +256,9 @@ SS_API size_t ss_supcon_cache_size(int64_t V, int64_t N, int64_t D);
 /* loss: (1). losses: (V, N) per-anchor losses or NULL. cache: as sized.
  * opts: NULL means ss_supcon_defaults().
  * Errors: SS_ERR_NULL, SS_ERR_SIZE (V, N or D < 1, too large), SS_ERR_PARAM
- * (temperature not finite, <= 0 or below 1/FLT_MAX; with cosine = 0,
- * max ||z||^2 / temperature > 1e30, where float32 logits could overflow),
+ * (temperature not finite, <= 0 or below 1/FLT_MAX; a logit bound
+ * max ||x||^2 / temperature > 1e30, where float32 could overflow; x are the
+ * rows in the dot products, unit rows when cosine),
  * SS_ERR_LABEL (a label < -1, naming its index and value), SS_ERR_NONFINITE
  * (z), SS_ERR_NOMEM. */
 SS_API ss_status ss_supcon_forward(float *loss, float *losses, void *cache,

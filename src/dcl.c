@@ -276,8 +276,9 @@ typedef struct {
     int32_t weighted, cosine, joint;
 } dcl_header;
 
-/* Largest accepted bound max ||z||^2 / temperature on the dot-product
- * logits (cosine = 0): beyond it a float32 logit could overflow. */
+/* Largest accepted bound max ||x||^2 / temperature on |logit| (x the rows
+ * in the dot products; unit rows when cosine): beyond it float32 logits,
+ * losses or gradients could overflow. */
 #define MAX_LOGIT 1e30
 
 static ss_status check_temperature(const char *fn, float t) {
@@ -289,9 +290,9 @@ static ss_status check_temperature(const char *fn, float t) {
 }
 
 static ss_status check_logit_bound(const char *fn, const float *z, int64_t M,
-                                   int64_t D, float t) {
-    double maxsq = 0.0;
-    for (int64_t i = 0; i < M; i++) {
+                                   int64_t D, float t, int cosine) {
+    double maxsq = cosine ? 1.0 : 0.0;
+    for (int64_t i = 0; i < M && !cosine; i++) {
         double s = 0.0;
         for (int64_t d = 0; d < D; d++)
             s += (double)z[i * D + d] * z[i * D + d];
@@ -299,8 +300,8 @@ static ss_status check_logit_bound(const char *fn, const float *z, int64_t M,
     }
     if (maxsq / t <= MAX_LOGIT) return SS_OK;
     return ss__fail(SS_ERR_PARAM, fn,
-                    "logits overflow float32: max ||z||^2 / temperature = %g "
-                    "> %g (use cosine = 1 or scale z)",
+                    "logits overflow float32: max ||x||^2 / temperature = %g "
+                    "> %g",
                     maxsq / t, MAX_LOGIT);
 }
 
@@ -335,8 +336,7 @@ static ss_status check_call(const char *fn, const float *z, int64_t V,
                             (long long)V);
     }
     SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
-    return o->cosine ? SS_OK
-                     : check_logit_bound(fn, z, V * N, D, o->temperature);
+    return check_logit_bound(fn, z, V * N, D, o->temperature, o->cosine);
 }
 
 static dcl_header make_header(int64_t V, int64_t N, int64_t D,

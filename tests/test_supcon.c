@@ -428,7 +428,15 @@ SS_TEST(overflowing_parameters) {
         ss_supcon_forward(&loss, NULL, cache, z, labels, 1, 2, 4, &o),
         SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("logits overflow float32");
-    o.cosine = 1; /* normalised: fine */
+    o.temperature = 1e-31f; /* cosine: |logit| <= 1 / temperature */
+    o.cosine = 1;
+    z[5] = 6.0f;
+    SS_CHECK_STATUS(
+        ss_supcon_forward(&loss, NULL, cache, z, labels, 1, 2, 4, &o),
+        SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("logits overflow float32");
+    z[5] = 1e18f;
+    o.temperature = 0.1f; /* normalised: fine */
     SS_CHECK_OK(ss_supcon_forward(&loss, NULL, cache, z, labels, 1, 2, 4, &o));
     SS_CHECK(isfinite(loss));
 }

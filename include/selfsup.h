@@ -219,22 +219,30 @@ SS_API ss_status ss_ntxent_forward(float *loss, float *losses, void *cache,
                                    const float *z, int64_t V, int64_t N,
                                    int64_t D, const ss_ntxent_opts *opts);
 /* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
- * forward call with the same z, sizes and opts. */
+ * forward call with the same z, sizes and opts. Errors: as forward, plus
+ * SS_ERR_PARAM for a non-finite dloss or a cache written for other sizes or
+ * options. */
 SS_API ss_status ss_ntxent_backward(float *dz, float dloss, const void *cache,
                                     const float *z, int64_t V, int64_t N,
                                     int64_t D, const ss_ntxent_opts *opts);
 
 /* SupCon (Khosla et al. 2020, the L_out form) ----------------------------- */
 /*
- * z: (V, N, D), labels: (N) with labels[n] >= 0 a class, or -1 = unlabeled.
- * Anchor i = (v, n) has positives P(i) = every other row whose sample has
- * the same label >= 0; an unlabeled sample's positives are its own other
- * views. Denominator over all k != i.
+ * z: (V, N, D), V >= 1. labels: (N), labels[n] >= 0 a class (any int64
+ * value), or -1 = unlabeled. Anchor i = (v, n) has positives P(i) = every
+ * other row whose sample has the same label >= 0; an unlabeled sample's
+ * positives are its own other views. Denominator over all k != i.
  *     loss_i = LSE_{k != i} s_ik - (1 / |P(i)|) sum_{p in P(i)} s_ip
  *     loss   = mean over anchors with |P(i)| > 0
+ * s as NT-Xent. This is pytorch-metric-learning's SupConLoss (default
+ * reducer) on the (V * N, D) stacked views with labels repeated per view.
  * An anchor with no positive (V = 1 and a unique or missing label) has
- * loss_i = 0, is left out of the mean and gets no gradient. If no anchor has
- * a positive the loss is 0. V >= 1.
+ * loss_i = 0, is left out of the mean and its own term has no gradient (its
+ * row still gets gradient as a negative of other anchors). If no anchor has
+ * a positive the loss is 0 and backward adds nothing. Unlike
+ * pytorch-metric-learning, a batch without any negative pair (one class)
+ * still gets the formula above, not 0. Unlabeled samples with V = 2 give
+ * SimCLR's NT-Xent.
  */
 typedef struct {
     float temperature; /* > 0. Default 0.1 (pytorch-metric-learning). */
@@ -242,14 +250,26 @@ typedef struct {
 } ss_supcon_opts;
 
 SS_API ss_supcon_opts ss_supcon_defaults(void);
+/* Bytes of cache: a 64-byte header naming the call, then V * N floats
+ * (per-row log-sum-exps); 0 (with ss_last_error set) when the sizes are
+ * invalid. */
 SS_API size_t ss_supcon_cache_size(int64_t V, int64_t N, int64_t D);
-/* losses: (V, N) or NULL. Errors as NT-Xent, plus SS_ERR_LABEL for a label
- * < -1 (naming its index). */
+/* loss: (1). losses: (V, N) per-anchor losses or NULL. cache: as sized.
+ * opts: NULL means ss_supcon_defaults().
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (V, N or D < 1, too large), SS_ERR_PARAM
+ * (temperature not finite, <= 0 or below 1/FLT_MAX; a logit bound
+ * max ||x||^2 / temperature > 1e30, where float32 could overflow; x are the
+ * rows in the dot products, unit rows when cosine),
+ * SS_ERR_LABEL (a label < -1, naming its index and value), SS_ERR_NONFINITE
+ * (z), SS_ERR_NOMEM. */
 SS_API ss_status ss_supcon_forward(float *loss, float *losses, void *cache,
                                    const float *z, const int64_t *labels,
                                    int64_t V, int64_t N, int64_t D,
                                    const ss_supcon_opts *opts);
-/* dz: (V, N, D), accumulated. */
+/* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
+ * forward call with the same z, labels, sizes and opts. Errors as forward,
+ * plus SS_ERR_PARAM for a non-finite dloss or a cache written for other
+ * labels, sizes or options. */
 SS_API ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
                                     const float *z, const int64_t *labels,
                                     int64_t V, int64_t N, int64_t D,
@@ -376,28 +396,59 @@ SS_API ss_status ss_siglip_backward(float *da, float *db, float *dlog_t,
 
 /* Decoupled contrastive loss: DCL and DCLW (Yeh et al. 2021) -------------- */
 /*
- * z: (V, N, D). As NT-Xent, but the positives are removed from the
- * denominator, and DCLW weights the positive term:
- *     loss_i = -(1/|P(i)|) sum_p w_ip s_ip + LSE_{k not in {i} u P(i)} s_ik
- * with w = 1 (DCL) or, for V = 2, w_i = 2 - N softmax_n(<z_n, z'_n>/sigma)
- * computed on the detached normalised embeddings (DCLW). For V = 2 equals
- * lightly's DCLLoss / DCLWLoss. Mean over the M anchors.
+ * z: (V, N, D) with V >= 2 views and N >= 2 samples (N = 1 leaves no
+ * negative; lightly returns -inf there). As lightly's DCLLoss /
+ * DCLWLoss: the positive is left out of the denominator, and the negatives
+ * enter as TWO log-sum-exps, one over the other samples of the anchor's own
+ * view and one over those of the other view (lightly's form, not the single
+ * log-sum-exp over both of the paper's Eq. 6). For anchor i = (v, n):
+ *
+ *     loss_i = LSE_{j != n} s((v,n), (v,j))
+ *            + 1/(V-1) sum_{u != v} [ LSE_{j != n} s((v,n), (u,j))
+ *                                     - w_n s((v,n), (u,n)) ]
+ *     loss   = mean_i loss_i   over the M = V * N anchors
+ *
+ * s as NT-Xent. For V = 2 this is lightly's loss, value and gradient; for
+ * V > 2 it is the mean of lightly's two-view loss over all pairs of views.
+ * w_n = 1 (DCL) or, for DCLW (V = 2 only), lightly's negative von
+ * Mises-Fisher weights w_n = 2 - N softmax_n(<x_0n, x_1n> / sigma) of the
+ * rows x used in s (normalised when cosine), detached: no gradient flows
+ * through w.
+ *
+ * joint_negatives = 1 gives the paper's form instead (as proposed for
+ * lightly in its PR #1827): one log-sum-exp over the negatives of all views,
+ *     loss_i = LSE_{k = (u, j), j != n} s_ik
+ *              - 1/(V-1) sum_{u != v} w_n s((v,n), (u,n))
  */
 typedef struct {
     float temperature; /* > 0. Default 0.1 (lightly). */
     int weighted;      /* 0: DCL (default), 1: DCLW */
-    float sigma;       /* > 0, used when weighted. Default 0.5 (lightly). */
+    float sigma;       /* > 0, checked and used when weighted. Default 0.5
+                          (lightly). */
     int cosine;        /* default 1 */
+    int joint_negatives; /* 0: lightly's two log-sum-exps (default);
+                            1: one log-sum-exp, the paper's Eq. 6 */
 } ss_dcl_opts;
 
 SS_API ss_dcl_opts ss_dcl_defaults(void);  /* DCL */
 SS_API ss_dcl_opts ss_dclw_defaults(void); /* DCLW: weighted = 1 */
+/* Bytes of cache: a 64-byte header naming the call, then V * V * N floats
+ * (per-row log-sum-exps); 0 (with ss_last_error set) when the sizes are
+ * invalid. */
 SS_API size_t ss_dcl_cache_size(int64_t V, int64_t N, int64_t D);
-/* losses: (V, N) or NULL. Errors as NT-Xent (weighted needs V = 2). */
+/* loss: (1). losses: (V, N) per-anchor losses or NULL. cache: as sized.
+ * z: (V, N, D). opts: NULL means ss_dcl_defaults().
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (V < 2, N < 2, D < 1, too large),
+ * SS_ERR_PARAM (temperature as SupCon; sigma when weighted; weighted with
+ * V != 2; the cosine = 0 logit bound as SupCon), SS_ERR_NONFINITE (z),
+ * SS_ERR_NOMEM. */
 SS_API ss_status ss_dcl_forward(float *loss, float *losses, void *cache,
                                 const float *z, int64_t V, int64_t N,
                                 int64_t D, const ss_dcl_opts *opts);
-/* dz: (V, N, D), accumulated. */
+/* dz: (V, N, D), accumulated: dz += dloss * dloss/dz. cache: written by the
+ * forward call with the same z, sizes and opts. Errors as forward, plus
+ * SS_ERR_PARAM for a non-finite dloss or a cache written for other sizes or
+ * options. */
 SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
                                  const float *z, int64_t V, int64_t N,
                                  int64_t D, const ss_dcl_opts *opts);

@@ -63,9 +63,8 @@ static ss_status ntx_check(const char *fn, const float *z, int64_t V,
     SS_TRY(ntx_check_sizes(fn, V, N, D));
     SS_TRY(ntx_check_opts(fn, o));
     SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
-    if (o->cosine) return SS_OK; /* |logit| <= (1 + beta) / t: finite */
-    double maxsq = 0.0;
-    for (int64_t i = 0; i < V * N; i++) {
+    double maxsq = o->cosine ? 1.0 : 0.0; /* unit rows: |s| <= 1 / t */
+    for (int64_t i = 0; i < V * N && !o->cosine; i++) {
         double s = 0.0;
         for (int64_t d = 0; d < D; d++) s += (double)z[i * D + d] * z[i * D + d];
         if (s > maxsq) maxsq = s;
@@ -73,7 +72,7 @@ static ss_status ntx_check(const char *fn, const float *z, int64_t V,
     double bound = maxsq * (1.0 + o->hard_beta) / o->temperature;
     if (!(bound <= NTX_MAX_LOGIT))
         return ss__fail(SS_ERR_PARAM, fn,
-                        "logits overflow float32: max ||z||^2 (1 + hard_beta) "
+                        "logits overflow float32: max ||x||^2 (1 + hard_beta) "
                         "/ temperature = %g > %g",
                         bound, NTX_MAX_LOGIT);
     return SS_OK;

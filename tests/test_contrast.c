@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "internal.h"
 #include "kernels/contrast.h"
+#include "kernels/tgemm.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -188,4 +189,41 @@ SS_TEST(thread_count_independence) {
     SS_CHECK_CLOSE_FF(l2, l1, M, 1e-6, "lse 1 vs 2 threads");
     SS_CHECK_CLOSE_FF(d2, d1, M * D, 1e-5, "dx 1 vs 2 threads");
     free(x), free(w), free(l1), free(l2), free(d1), free(d2);
+}
+
+/* The tile GEMM at edge shapes (rows not a multiple of 6, columns not of
+ * the vector width), both A layouts, overwrite and accumulate. */
+SS_TEST(tile_gemm_edges) {
+    ss_rng rng;
+    ss_rng_seed(&rng, 11);
+    int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {6, 32, 9}, {13, 33, 17},
+                           {37, 70, 128}, {64, 16, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *A = ss_test_alloc(m * k), *B = ss_test_alloc(k * (n + 3));
+        float *C = ss_test_alloc(m * (n + 5));
+        float *scr = ss_test_alloc(ss__tgemm_scratch(k));
+        double *R = ss_test_alloc_d(m * (n + 5));
+        float *Cg = ss_test_alloc(m * n);
+        ss_test_fill_normal(A, m * k, &rng);
+        ss_test_fill_normal(B, k * (n + 3), &rng);
+        for (int ta = 0; ta < 2; ta++)
+            for (int acc = 0; acc < 2; acc++) {
+                ss_test_fill_normal(C, m * (n + 5), &rng);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double v = acc ? C[i * (n + 5) + j] : 0.0;
+                        for (int64_t p = 0; p < k; p++)
+                            v += (double)(ta ? A[p * m + i] : A[i * k + p]) *
+                                 B[p * (n + 3) + j];
+                        R[i * n + j] = v;
+                    }
+                ss__tgemm(m, n, k, A, ta ? 1 : k, ta ? m : 1, B, n + 3, acc,
+                          C, n + 5, scr);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) Cg[i * n + j] = C[i * (n + 5) + j];
+                SS_CHECK_CLOSE_FD(Cg, R, m * n, 1e-5, "tile gemm");
+            }
+        free(A), free(B), free(C), free(scr), free(R), free(Cg);
+    }
 }

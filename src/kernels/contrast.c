@@ -17,8 +17,8 @@
  */
 #include "contrast.h"
 #include "gemm.h"
+#include "tgemm.h"
 
-#include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -28,12 +28,14 @@
 #define GC_PRAGMA(x) _Pragma(#x)
 #define GC_SIMD _Pragma("omp simd")
 #define GC_SIMD_SUM(v) GC_PRAGMA(omp simd reduction(+ : v))
+#define GC_SIMD_MAX(v) GC_PRAGMA(omp simd reduction(max : v))
 #else
+#define GC_SIMD_MAX(v)
 #define GC_SIMD
 #define GC_SIMD_SUM(v)
 #endif
 
-/* e^x with ~2 ulp relative error, 0 for x < -87.3 (including -inf), for
+/* e^x with <= 1.5 ulp relative error, 0 for x < -87.3 (including -inf), for
  * x <= 88.3. Branch-free so that the tile loops vectorise (glibc's vector
  * expf needs -ffast-math). Cephes polynomial on [-ln2/2, ln2/2]. */
 static inline float gc_exp(float x) {
@@ -60,28 +62,33 @@ static inline float gc_exp(float x) {
 
 typedef struct {
     int64_t T, nb, ntiles;
-    int32_t *tiles; /* (ntiles, 2): block pairs I <= J, row-major order */
     int fixed;
     float shift[SS__GC_MAX_SCALES];
     int nth;
 } gc_plan;
 
+/* Tile t of the upper triangle in row-major order -> block pair I <= J.
+ * Row I starts at off(I) = I nb - I (I - 1) / 2; invert, then fix rounding. */
+static void gc_tile_ij(const gc_plan *pl, int64_t t, int64_t *I, int64_t *J) {
+    int64_t nb = pl->nb;
+    double b = 2.0 * (double)nb + 1.0;
+    int64_t i = (int64_t)((b - sqrt(b * b - 8.0 * (double)t)) / 2.0);
+    if (i < 0) i = 0;
+    if (i > nb - 1) i = nb - 1;
+    while (i > 0 && i * nb - i * (i - 1) / 2 > t) i--;
+    while (i + 1 < nb && (i + 1) * nb - (i + 1) * i / 2 <= t) i++;
+    *I = i;
+    *J = i + (t - (i * nb - i * (i - 1) / 2));
+}
+
 static ss_status gc_plan_init(gc_plan *pl, const ss__gc *p) {
     pl->T = p->tile > 0 ? p->tile : SS__GC_TILE;
     if (pl->T > p->M) pl->T = p->M;
     pl->nb = (p->M + pl->T - 1) / pl->T;
+    if (pl->nb > ((int64_t)1 << 30)) /* keeps nb (nb + 1) / 2 in int64 */
+        return ss__fail(SS_ERR_SIZE, "ss__gc", "too many rows for the "
+                        "pairwise engine: M = %lld", (long long)p->M);
     pl->ntiles = pl->nb * (pl->nb + 1) / 2;
-    pl->tiles = ss__malloc((size_t)pl->ntiles * 2 * sizeof(int32_t));
-    if (!pl->tiles)
-        return ss__fail(SS_ERR_NOMEM, "ss__gc", "no memory for %lld tiles",
-                        (long long)pl->ntiles);
-    int64_t t = 0;
-    for (int64_t I = 0; I < pl->nb; I++)
-        for (int64_t J = I; J < pl->nb; J++) {
-            pl->tiles[2 * t] = (int32_t)I;
-            pl->tiles[2 * t + 1] = (int32_t)J;
-            t++;
-        }
     double maxsq = 0.0;
     for (int64_t i = 0; i < p->M; i++) {
         const float *xi = p->x + i * p->D;
@@ -101,14 +108,44 @@ static ss_status gc_plan_init(gc_plan *pl, const ss__gc *p) {
     return SS_OK;
 }
 
-/* S = X_I X_J^T with masked entries set to -INFINITY. */
-static void gc_tile(float *S, const ss__gc *p, const gc_plan *pl, int64_t I,
-                    int64_t J, int64_t *ti, int64_t *tj) {
-    int64_t T = pl->T, i0 = I * T, k0 = J * T;
+/* Row stride of a transposed tile: padded off a power of two so that its
+ * rows do not all fall into the same L1 sets. */
+#define GC_LDT(T) ((T) + 16)
+
+/* Floats of per-thread tile workspace beyond S: X_J^T and GEMM scratch. */
+static int64_t gc_gemm_floats(const ss__gc *p, int64_t T) {
+    int64_t k = p->D > T ? p->D : T;
+    return p->D * GC_LDT(T) + ss__tgemm_scratch(k);
+}
+
+/* dst (D, n) with row stride ldd = src (n, D)^T, in 16 x 16 blocks. */
+static void gc_transpose(float *dst, int64_t ldd, const float *src, int64_t n,
+                         int64_t D) {
+    for (int64_t k0 = 0; k0 < n; k0 += 16)
+        for (int64_t d0 = 0; d0 < D; d0 += 16) {
+            int64_t k1 = k0 + 16 < n ? k0 + 16 : n;
+            int64_t d1 = d0 + 16 < D ? d0 + 16 : D;
+            for (int64_t d = d0; d < d1; d++)
+                for (int64_t k = k0; k < k1; k++)
+                    dst[d * ldd + k] = src[k * D + d];
+        }
+}
+
+/* S = X_I X_J^T with masked entries set to -INFINITY. gw: gc_gemm_floats. */
+static void gc_tile(float *S, float *gw, const ss__gc *p, const gc_plan *pl,
+                    int64_t I, int64_t J, int64_t *ti, int64_t *tj) {
+    int64_t T = pl->T, i0 = I * T, k0 = J * T, D = p->D;
     int64_t ni = p->M - i0 < T ? p->M - i0 : T;
     int64_t nk = p->M - k0 < T ? p->M - k0 : T;
-    ss__sgemm(0, 1, ni, nk, p->D, 1.0f, p->x + i0 * p->D, p->D,
-              p->x + k0 * p->D, p->D, 0.0f, S, T);
+    if (ss__tgemm_native()) {
+        float *Bt = gw; /* X_J^T: (D, GC_LDT(T)) */
+        gc_transpose(Bt, GC_LDT(T), p->x + k0 * D, nk, D);
+        ss__tgemm(ni, nk, D, p->x + i0 * D, D, 1, Bt, GC_LDT(T), 0, S, T,
+                  gw + D * GC_LDT(T));
+    } else {
+        ss__sgemm(0, 1, ni, nk, D, 1.0f, p->x + i0 * D, D, p->x + k0 * D, D,
+                  0.0f, S, T);
+    }
     if (I == J) /* strict upper triangle only: (k, i) is the same entry */
         for (int64_t r = 0; r < ni; r++)
             for (int64_t k = 0; k <= r; k++) S[r * T + k] = -INFINITY;
@@ -138,6 +175,7 @@ typedef struct {
     double *ref;  /* (nscales, M) online max (online mode only) */
     float *S;     /* (T, T) tile */
     float *colv;  /* (2, T) column max / sum of one tile */
+    float *gw;    /* GEMM workspace, gc_gemm_floats */
 } gc_fwd_ws;
 
 static void merge_online(double *ref, double *sum, double m, double l) {
@@ -181,6 +219,7 @@ static void fwd_tile_online(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
     for (int64_t r = 0; r < ni; r++) {
         const float *s = S + r * pl->T;
         float m = -INFINITY;
+        GC_SIMD_MAX(m)
         for (int64_t k = 0; k < nk; k++) {
             float v = gc_logit(s[k], sc);
             m = v > m ? v : m;
@@ -233,8 +272,10 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p) {
     for (int t = 0; t < pl.nth; t++) {
         ws[t].sum = ss__calloc((size_t)nsm * sizeof(double));
         ws[t].ref = pl.fixed ? NULL : ss__malloc((size_t)nsm * sizeof(double));
-        ws[t].S = ss__malloc((size_t)(pl.T * pl.T + 2 * pl.T) * sizeof(float));
+        int64_t nf = pl.T * pl.T + 2 * pl.T + gc_gemm_floats(p, pl.T);
+        ws[t].S = ss__malloc((size_t)nf * sizeof(float));
         ws[t].colv = ws[t].S ? ws[t].S + pl.T * pl.T : NULL;
+        ws[t].gw = ws[t].S ? ws[t].colv + 2 * pl.T : NULL;
         if (!ws[t].sum || !ws[t].S || (!pl.fixed && !ws[t].ref)) ok = 0;
         else if (!pl.fixed)
             for (int64_t j = 0; j < nsm; j++) ws[t].ref[j] = -INFINITY;
@@ -249,8 +290,9 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p) {
 #else
             gc_fwd_ws *w = &ws[0];
 #endif
-            int64_t I = pl.tiles[2 * t], J = pl.tiles[2 * t + 1], ni, nk;
-            gc_tile(w->S, p, &pl, I, J, &ni, &nk);
+            int64_t I, J, ni, nk;
+            gc_tile_ij(&pl, t, &I, &J);
+            gc_tile(w->S, w->gw, p, &pl, I, J, &ni, &nk);
             for (int c = 0; c < p->nscales; c++) {
                 if (pl.fixed)
                     fwd_tile_fixed(w, p, &pl, c, I * pl.T, J * pl.T, ni, nk);
@@ -265,7 +307,6 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p) {
         ss__free(ws[t].ref);
         ss__free(ws[t].S);
     }
-    ss__free(pl.tiles);
     if (!ok)
         return ss__fail(SS_ERR_NOMEM, "ss__gc_forward",
                         "no memory for the workspace (M = %lld)",
@@ -363,7 +404,8 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
     float *S[pl.nth], *dxt[pl.nth];
     int ok = bwd_rows_init(&rw, w, lse, p, &pl) == SS_OK;
     for (int t = 0; t < pl.nth; t++) {
-        S[t] = ss__malloc((size_t)(T * T * (sep ? 2 : 1)) * sizeof(float));
+        int64_t nf = T * T * (sep ? 2 : 1) + gc_gemm_floats(p, T);
+        S[t] = ss__malloc((size_t)nf * sizeof(float));
         /* thread 0 accumulates straight into dx; the others privately */
         dxt[t] = t == 0 ? dx : ss__calloc((size_t)MD * sizeof(float));
         if (!S[t] || !dxt[t]) ok = 0;
@@ -379,19 +421,23 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
             int tid = 0;
 #endif
             float *St = S[tid], *G = sep ? S[tid] + T * T : S[tid];
+            float *gw = S[tid] + T * T * (sep ? 2 : 1);
             float *d = dxt[tid];
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
             for (int64_t t = 0; t < pl.ntiles; t++) {
-                int64_t I = pl.tiles[2 * t], J = pl.tiles[2 * t + 1], ni, nk;
+                int64_t I, J, ni, nk;
+                gc_tile_ij(&pl, t, &I, &J);
                 int64_t i0 = I * T, k0 = J * T;
-                gc_tile(St, p, &pl, I, J, &ni, &nk);
+                gc_tile(St, gw, p, &pl, I, J, &ni, &nk);
                 bwd_tile_g(G, St, &rw, p, &pl, i0, k0, ni, nk);
-                ss__sgemm(0, 0, ni, p->D, nk, 1.0f, G, T, p->x + k0 * p->D,
-                          p->D, 1.0f, d + i0 * p->D, p->D);
-                ss__sgemm(1, 0, nk, p->D, ni, 1.0f, G, T, p->x + i0 * p->D,
-                          p->D, 1.0f, d + k0 * p->D, p->D);
+                int64_t D = p->D;
+                const float *xi = p->x + i0 * D, *xk = p->x + k0 * D;
+                float *scr = gw + D * GC_LDT(T);
+                /* dX_I += G X_J, dX_J += G^T X_I */
+                ss__tgemm(ni, D, nk, G, T, 1, xk, D, 1, d + i0 * D, D, scr);
+                ss__tgemm(nk, D, ni, G, 1, T, xi, D, 1, d + k0 * D, D, scr);
             }
             /* implicit barrier; then fold the private buffers into dx */
             if (pl.nth > 1) {
@@ -411,7 +457,6 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
         if (t > 0) ss__free(dxt[t]);
     }
     ss__free(rw.coef);
-    ss__free(pl.tiles);
     if (!ok)
         return ss__fail(SS_ERR_NOMEM, "ss__gc_backward",
                         "no memory for the workspace (M = %lld, D = %lld)",

@@ -23,8 +23,12 @@
  * recomputing the tiles. The positive-pair terms of each loss are O(M D)
  * and live in the loss files, not here.
  *
- * Workspace: O(threads * (tile^2 + M * (D + scales))) floats, allocated per
- * call; never O(M^2).
+ * Cost: forward 0.5 M^2 D multiply-adds, backward 1.5 M^2 D (recompute plus
+ * dX_I += G X_J, dX_J += G^T X_I per tile), tile GEMMs by ss__tgemm.
+ * Workspace per thread, allocated per call, never O(M^2): a tile or two
+ * (tile^2 floats), X_J^T (D * tile), the (nscales, M) statistics in double
+ * (forward) and, for every thread but the first, a private (M, D) dx that
+ * is added into dx at the end (backward).
  */
 #ifndef SS_KERNELS_CONTRAST_H
 #define SS_KERNELS_CONTRAST_H

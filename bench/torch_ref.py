@@ -16,7 +16,7 @@ today:
   siglip  big_vision sigmoid loss (= OpenCLIP SigLipLoss), t and bias learnable
   dcl     lightly DCLLoss, tau 0.1; V > 2: mean over the pairs of views
           (selfsup's generalisation)
-  dclw    lightly DCLWLoss, tau 0.1, sigma 0.5; V > 2 as dcl
+  dclw    lightly DCLWLoss, tau 0.1, sigma 0.5 (V = 2)
 
 Timing: forward and backward of `warmup` untimed then `reps` timed calls;
 medians and the minimum. Gradient buffers exist before timing (backward
@@ -306,7 +306,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if min(args.views, args.n, args.d, args.k, args.threads, args.reps) < 1 or args.warmup < 0:
         p.error("sizes, threads and reps must be >= 1, warmup >= 0")
-    if args.loss in ("moco", "clip", "siglip") and args.views != 2:
+    if args.loss in ("moco", "clip", "siglip", "dclw") and args.views != 2:
         p.error(f"{args.loss} takes 2 views")
     return args
 

@@ -144,7 +144,7 @@ int ss_cli_shape_opts(ss_cli_opt *o, ss_cli_shape *s, int with_views) {
         {"--d", "D", SS_CLI_INT, &s->D, 1, 1 << 20, 0, "embedding dimension"},
         {"--k", "K", SS_CLI_INT, &s->K, 1, 1 << 30, 0, "queue length, moco only"},
         {"--views", "V", SS_CLI_INT, &s->V, 1, 64, 0,
-         "views: supcon 1..64, ntxent/dcl/dclw 2..64, others 2"},
+         "views: supcon 1..64, ntxent and dcl 2..64, others 2"},
     };
     int n = with_views ? SS_CLI_SHAPE_NOPTS : SS_CLI_SHAPE_NOPTS - 1;
     memcpy(o, opts, (size_t)n * sizeof *o);

@@ -165,8 +165,7 @@ const ss_cli_loss ss_cli_losses[] = {
      2, 2, PAIR_MODEL, macs_pair, cache_siglip, fwd_siglip, bwd_siglip},
     {"dcl", "lightly DCLLoss (V > 2: mean over pairs of views)", SS_CLI_STACKED,
      0, 2, 64, STACKED_MODEL, macs_stacked, cache_dcl, fwd_dcl, bwd_dcl},
-    {"dclw", "lightly DCLWLoss, sigma 0.5 (V > 2: mean over pairs of views)",
-     SS_CLI_STACKED, 0, 2, 64, STACKED_MODEL, macs_stacked, cache_dcl, fwd_dcl,
+    {"dclw", "lightly DCLWLoss, sigma 0.5", SS_CLI_STACKED, 0, 2, 2, STACKED_MODEL, macs_stacked, cache_dcl, fwd_dcl,
      bwd_dcl},
 };
 const int ss_cli_nlosses = (int)(sizeof ss_cli_losses / sizeof ss_cli_losses[0]);

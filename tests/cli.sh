@@ -53,6 +53,7 @@ check "bench ntxent 1 view" 2 "--views: ntxent takes 2 to 64" "$bin" bench ntxen
 check "demo unknown flag" 2 "'--views'" "$bin" demo --views 3
 # failures: exit 1 with a message
 check "bench too large" 1 "more than the" "$bin" bench ntxent --n 1073741824 --d 1048576 --no-torch
+check "bench library error" 1 "ss_dcl_forward" "$bin" bench dcl --n 1 --d 4 --no-torch
 SELFSUP_PYTHON=/nonexistent/python3 \
     check "bench --torch without python" 1 "--torch" "$bin" bench ntxent --n 8 --d 4 --torch
 
@@ -78,6 +79,9 @@ if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
     check "bench supcon 3 views --torch" 0 "torch/selfsup" \
         "$bin" bench supcon --views 3 --n 16 --d 8 --reps 1 --torch
     refute "bench supcon 3 views --torch agrees" "MISMATCH"
+    check "bench dcl 3 views --torch" 0 "torch/selfsup" \
+        "$bin" bench dcl --views 3 --n 16 --d 8 --reps 1 --torch
+    refute "bench dcl 3 views --torch agrees" "MISMATCH"
     check "demo tiny --torch" 0 "siglip" "$bin" demo --n 40 --d 16 --k 96 --reps 1 --torch
     refute "demo tiny --torch agrees" "MISMATCH"
 else

@@ -261,6 +261,7 @@ def mem_begin():
 
 
 def run(args):
+    settle_malloc()
     torch.set_num_threads(args.threads)
     arrays = read_inputs(args)
     leaves, loss_fn = build(args, arrays)

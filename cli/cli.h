@@ -111,6 +111,9 @@ typedef struct {
     int64_t base_kib; /* VmRSS at begin */
 } ss_cli_mem;
 void ss_cli_mem_begin(ss_cli_mem *m);
+/* Fixes glibc's mmap threshold (see measure.c) and trims the heap; begin
+ * calls it too. Call it before allocating what is to be measured. */
+void ss_cli_mem_prepare(void);
 /* Bytes above the begin RSS at the peak, or -1 when unknown. */
 int64_t ss_cli_mem_end(const ss_cli_mem *m);
 

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -76,7 +75,7 @@ static int time_selfsup(const char *cmd, const ss_cli_loss *loss,
 
 /* ---- the PyTorch side ---------------------------------------------------- */
 
-/* The number after "key": in a one-line JSON object; 0 if absent. */
+/* The number after "key": in a one-line JSON object: 0, or -1 if absent. */
 static int json_number(const char *json, const char *key, double *out) {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\":", key);
@@ -244,6 +243,7 @@ int ss_cli_compare(const char *cmd, const ss_cli_loss *loss,
                 ram / (1 << 30));
         return 1;
     }
+    ss_cli_mem_prepare();
     ss_cli_problem *p = ss_cli_problem_create(loss, s, (uint64_t)cfg->seed);
     if (!p) {
         fprintf(stderr, "selfsup: %s: %s: out of memory for the inputs\n", cmd,

@@ -18,14 +18,10 @@ double ss_cli_now(void) {
  * which freed workspaces stay in the heap and a later run reuses them
  * without new page faults: its peak would hide under the previous run's.
  * A fixed threshold keeps large blocks mmapped and returned on free. */
-static void settle_malloc(void) {
+void ss_cli_mem_prepare(void) {
 #ifdef __GLIBC__
-    static int fixed;
-    if (!fixed) {
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-        mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-        fixed = 1;
-    }
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
     malloc_trim(0);
 #endif
 }
@@ -47,7 +43,7 @@ static int64_t status_kib(const char *field) {
 }
 
 void ss_cli_mem_begin(ss_cli_mem *m) {
-    settle_malloc();
+    ss_cli_mem_prepare();
     m->ok = 0;
     FILE *f = fopen("/proc/self/clear_refs", "w");
     if (!f) return;

@@ -70,7 +70,8 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
     if (torch)
         printf("torch %s: %s\n", c->torch_version, loss->reference);
     else if (c->note[0])
-        printf("torch: skipped: %s\n", c->note);
+        printf("torch: %s: %s\n",
+               c->torch_result == SS_CLI_TORCH_FAILED ? "failed" : "not run", c->note);
     printf("FLOP model: %s = %.3g GFLOP\n", loss->flop_model, gflop);
     printf("peak: %.0f GFLOP/s per core x %lld cores (--peak)\n\n", peak_per_core,
            (long long)cores);

@@ -149,9 +149,10 @@ int ss_cli_check_shape(const char *cmd, const ss_cli_loss *loss,
                        const ss_cli_shape *s);
 
 typedef enum {
-    SS_CLI_TORCH_SKIPPED,     /* off, or auto and unavailable */
+    SS_CLI_TORCH_SKIPPED,     /* off, or too large for the memory (note) */
+    SS_CLI_TORCH_UNAVAILABLE, /* no python3, torch or torch_ref.py (note) */
     SS_CLI_TORCH_DONE,        /* figures filled */
-    SS_CLI_TORCH_FAILED,      /* ran and failed; reason in the note */
+    SS_CLI_TORCH_FAILED,      /* ran and failed (note) */
 } ss_cli_torch_result;
 
 typedef struct {

@@ -154,7 +154,7 @@ static ss_cli_torch_result torch_parse(int status, const char *json,
                                        size_t nnote) {
     if (status < 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 127)) {
         snprintf(note, nnote, "cannot run %s (set SELFSUP_PYTHON)", python_path());
-        return SS_CLI_TORCH_SKIPPED;
+        return SS_CLI_TORCH_UNAVAILABLE;
     }
     if (WIFSIGNALED(status)) {
         snprintf(note, nnote, "torch_ref.py killed by signal %d%s",
@@ -163,7 +163,7 @@ static ss_cli_torch_result torch_parse(int status, const char *json,
     }
     if (WEXITSTATUS(status) == TORCH_EXIT_NO_TORCH) {
         snprintf(note, nnote, "%s cannot import torch", python_path());
-        return SS_CLI_TORCH_SKIPPED;
+        return SS_CLI_TORCH_UNAVAILABLE;
     }
     double v[6];
     static const char *keys[] = {"fwd_median_s", "bwd_median_s", "total_median_s",
@@ -193,7 +193,7 @@ static ss_cli_torch_result run_torch(const ss_cli_loss *loss,
     if (access(script, R_OK)) {
         snprintf(out->note, sizeof out->note,
                  "%s not found (set SELFSUP_TORCH_REF)", script);
-        return SS_CLI_TORCH_SKIPPED;
+        return SS_CLI_TORCH_UNAVAILABLE;
     }
     char num[6][24];
     int64_t vals[6] = {s->V, s->N, s->D, s->K, cfg->threads, cfg->reps};
@@ -213,6 +213,35 @@ static ss_cli_torch_result run_torch(const ss_cli_loss *loss,
                     sizeof out->torch_version, out->note, sizeof out->note);
     free(buf);
     return r;
+}
+
+/* MemAvailable of /proc/meminfo in bytes, or -1. */
+static double mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    double kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "MemAvailable:", 13)) kib = strtod(line + 13, NULL);
+    fclose(f);
+    return kib < 0 ? -1 : kib * 1024.0;
+}
+
+/* The PyTorch formulas materialise the similarity matrix several times
+ * (measured: 3x for moco, 4x for ntxent and clip, 7x for supcon): refuse
+ * to start one that would exhaust the machine's memory, and with it the
+ * other processes'. */
+static int torch_fits(const ss_cli_loss *loss, const ss_cli_shape *s, char *note,
+                      size_t n) {
+    double rows = loss->layout == SS_CLI_STACKED ? (double)s->V * (double)s->N
+                                                 : (double)s->N;
+    double cols = loss->layout == SS_CLI_QUEUE ? (double)s->K + 1 : rows;
+    double need = 8.0 * rows * cols * sizeof(float);
+    double avail = mem_available();
+    if (avail < 0 || need <= avail) return 1;
+    snprintf(note, n, "PyTorch would need about %.3g GiB (8 similarity matrices), "
+             "more than the %.3g GiB available", need / (1 << 30), avail / (1 << 30));
+    return 0;
 }
 
 /* Writes p's inputs to a fresh temporary file; its path into path. */
@@ -253,7 +282,8 @@ int ss_cli_compare(const char *cmd, const ss_cli_loss *loss,
     int rc = time_selfsup(cmd, loss, p, cfg, &out->ours);
     char path[4096] = "";
     int saved = 0;
-    if (!rc && cfg->torch != SS_CLI_TORCH_OFF) {
+    if (!rc && cfg->torch != SS_CLI_TORCH_OFF &&
+        torch_fits(loss, s, out->note, sizeof out->note)) {
         saved = save_inputs(p, path, sizeof path) == 0;
         if (!saved)
             snprintf(out->note, sizeof out->note, "cannot write the inputs to %.128s: %s",

@@ -92,7 +92,7 @@ int ss_cli_demo(int argc, char **argv) {
            (long long)cfg.warmup);
     printf("time: forward + backward; mem: peak beyond inputs and gradients\n\n");
     print_header(markdown);
-    int skipped_note = 0, compared = 0, mismatched = 0;
+    int compared = 0, mismatched = 0;
     for (int i = 0; i < ss_cli_nlosses; i++) {
         const ss_cli_loss *loss = &ss_cli_losses[i];
         ss_cli_comparison c;
@@ -106,10 +106,10 @@ int ss_cli_demo(int argc, char **argv) {
         }
         print_row(cells, markdown);
         fflush(stdout);
-        if (c.torch_result != SS_CLI_TORCH_DONE && c.note[0] && !skipped_note++)
-            fprintf(stderr, "selfsup: demo: torch: %s\n", c.note);
+        if (c.torch_result != SS_CLI_TORCH_DONE && c.note[0])
+            fprintf(stderr, "selfsup: demo: %s: torch: %s\n", loss->name, c.note);
         /* no torch: don't pay python's start-up for each remaining loss */
-        if (c.torch_result == SS_CLI_TORCH_SKIPPED) cfg.torch = SS_CLI_TORCH_OFF;
+        if (c.torch_result == SS_CLI_TORCH_UNAVAILABLE) cfg.torch = SS_CLI_TORCH_OFF;
     }
     if (compared)
         printf("\n%d of %d loss values agree with PyTorch within %.0e%s\n",

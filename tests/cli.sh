@@ -65,8 +65,11 @@ done
 check "bench supcon 1 view" 0 "V=1" "$bin" bench supcon --views 1 --n 16 --d 8 --reps 1 --no-torch
 check "bench ntxent 3 views" 0 "V=3" "$bin" bench ntxent --views 3 --n 16 --d 8 --reps 1 --no-torch
 SELFSUP_PYTHON=/nonexistent/python3 \
-    check "bench auto torch, no python" 0 "torch: skipped" "$bin" bench clip --n 8 --d 4 --reps 1
+    check "bench auto torch, no python" 0 "torch: not run" "$bin" bench clip --n 8 --d 4 --reps 1
 check "demo tiny" 0 "dclw" "$bin" demo --n 32 --d 16 --k 64 --reps 1 --no-torch
+SELFSUP_PYTHON=/nonexistent/python3 \
+    check "demo auto torch, no python" 0 "cannot run /nonexistent/python3" \
+        "$bin" demo --n 16 --d 8 --k 32 --reps 1
 check "demo markdown" 0 "| loss | shape |" "$bin" demo --n 16 --d 8 --k 32 --reps 1 --no-torch --markdown
 
 # beside PyTorch: the loss values must agree (same inputs, same formula)

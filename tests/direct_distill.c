@@ -97,9 +97,11 @@ void ss_direct_sinkhorn(const double *out, int64_t R, int64_t K,
 }
 
 double ss_direct_swav(const double *high, const double *low,
-                      const double *queue, int64_t H, int64_t L, int64_t N,
-                      int64_t Q, int64_t K, double t, int64_t iters,
-                      double eps, double *dhigh, double *dlow) {
+                      const double *queue, const double *codes_from,
+                      int64_t H, int64_t L, int64_t N, int64_t Q, int64_t K,
+                      double t, int64_t iters, double eps, double *dhigh,
+                      double *dlow) {
+    if (!codes_from) codes_from = high;
     int64_t R = N + Q;
     double *out = malloc(sizeof(double) * (size_t)(R * K));
     double *q = malloc(sizeof(double) * (size_t)(R * K)), loss = 0.0;
@@ -107,7 +109,7 @@ double ss_direct_swav(const double *high, const double *low,
     if (dhigh) memset(dhigh, 0, sizeof(double) * (size_t)(H * N * K));
     if (dlow && L) memset(dlow, 0, sizeof(double) * (size_t)(L * N * K));
     for (int64_t i = 0; i < H; i++) {
-        memcpy(out, high + i * N * K, sizeof(double) * (size_t)(N * K));
+        memcpy(out, codes_from + i * N * K, sizeof(double) * (size_t)(N * K));
         if (Q) memcpy(out + N * K, queue + i * Q * K, sizeof(double) * (size_t)(Q * K));
         ss_direct_sinkhorn(out, R, K, iters, eps, q);
         for (int64_t w = 0; w < H + L; w++) {

@@ -24,10 +24,13 @@ void ss_direct_sinkhorn(const double *out, int64_t R, int64_t K,
                         int64_t iters, double eps, double *q);
 
 /* low may be NULL when L = 0, queue when Q = 0; dlow likewise. */
+/* codes_from: (H, N, K) scores the codes are computed from (NULL: high);
+ * finite differences pass a frozen copy, as the codes are stop-gradient. */
 double ss_direct_swav(const double *high, const double *low,
-                      const double *queue, int64_t H, int64_t L, int64_t N,
-                      int64_t Q, int64_t K, double t, int64_t iters,
-                      double eps, double *dhigh, double *dlow);
+                      const double *queue, const double *codes_from,
+                      int64_t H, int64_t L, int64_t N, int64_t Q, int64_t K,
+                      double t, int64_t iters, double eps, double *dhigh,
+                      double *dlow);
 
 typedef struct {
     double temperature, sharpen, weight, exponent;

@@ -97,7 +97,10 @@ def make_case(rng, H, L, N, Q, K, t, iters, eps, scale=1.0, big=False):
             "queue": queue if Q else torch.zeros(0), "H": [H], "L": [L],
             "N": [N], "Q": [Q], "K": [K], "temperature": [t],
             "iterations": [iters], "epsilon": [eps], "loss": [loss.item()],
-            "losses": per, "dhigh": high.grad,
+            "losses": per,
+            # H = 1: the only high crop just gives codes, so no gradient
+            "dhigh": high.grad if high.grad is not None
+            else torch.zeros_like(high),
             "dlow": low.grad if L else torch.zeros(0), "codes": codes}
 
 

@@ -75,7 +75,8 @@ ss_status ss_center_accumulate(ss_center *c, const float *x, int64_t rows) {
     SS_TRY(ss__check_finite(fn, "x", x, rows * c->K));
     int64_t K = c->K;
     /* columns in parallel, rows in order: independent of the thread count */
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (rows * K >= SS__PAR_MIN)
     for (int64_t k = 0; k < K; k++) {
         double s = 0.0;
         for (int64_t r = 0; r < rows; r++) s += x[r * K + k];
@@ -259,7 +260,8 @@ static void teacher_probs(const dino_args *a, int64_t n, const double *lse_t,
 
 static void dino_lse(const dino_args *a, double *lse_t, double *lse_s) {
     int64_t N = a->N, K = a->K, R = (a->G + a->V) * N;
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (R * K >= SS__PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         int teach = r < a->G * N;
         const float *x = teach ? a->teacher + r * K : a->student + (r - a->G * N) * K;
@@ -297,7 +299,8 @@ ss_status ss_dino_forward(float *loss, float *losses, void *cache,
     }
     double *lse_t = cache, *lse_s = lse_t + G * N;
     dino_lse(&a, lse_t, lse_s);
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) \
+    if (N * (G + V) * K >= SS__PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
         double *P = ws + (int64_t)ss__thread_id() * (G + 1) * K, *Pt = P + G * K;
         teacher_probs(&a, n, lse_t, P, Pt);
@@ -341,7 +344,8 @@ ss_status ss_dino_backward(float *dstudent, float dloss, const void *cache,
     if (!ws) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate the workspace");
     const double *lse_t = cache, *lse_s = lse_t + G * N;
     double scale = (double)dloss / ((double)a.n_terms * (double)N * a.ts);
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) \
+    if (N * (G + V) * K >= SS__PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
         double *P = ws + (int64_t)ss__thread_id() * (G + 1) * K, *Pt = P + G * K;
         teacher_probs(&a, n, lse_t, P, Pt);

@@ -13,6 +13,11 @@
 #include <omp.h>
 #endif
 
+/* Below this much work a parallel region costs more than it saves. */
+#ifndef SS__PAR_MIN
+#define SS__PAR_MIN 16384
+#endif
+
 /* Index of the calling thread inside a parallel region (0 outside). */
 static inline int ss__thread_id(void) {
 #ifdef _OPENMP

@@ -87,7 +87,8 @@ ss_status ss_ibot_forward(float *loss, float *losses, void *cache,
     token_weights(w, mask, B, T);
     const float *cen = ss_center_data(c);
     double it = 1.0 / o.teacher_temp, is = 1.0 / o.student_temp;
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (M * K >= SS__PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *t = teacher + i * K, *s = student + i * K;
         double lt = ss__lse_row(t, cen, it, K), ls = ss__lse_row(s, NULL, is, K);
@@ -121,7 +122,8 @@ ss_status ss_ibot_backward(float *dstudent, float dloss, const void *cache,
     const double *lse_t = cache, *lse_s = lse_t + M, *w = lse_s + M;
     const float *cen = ss_center_data(c);
     double it = 1.0 / o.teacher_temp, is = 1.0 / o.student_temp;
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (M * K >= SS__PAR_MIN)
     for (int64_t i = 0; i < M; i++) {
         const float *t = teacher + i * K, *s = student + i * K;
         float *ds = dstudent + i * K;

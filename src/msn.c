@@ -114,7 +114,8 @@ static ss_status msn_prepare(const char *fn, msn_ws *w, const float *anchors,
  * softmax in the log domain, so that no power of a probability underflows). */
 static ss__sk_kernel target_kernel(const msn_ws *w, double *off, int64_t N,
                                    int64_t K, double isharp) {
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (N * K >= SS__PAR_MIN)
     for (int64_t n = 0; n < N; n++)
         off[n] = -ss__lse_row(w->st + n * K, NULL, isharp, K);
     ss__sk_kernel kern = {{w->st, NULL}, {N, 0}, off, isharp, K};
@@ -172,7 +173,8 @@ ss_status ss_msn_forward(float *loss, float *losses, void *cache,
         for (int64_t k = 0; k < K; k++) u[k] = 0.0;
         for (int64_t n = 0; n < N; n++) v[n] = 0.0;
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) \
+    if (M * K * D >= SS__PAR_MIN)
     for (int64_t t = 0; t < ntile; t++) {
         int id = ss__thread_id();
         float *tile = w.tile + (int64_t)id * MSN_TILE * K;
@@ -251,7 +253,8 @@ ss_status ss_msn_backward(float *danchors, float *dprototypes, float dloss,
         reg_grad(g, pbar, K, &o, pi);
     }
     double scale = (double)dloss / (double)M * it; /* d logit / d dot = 1 / t */
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) \
+    if (M * K * D >= SS__PAR_MIN)
     for (int64_t t = 0; t < ntile; t++) {
         int id = ss__thread_id();
         float *tile = w.tile + (int64_t)id * MSN_TILE * K;

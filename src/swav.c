@@ -104,11 +104,13 @@ ss_status ss_swav_forward(float *loss, float *losses, void *cache,
         for (int64_t n = 0; n < N; n++) v[i * N + n] = vfull[n]; /* drop queue */
     }
     int64_t W = H + L;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) \
+    if (W * N * K >= SS__PAR_MIN)
     for (int64_t r = 0; r < W * N; r++)
         lse[r] = ss__lse_row(crop(high, low, H, r / N, N, K) + (r % N) * K,
                              NULL, it, K);
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) \
+    if (W * N * K >= SS__PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
         double *q = ws + 2 * K + (int64_t)ss__thread_id() * (H + 1) * K;
         double *qt = q + H * K, l = 0.0;
@@ -153,7 +155,8 @@ ss_status ss_swav_backward(float *dhigh, float *dlow, float dloss,
     double ieps = 1.0 / o.sinkhorn_epsilon, it = 1.0 / o.temperature;
     int64_t W = H + L;
     double scale = (double)dloss * it / ((double)N * (double)(H * (W - 1)));
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) \
+    if (W * N * K >= SS__PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
         double *q = ws + (int64_t)ss__thread_id() * (H + 1) * K, *qt = q + H * K;
         codes(high, u, v, ieps, H, N, K, n, q, qt);

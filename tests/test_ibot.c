@@ -181,7 +181,7 @@ SS_TEST(no_masked_tokens) {
 SS_TEST(thread_count_independence) {
     ss_rng rng;
     ss_rng_seed(&rng, 5);
-    int64_t B = 8, T = 49, K = 97;
+    int64_t B = 8, T = 100, K = 97; /* M K above SS__PAR_MIN */
     uint8_t *mask = malloc((size_t)(B * T));
     int64_t M = random_mask(mask, B, T, &rng);
     float *t = ss_test_alloc(M * K), *s = ss_test_alloc(M * K);

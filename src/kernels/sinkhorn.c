@@ -20,7 +20,8 @@ static void column_step(const ss__sk_kernel *kern, const double *v, double *u,
     int64_t R = kern->rows[0] + kern->rows[1], K = kern->K;
     int64_t nchunk = (K + SK_COL_CHUNK - 1) / SK_COL_CHUNK;
     double *mx = ws, *sum = ws + K;
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (R * K >= SS__PAR_MIN)
     for (int64_t c = 0; c < nchunk; c++) {
         int64_t k0 = c * SK_COL_CHUNK;
         int64_t k1 = k0 + SK_COL_CHUNK < K ? k0 + SK_COL_CHUNK : K;
@@ -46,7 +47,8 @@ static void column_step(const ss__sk_kernel *kern, const double *v, double *u,
 static void row_step(const ss__sk_kernel *kern, const double *u, double *v,
                      double shift) {
     int64_t R = kern->rows[0] + kern->rows[1], K = kern->K;
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (R * K >= SS__PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *x = row_ptr(kern, r);
         double o = kern->off ? kern->off[r] : 0.0, m = -INFINITY, s = 0.0;
@@ -62,7 +64,8 @@ static void row_step(const ss__sk_kernel *kern, const double *u, double *v,
 static double global_lse(const ss__sk_kernel *kern, double *v) {
     int64_t R = kern->rows[0] + kern->rows[1], K = kern->K;
     /* row LSEs into v (scratch here), then the LSE over rows */
-#pragma omp parallel for schedule(static) num_threads(ss__threads())
+#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
+    if (R * K >= SS__PAR_MIN)
     for (int64_t r = 0; r < R; r++) {
         const float *x = row_ptr(kern, r);
         double o = kern->off ? kern->off[r] : 0.0, m = -INFINITY, s = 0.0;

@@ -21,6 +21,11 @@
 
 #include <stdint.h>
 
+/* Below this much work (elements) the kernel runs on one thread. */
+#ifndef SS__PAR_MIN
+#define SS__PAR_MIN 16384
+#endif
+
 /* The log-kernel A_rk = scale * x_rk + off_r over R = rows[0] + rows[1]
  * rows: block 0 then block 1 (each row-major with K columns; block 1 may
  * have 0 rows and x[1] NULL). off: (R) per-row offsets or NULL (zeros). */

@@ -12,6 +12,7 @@
 #include "kernels/norm.h"
 #include "kernels/sinkhorn.h"
 
+#include <float.h>
 #include <string.h>
 
 #define MSN_TILE 64 /* anchor rows per GEMM tile */
@@ -128,8 +129,8 @@ static void reg_grad(double *g, const double *pbar, int64_t K,
     for (int64_t k = 0; k < K; k++) {
         if (o->prior == SS_MSN_PRIOR_UNIFORM)
             g[k] = pbar[k] > 0 ? log(pbar[k]) + 1.0 : 0.0;
-        else
-            g[k] = -prior[k] / pbar[k];
+        else /* pbar only underflows for temperatures near 0 */
+            g[k] = -prior[k] / fmax(pbar[k], DBL_MIN);
     }
 }
 
@@ -208,7 +209,8 @@ ss_status ss_msn_forward(float *loss, float *losses, void *cache,
         } else {
             double *pi = skws; /* reuse: K doubles */
             power_prior(pi, K, o.power_law_exponent);
-            for (int64_t k = 0; k < K; k++) R += pi[k] * (log(pi[k]) - log(pbar[k]));
+            for (int64_t k = 0; k < K; k++)
+                R += pi[k] * (log(pi[k]) - log(fmax(pbar[k], DBL_MIN)));
         }
     }
     if (losses)

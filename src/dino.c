@@ -129,6 +129,24 @@ static ss_status read_finite(ss__reader *r, void *dst, int64_t n, size_t elt,
     return SS_OK;
 }
 
+/* The payload left must be K floats and K doubles: checked before allocating
+ * so that a corrupt K cannot ask for terabytes. */
+static ss_status check_remaining(ss__reader *r, int64_t K) {
+    long here = ftell(r->f);
+    if (here < 0 || fseek(r->f, 0, SEEK_END) != 0)
+        return ss__fail(SS_ERR_IO, r->fn, "%s: cannot seek", r->path);
+    long end = ftell(r->f);
+    if (fseek(r->f, here, SEEK_SET) != 0)
+        return ss__fail(SS_ERR_IO, r->fn, "%s: cannot seek", r->path);
+    if ((uint64_t)(end - here) < (uint64_t)K * 12u)
+        return ss__fail(SS_ERR_FORMAT, r->fn,
+                        "%s: K = %lld needs %lld payload bytes after byte "
+                        "offset %ld, the file has %ld (truncated)",
+                        r->path, (long long)K, (long long)K * 12, r->off,
+                        end - here);
+    return SS_OK;
+}
+
 ss_status ss_center_load(ss_center **out, const char *path) {
     static const char fn[] = "ss_center_load";
     SS_TRY(ss__check_ptr(fn, "out", out));
@@ -139,6 +157,7 @@ ss_status ss_center_load(ss_center **out, const char *path) {
     ss_center *c = NULL;
     ss_status st = ss__read_i64(&r, &K, 1, SS_MAX_ELEMENTS / 16, "K");
     if (st == SS_OK) st = ss__read_i64(&r, &pending, 0, INT64_MAX, "pending rows");
+    if (st == SS_OK) st = check_remaining(&r, K);
     if (st == SS_OK) st = center_alloc(&c, fn, K);
     if (st == SS_OK) st = read_finite(&r, c->value, K, sizeof(float), "centre");
     if (st == SS_OK) st = read_finite(&r, c->sum, K, sizeof(double), "pending sum");

@@ -285,6 +285,13 @@ SS_TEST(center_save_load_and_corrupt_files) {
     ss_dd_write_file(path, bad, n);
     SS_CHECK_STATUS(ss_center_load(&b, path), SS_ERR_FORMAT);
     SS_CHECK_MSG_HAS("byte offset 16");
+    /* huge K: rejected before any allocation */
+    memcpy(bad, good, n);
+    int64_t hugeK = (int64_t)1 << 35;
+    memcpy(bad + 16, &hugeK, 8);
+    ss_dd_write_file(path, bad, n);
+    SS_CHECK_STATUS(ss_center_load(&b, path), SS_ERR_FORMAT);
+    SS_CHECK_MSG_HAS("truncated");
     /* truncated inside the centre */
     ss_dd_write_file(path, good, 32 + 10);
     SS_CHECK_STATUS(ss_center_load(&b, path), SS_ERR_FORMAT);

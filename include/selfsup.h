@@ -500,7 +500,7 @@ SS_API ss_status ss_dino_teacher_temp(float *temp, int64_t epoch,
 SS_API size_t ss_dino_cache_size(int64_t G, int64_t V, int64_t N, int64_t K);
 /* loss: (1). losses: (N) per-sample losses (mean = loss) or NULL. cache: as
  * sized. teacher_temp: > 0, e.g. from ss_dino_teacher_temp. opts: NULL
- * means defaults (only student_temp is read).
+ * means defaults; student_temp is used, the other fields are validated.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE (G < 1, V < 1, n_terms = 0, centre
  * dimension != K), SS_ERR_PARAM, SS_ERR_NONFINITE, SS_ERR_NOMEM. */
 SS_API ss_status ss_dino_forward(float *loss, float *losses, void *cache,

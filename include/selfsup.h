@@ -472,6 +472,228 @@ SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
 /* Distillation and clustering family: DINO, iBOT, SwAV, MSN/PMSN           */
 /* ------------------------------------------------------------------------ */
 /* (section start: distill) */
+/*
+ * Shapes in this section: G teacher (global) views, V student views, N
+ * samples, K prototypes / output dimension, D embedding dimension, B images,
+ * T tokens per image, M masked tokens, H / L high- / low-resolution crops,
+ * Q queue rows. Teachers and Sinkhorn targets are stop-gradient: they never
+ * receive gradient. All softmaxes and Sinkhorn iterations run in the log
+ * domain in double, so no temperature or epsilon can overflow them.
+ */
+
+/* Teacher centre (DINO, iBOT) ---------------------------------------------- */
+/*
+ * c: (K), zero at creation. The centre is explicit caller-owned state: the
+ * losses read it, they never update it. Once per optimiser step:
+ *     ss_center_accumulate(c, teacher, rows)   (one or more micro-batches)
+ *     ss_center_update(c, momentum)            c = m c + (1 - m) mean(rows)
+ * which is lightly's Center / DINOLoss.update_center: the batch centre is
+ * the mean over every accumulated row, weighted by rows.
+ */
+typedef struct ss_center ss_center;
+
+/* *out: new zero centre of dimension K. Errors: SS_ERR_NULL, SS_ERR_SIZE,
+ * SS_ERR_NOMEM. */
+SS_API ss_status ss_center_create(ss_center **out, int64_t K);
+SS_API void ss_center_free(ss_center *c);
+SS_API int64_t ss_center_dim(const ss_center *c); /* K */
+/* The current centre: (K), owned by c, valid until the next update/set. */
+SS_API const float *ss_center_data(const ss_center *c);
+/* Overwrites the centre with values: (K). Errors: SS_ERR_NULL,
+ * SS_ERR_NONFINITE. */
+SS_API ss_status ss_center_set(ss_center *c, const float *values);
+/* Adds the rows x: (rows, K) to the pending batch sum (double). rows >= 1.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_NONFINITE. */
+SS_API ss_status ss_center_accumulate(ss_center *c, const float *x,
+                                      int64_t rows);
+/* c = momentum * c + (1 - momentum) * (pending sum / pending rows), then
+ * clears the pending sum. No-op when nothing is pending. momentum in [0, 1]
+ * (lightly: 0.9). Errors: SS_ERR_NULL, SS_ERR_PARAM. */
+SS_API ss_status ss_center_update(ss_center *c, float momentum);
+/* Rows accumulated since the last update. */
+SS_API int64_t ss_center_pending(const ss_center *c);
+/* Writes c atomically (temp file + rename). Format: magic "SSCENTR1",
+ * version 1, K, pending rows, centre (K float32), pending sum (K float64).
+ * Errors: SS_ERR_NULL, SS_ERR_IO. */
+SS_API ss_status ss_center_save(const ss_center *c, const char *path);
+/* *out: centre read from path. Errors: SS_ERR_NULL, SS_ERR_IO, SS_ERR_FORMAT
+ * (naming the byte offset: bad magic, version, K, truncation, non-finite
+ * values, trailing bytes), SS_ERR_NOMEM. */
+SS_API ss_status ss_center_load(ss_center **out, const char *path);
+
+/* DINO (Caron et al. 2021; lightly DINOLoss) -------------------------------- */
+/*
+ * teacher: (G, N, K) teacher logits of the G global views, student: (V, N,
+ * K) student logits of all V views, the G global views first and in the
+ * same order (view g of both is the same crop). c: the centre (K).
+ *     P_gn = softmax((teacher_gn - c) / teacher_temp)          (no gradient)
+ *     l_vn = log_softmax(student_vn / student_temp)
+ *     loss = sum_{g < G} sum_{v != g} sum_n -<P_gn, l_vn> / (n_terms N)
+ * with n_terms = G V - min(G, V), as lightly (the diagonal g == v is
+ * skipped). Needs n_terms >= 1. Update the centre yourself afterwards with
+ * ss_center_accumulate(c, teacher, G * N) and ss_center_update.
+ */
+typedef struct {
+    float student_temp;        /* > 0. Default 0.1 (lightly). */
+    float teacher_temp;        /* > 0. After warm-up. Default 0.04. */
+    float warmup_teacher_temp; /* > 0. At epoch 0. Default 0.04. */
+    int64_t warmup_teacher_temp_epochs; /* >= 0. Default 30. */
+    float center_momentum;     /* in [0, 1]. Default 0.9. */
+} ss_dino_opts;
+
+SS_API ss_dino_opts ss_dino_defaults(void);
+/* *temp: the teacher temperature at epoch >= 0, as lightly:
+ * linspace(warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs)
+ * [epoch] during warm-up, teacher_temp after. Errors: SS_ERR_NULL,
+ * SS_ERR_PARAM (epoch < 0, bad opts). */
+SS_API ss_status ss_dino_teacher_temp(float *temp, int64_t epoch,
+                                      const ss_dino_opts *opts);
+SS_API size_t ss_dino_cache_size(int64_t G, int64_t V, int64_t N, int64_t K);
+/* loss: (1). losses: (N) per-sample losses (mean = loss) or NULL. cache: as
+ * sized. teacher_temp: > 0, e.g. from ss_dino_teacher_temp. opts: NULL
+ * means defaults; student_temp is used, the other fields are validated.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (G < 1, V < 1, n_terms = 0, centre
+ * dimension != K), SS_ERR_PARAM, SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_dino_forward(float *loss, float *losses, void *cache,
+                                 const float *teacher, const float *student,
+                                 const ss_center *c, float teacher_temp,
+                                 int64_t G, int64_t V, int64_t N, int64_t K,
+                                 const ss_dino_opts *opts);
+/* dstudent: (V, N, K) accumulated. The teacher gets no gradient. cache,
+ * inputs, centre and temperature as in the forward call. */
+SS_API ss_status ss_dino_backward(float *dstudent, float dloss,
+                                  const void *cache, const float *teacher,
+                                  const float *student, const ss_center *c,
+                                  float teacher_temp, int64_t G, int64_t V,
+                                  int64_t N, int64_t K,
+                                  const ss_dino_opts *opts);
+
+/* iBOT masked-patch loss (Zhou et al. 2021; lightly IBOTPatchLoss) ---------- */
+/*
+ * mask: (B, T) of 0/1, T tokens per image; M = number of ones. teacher,
+ * student: (M, K), the masked tokens in mask order (row-major over B, T).
+ * For token i of image b, with m_b masked tokens in that image:
+ *     ce_i = -<softmax((teacher_i - c) / teacher_temp),
+ *              log_softmax(student_i / student_temp)>
+ *     loss = (1 / B) sum_i ce_i / m_b
+ * M = 0 gives loss 0. Update the centre with ss_center_accumulate(c,
+ * teacher, M) and ss_center_update.
+ */
+typedef struct {
+    float teacher_temp;    /* > 0. Default 0.04 (lightly). */
+    float student_temp;    /* > 0. Default 0.1. */
+    float center_momentum; /* in [0, 1]. Default 0.9. */
+} ss_ibot_opts;
+
+SS_API ss_ibot_opts ss_ibot_defaults(void);
+SS_API size_t ss_ibot_cache_size(int64_t M, int64_t K);
+/* losses: (M) per-token ce_i (unweighted) or NULL.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (B, T, K < 1, M < 0, M != ones in mask,
+ * centre dimension != K), SS_ERR_LABEL (a mask value not 0/1, naming its
+ * index), SS_ERR_PARAM, SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_ibot_forward(float *loss, float *losses, void *cache,
+                                 const float *teacher, const float *student,
+                                 const uint8_t *mask, const ss_center *c,
+                                 int64_t B, int64_t T, int64_t M, int64_t K,
+                                 const ss_ibot_opts *opts);
+/* dstudent: (M, K) accumulated; the teacher gets no gradient. */
+SS_API ss_status ss_ibot_backward(float *dstudent, float dloss,
+                                  const void *cache, const float *teacher,
+                                  const float *student, const uint8_t *mask,
+                                  const ss_center *c, int64_t B, int64_t T,
+                                  int64_t M, int64_t K,
+                                  const ss_ibot_opts *opts);
+
+/* SwAV (Caron et al. 2020; lightly SwaVLoss) -------------------------------- */
+/*
+ * high: (H, N, K) prototype scores of the high-resolution crops, low: (L, N,
+ * K) of the low-resolution crops (NULL when L = 0), queue: (H, Q, K) scores
+ * of past batches, one queue per high-resolution crop (NULL when Q = 0).
+ * For each high crop i the codes q_i: (N, K) are the first N rows of
+ * Sinkhorn-Knopp (lightly's variant, sinkhorn_iterations rounds of
+ * prototype- then sample-normalisation, epsilon) run on the (N + Q) rows
+ * [high_i; queue_i]; they receive no gradient.
+ *     ce(z, q) = -(1/N) sum_n <q_n, log_softmax(z_n / temperature)>
+ *     loss = (1/H) sum_i (sum_{v != i} ce(high_v, q_i)
+ *                         + sum_l ce(low_l, q_i)) / (H + L - 1)
+ * The scores are usually z = normalize(x) W^T with prototypes W: (K, D);
+ * the caller chains dW += dz^T normalize(x) (and dx through its own
+ * normalisation) from the dhigh / dlow this returns.
+ */
+typedef struct {
+    float temperature;           /* > 0. Default 0.1 (lightly). */
+    int64_t sinkhorn_iterations; /* >= 0. Default 3. */
+    float sinkhorn_epsilon;      /* > 0. Default 0.05; 0.01 is safe. */
+} ss_swav_opts;
+
+SS_API ss_swav_opts ss_swav_defaults(void);
+SS_API size_t ss_swav_cache_size(int64_t H, int64_t L, int64_t N, int64_t Q,
+                                 int64_t K);
+/* losses: (N) per-sample losses (mean = loss) or NULL. H >= 1, L >= 0,
+ * H + L >= 2, Q >= 0.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM, SS_ERR_NONFINITE,
+ * SS_ERR_NOMEM. */
+SS_API ss_status ss_swav_forward(float *loss, float *losses, void *cache,
+                                 const float *high, const float *low,
+                                 const float *queue, int64_t H, int64_t L,
+                                 int64_t N, int64_t Q, int64_t K,
+                                 const ss_swav_opts *opts);
+/* dhigh: (H, N, K) accumulated; dlow: (L, N, K) accumulated (NULL when
+ * L = 0). The queue and the codes get no gradient. */
+SS_API ss_status ss_swav_backward(float *dhigh, float *dlow, float dloss,
+                                  const void *cache, const float *high,
+                                  const float *low, const float *queue,
+                                  int64_t H, int64_t L, int64_t N, int64_t Q,
+                                  int64_t K, const ss_swav_opts *opts);
+
+/* MSN and PMSN (Assran et al. 2022; lightly MSNLoss / PMSNLoss) ------------- */
+/*
+ * anchors: (V, N, D) (anchor row (v, n) belongs to target n), targets:
+ * (N, D), prototypes: (K, D). Every row is L2-normalised first.
+ *     p_vn  = softmax(a_vn W^T / temperature)
+ *     q_n   = Sinkhorn(softmax(t_n W^T / (temperature * sharpen)))   (no grad)
+ *     loss  = (1 / VN) sum_{v,n} -<q_n, log p_vn> + lambda R(pbar),
+ *     pbar  = mean_{v,n} p_vn
+ * MSN (prior = uniform): R = sum_k pbar_k log pbar_k + log K (mean-entropy
+ * maximisation, lightly MSNLoss). PMSN (prior = power law): R =
+ * KL(pi || pbar) = sum_k pi_k (log pi_k - log pbar_k), pi_k prop. to
+ * k^-power_law_exponent, k = 1..K: lightly PMSNLoss after the fix of
+ * lightly#1340 (F.kl_div(pbar.log(), pi, "sum")); before it the log was
+ * missing and the term was not a divergence. Sinkhorn as MSN / lightly
+ * (sinkhorn_iterations = 0 disables it). Targets receive no gradient;
+ * anchors and prototypes do (through the normalisation).
+ */
+typedef enum { SS_MSN_PRIOR_UNIFORM = 0, SS_MSN_PRIOR_POWER_LAW = 1 } ss_msn_prior;
+
+typedef struct {
+    float temperature;        /* > 0. Default 0.1 (lightly). */
+    float sharpen_temperature; /* > 0. lightly target_sharpen_temperature 0.25. */
+    int64_t sinkhorn_iterations; /* >= 0. Default 3. */
+    float regularization_weight; /* lambda >= 0. Default 1. */
+    ss_msn_prior prior;       /* uniform (MSN, default) or power law (PMSN) */
+    float power_law_exponent; /* >= 0. Default 0.25 (lightly PMSNLoss). */
+} ss_msn_opts;
+
+SS_API ss_msn_opts ss_msn_defaults(void);  /* MSN */
+SS_API ss_msn_opts ss_pmsn_defaults(void); /* PMSN: prior = power law */
+SS_API size_t ss_msn_cache_size(int64_t V, int64_t N, int64_t K, int64_t D);
+/* losses: (V, N) per-anchor cross-entropies (their mean plus lambda R is the
+ * loss) or NULL. Workspace: the target logits (N, K) during each call, the
+ * anchor logits one row tile at a time.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM, SS_ERR_NONFINITE,
+ * SS_ERR_NOMEM. */
+SS_API ss_status ss_msn_forward(float *loss, float *losses, void *cache,
+                                const float *anchors, const float *targets,
+                                const float *prototypes, int64_t V, int64_t N,
+                                int64_t K, int64_t D, const ss_msn_opts *opts);
+/* danchors: (V, N, D) accumulated. dprototypes: (K, D) accumulated, or NULL
+ * for frozen prototypes. Targets get no gradient. */
+SS_API ss_status ss_msn_backward(float *danchors, float *dprototypes,
+                                 float dloss, const void *cache,
+                                 const float *anchors, const float *targets,
+                                 const float *prototypes, int64_t V,
+                                 int64_t N, int64_t K, int64_t D,
+                                 const ss_msn_opts *opts);
 
 /* (section end: distill) */
 

@@ -215,7 +215,7 @@ static void fill_unit_rows(float *x, int64_t rows, int64_t D, ss_rng *rng) {
     }
 }
 
-static int fill_inputs(ss_cli_problem *p, ss_rng *rng) {
+static void fill_inputs(ss_cli_problem *p, ss_rng *rng) {
     const ss_cli_shape *s = &p->s;
     int64_t nd = s->N * s->D;
     if (p->loss->layout == SS_CLI_STACKED) {
@@ -226,7 +226,7 @@ static int fill_inputs(ss_cli_problem *p, ss_rng *rng) {
             for (int64_t n = 0; n < s->N; n++)
                 p->labels[n] = (int64_t)(ss_rng_u64(rng) % (uint64_t)classes);
         }
-        return 0;
+        return;
     }
     fill_normal(p->x, nd, rng);
     fill_view(p->y, p->x, nd, rng);
@@ -236,7 +236,6 @@ static int fill_inputs(ss_cli_problem *p, ss_rng *rng) {
         p->scal[0] = SIGLIP_LOG_T;
         p->scal[1] = SIGLIP_BIAS;
     }
-    return 0;
 }
 
 ss_cli_problem *ss_cli_problem_create(const ss_cli_loss *loss,

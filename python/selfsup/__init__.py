@@ -9,11 +9,15 @@ in, then the build/ folder of a checkout, then ctypes.util.find_library.
 from ._lib import (SelfsupError, SelfsupMemoryError, SelfsupOSError,
                    SelfsupStateError, SelfsupUnsupportedError,
                    SelfsupValueError, lib as _clib)
-from .losses import (Center, Queue, clip, dcl, dclw, dino, ibot, moco, msn,
-                     ntxent, pmsn, siglip, supcon, swav)
+from ._lib import available
+from .losses import (Center, Queue, TicoState, barlow, clip, dcl, dclw, dino,
+                     empssl, hypersphere, ibot, koleo, mmcr, moco, msn, negcos,
+                     ntxent, pmsn, siglip, supcon, swav, tico, vicreg, wmse)
 
 __all__ = ["ntxent", "supcon", "dcl", "dclw", "moco", "clip", "siglip",
-           "dino", "ibot", "swav", "msn", "pmsn", "Center", "Queue",
+           "dino", "ibot", "swav", "msn", "pmsn", "negcos", "barlow",
+           "vicreg", "tico", "wmse", "hypersphere", "koleo", "mmcr", "empssl",
+           "Center", "Queue", "TicoState", "available",
            "set_num_threads", "get_num_threads", "library_version",
            "build_info", "SelfsupError", "SelfsupValueError",
            "SelfsupMemoryError", "SelfsupOSError", "SelfsupStateError",

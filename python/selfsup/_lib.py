@@ -146,15 +146,31 @@ MsnOpts = _struct("MsnOpts", [("temperature", F), ("sharpen_temperature", F),
                               ("sinkhorn_iterations", L),
                               ("regularization_weight", F), ("prior", I),
                               ("power_law_exponent", F)])
+NegcosOpts = _struct("NegcosOpts", [("eps", F)])
+BarlowOpts = _struct("BarlowOpts", [("lambda", F), ("bn_eps", F), ("form", I)])
+VicregOpts = _struct("VicregOpts", [("lambda", F), ("mu", F), ("nu", F),
+                                    ("eps", F), ("form", I)])
+TicoOpts = _struct("TicoOpts", [("beta", F), ("rho", F), ("update", I)])
+WmseOpts = _struct("WmseOpts", [("w_size", L), ("w_iter", L), ("eps", F)])
+HypersphereOpts = _struct("HypersphereOpts", [("t", F), ("lambda", F),
+                                              ("alpha", F)])
+KoleoOpts = _struct("KoleoOpts", [("eps", F)])
+MmcrOpts = _struct("MmcrOpts", [("lambda", F)])
+EmpsslOpts = _struct("EmpsslOpts", [("tcr_eps", F), ("inv_coef", F)])
 
 
 # ---- the loss table ------------------------------------------------------------------
 # Argument kinds: "f" const float *, "i" const int64_t *, "u8" const uint8_t *,
-# "obj" a C object pointer, "sf" float scalar, "n" int64_t size.
+# "obj" a C object pointer, "fobj" one passed to forward only, "sf" float
+# scalar, "n" int64_t size. losses=False: forward has no per-anchor output;
+# cache_opts: cache_size also takes the options.
 
 class Spec:
-    def __init__(self, name, opts, args, grads, cache_args, defaults=None):
+    def __init__(self, name, opts, args, grads, cache_args, defaults=None,
+                 losses=True, cache_opts=False):
         self.name = name
+        self.losses = losses
+        self.cache_opts = cache_opts
         self.opts = opts
         self.args = [a.split(":") for a in args.split()]  # [(name, kind)]
         self.arg_names = [a for a, _ in self.args]
@@ -185,38 +201,67 @@ LOSSES = {s.name: s for s in [
          "anchors:f targets:f prototypes:f V:n N:n K:n D:n",
          "anchors prototypes", "V N K D",
          ["ss_msn_defaults", "ss_pmsn_defaults"]),
+    # redundancy reduction
+    Spec("negcos", NegcosOpts, "p:f z:f N:n D:n", "p z", "N D"),
+    Spec("barlow", BarlowOpts, "a:f b:f N:n D:n", "a b", "N D",
+         cache_opts=True),
+    Spec("vicreg", VicregOpts, "a:f b:f N:n D:n", "a b", "N D",
+         cache_opts=True),
+    # geometry
+    Spec("tico", TicoOpts, "state:fobj za:f zb:f N:n D:n", "za zb", "N D"),
+    Spec("wmse", WmseOpts, "z:f perm:i V:n N:n D:n", "z", "V N D",
+         losses=False),
+    Spec("hypersphere", HypersphereOpts, "za:f zb:f N:n D:n", "za zb", "N D",
+         losses=False),
+    Spec("koleo", KoleoOpts, "x:f N:n D:n", "x", "N D"),
+    Spec("mmcr", MmcrOpts, "online:f momentum:f B:n K:n D:n",
+         "online momentum", "B K D", losses=False),
+    Spec("empssl", EmpsslOpts, "z:f V:n N:n D:n", "z", "V N D"),
 ]}
 
 _CTYPE = {"f": ctypes.c_void_p, "i": ctypes.c_void_p, "u8": ctypes.c_void_p,
-          "obj": ctypes.c_void_p, "sf": ctypes.c_float, "n": ctypes.c_int64}
+          "obj": ctypes.c_void_p, "fobj": ctypes.c_void_p,
+          "sf": ctypes.c_float, "n": ctypes.c_int64}
 _DTYPE = {"f": np.float32, "i": np.int64, "u8": np.uint8}
 
 
 def _register(spec):
     n = spec.name
     kinds = [_CTYPE[k] for _, k in spec.args]
+    bkinds = [_CTYPE[k] for _, k in spec.args if k != "fobj"]
     opts_p = ctypes.POINTER(spec.opts)
     fwd = getattr(lib, "ss_%s_forward" % n)
-    fwd.argtypes = [ctypes.c_void_p] * 3 + kinds + [opts_p]
+    fwd.argtypes = [ctypes.c_void_p] * (3 if spec.losses else 2) + kinds + [opts_p]
     fwd.restype = ctypes.c_int
     bwd = getattr(lib, "ss_%s_backward" % n)
     bwd.argtypes = ([ctypes.c_void_p] * len(spec.grads)
-                    + [ctypes.c_float, ctypes.c_void_p] + kinds + [opts_p])
+                    + [ctypes.c_float, ctypes.c_void_p] + bkinds + [opts_p])
     bwd.restype = ctypes.c_int
     cs = getattr(lib, "ss_%s_cache_size" % n)
-    cs.argtypes = [ctypes.c_int64] * len(spec.cache_args)
+    cs.argtypes = ([ctypes.c_int64] * len(spec.cache_args)
+                   + ([opts_p] if spec.cache_opts else []))
     cs.restype = ctypes.c_size_t
     for d in spec.defaults:
         getattr(lib, d).restype = spec.opts
         getattr(lib, d).argtypes = []
 
 
+def available(name):
+    """Whether the loaded library has loss `name` (losses land over time)."""
+    return name in LOSSES and hasattr(lib, "ss_%s_forward" % name)
+
+
 for _s in LOSSES.values():
-    _register(_s)
+    if available(_s.name):
+        _register(_s)
 
 
 def make_opts(name, variant=0, **fields):
     """The C defaults of LOSSES[name] (variant picks e.g. DCLW), then fields."""
+    if not available(name):
+        raise NotImplementedError(
+            "selfsup: the loaded libselfsup (%s) has no ss_%s_forward; "
+            "update the library" % (lib._name, name))
     spec = LOSSES[name]
     opts = getattr(lib, spec.defaults[variant])()
     for key, value in fields.items():
@@ -247,26 +292,30 @@ class Call:
         self._fwd = getattr(lib, "ss_%s_forward" % name)
         self._bwd = getattr(lib, "ss_%s_backward" % name)
         nbytes = getattr(lib, "ss_%s_cache_size" % name)(
-            *[values[a] for a in spec.cache_args])
+            *[values[a] for a in spec.cache_args],
+            *([ctypes.byref(opts)] if spec.cache_opts else []))
         if nbytes == 0:  # invalid sizes; ss_last_error says which
             check(2)  # SS_ERR_SIZE
         self.cache = np.empty(nbytes, np.uint8)
-        self._argv = []
+        self._argv, self._bargv = [], []
         for arg, kind in spec.args:
             v = values[arg]
             if kind in _DTYPE:
                 self._argv.append(None if v is None else v.ctypes.data)
-            elif kind == "obj":
+            elif kind in ("obj", "fobj"):
                 self._argv.append(v)
             elif kind == "sf":
                 self._argv.append(float(v))
             else:
                 self._argv.append(int(v))
+            if kind != "fobj":
+                self._bargv.append(self._argv[-1])
 
     def forward(self):
         loss = ctypes.c_float()
-        check(self._fwd(ctypes.addressof(loss), None, self.cache.ctypes.data,
-                        *self._argv, ctypes.byref(self.opts)))
+        head = [ctypes.addressof(loss)] + ([None] if self.spec.losses else [])
+        check(self._fwd(*head, self.cache.ctypes.data, *self._argv,
+                        ctypes.byref(self.opts)))
         return loss.value
 
     def backward(self, dloss, shapes, want=None):
@@ -283,38 +332,41 @@ class Call:
                 grads[g] = None
                 ptrs.append(None)
         check(self._bwd(*ptrs, ctypes.c_float(dloss), self.cache.ctypes.data,
-                        *self._argv, ctypes.byref(self.opts)))
+                        *self._bargv, ctypes.byref(self.opts)))
         return grads
 
 
-# ---- C objects: teacher centre ---------------------------------------------------------
+# ---- C objects: teacher centre, negative queue, TiCo state ----------------------------
 
-lib.ss_center_create.argtypes = [ctypes.c_void_p, ctypes.c_int64]
-lib.ss_center_free.argtypes = [ctypes.c_void_p]
-lib.ss_center_set.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-lib.ss_center_data.argtypes = [ctypes.c_void_p]
-lib.ss_center_data.restype = ctypes.POINTER(ctypes.c_float)
-lib.ss_center_dim.argtypes = [ctypes.c_void_p]
-lib.ss_center_dim.restype = ctypes.c_int64
-lib.ss_center_accumulate.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
-                                     ctypes.c_int64]
-lib.ss_center_update.argtypes = [ctypes.c_void_p, ctypes.c_float]
-lib.ss_center_save.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-lib.ss_center_load.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+def _sig(name, argtypes, restype=ctypes.c_int):
+    """Declares a C function when the loaded library has it."""
+    if hasattr(lib, name):
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = argtypes, restype
 
-lib.ss_queue_create.argtypes = [ctypes.c_void_p, ctypes.c_int64,
-                                ctypes.c_int64, ctypes.c_void_p]
-lib.ss_queue_free.argtypes = [ctypes.c_void_p]
-lib.ss_queue_enqueue.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
-                                 ctypes.c_int64]
-lib.ss_queue_read.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-lib.ss_queue_data.argtypes = [ctypes.c_void_p]
-lib.ss_queue_data.restype = ctypes.c_void_p
+
+_P, _I64, _S = ctypes.c_void_p, ctypes.c_int64, ctypes.c_char_p
+for _obj in ("center", "queue", "tico_state"):
+    _sig("ss_%s_free" % _obj, [_P], None)
+    _sig("ss_%s_save" % _obj, [_P, _S])
+    _sig("ss_%s_load" % _obj, [_P, _S])
+_sig("ss_center_create", [_P, _I64])
+_sig("ss_center_set", [_P, _P])
+_sig("ss_center_data", [_P], ctypes.POINTER(ctypes.c_float))
+_sig("ss_center_dim", [_P], _I64)
+_sig("ss_center_accumulate", [_P, _P, _I64])
+_sig("ss_center_update", [_P, ctypes.c_float])
+_sig("ss_queue_create", [_P, _I64, _I64, _P])
+_sig("ss_queue_enqueue", [_P, _P, _I64])
+_sig("ss_queue_read", [_P, _P])
+_sig("ss_queue_data", [_P], _P)
 for _f in ("len", "dim", "count"):
-    getattr(lib, "ss_queue_" + _f).argtypes = [ctypes.c_void_p]
-    getattr(lib, "ss_queue_" + _f).restype = ctypes.c_int64
-lib.ss_queue_save.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-lib.ss_queue_load.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    _sig("ss_queue_" + _f, [_P], _I64)
+_sig("ss_tico_state_create", [_P, _I64])
+_sig("ss_tico_state_dim", [_P], _I64)
+_sig("ss_tico_state_steps", [_P], _I64)
+_sig("ss_tico_state_read", [_P, _P])
+_sig("ss_tico_state_write", [_P, _P])
 
 
 class RNG(ctypes.Structure):

@@ -325,3 +325,157 @@ def _msn(anchors, targets, prototypes, variant, grad, **fields):
                             prototypes=prototypes, V=V, N=N, K=K, D=D), opts,
                 {"anchors": anchors.shape, "prototypes": prototypes.shape},
                 grad)
+
+
+# ---- redundancy-reduction family --------------------------------------------------
+
+def negcos(p, z, eps=1e-8, grad=False):
+    """Negative cosine similarity -mean_n cos(p_n, z_n) of p, z: (N, D).
+    Returns loss or (loss, dp, dz)."""
+    p, z = as_array(p), as_array(z)
+    N, D = _shape(p, 2, "p")
+    opts = _lib.make_opts("negcos", eps=eps)
+    return _run("negcos", dict(p=p, z=z, N=N, D=D), opts,
+                {"p": p.shape, "z": z.shape}, grad)
+
+
+def barlow(a, b, lambda_param=5e-3, bn_eps=1e-5, grad=False):
+    """Barlow Twins of a, b: (N, D). Returns loss or (loss, da, db)."""
+    a, b = as_array(a), as_array(b)
+    N, D = _shape(a, 2, "a")
+    opts = _lib.make_opts("barlow", bn_eps=bn_eps)
+    opts.__setattr__("lambda", lambda_param)
+    return _run("barlow", dict(a=a, b=b, N=N, D=D), opts,
+                {"a": a.shape, "b": b.shape}, grad)
+
+
+def vicreg(a, b, lambda_param=25.0, mu_param=25.0, nu_param=1.0, eps=1e-4,
+           grad=False):
+    """VICReg of a, b: (N, D). Returns loss or (loss, da, db)."""
+    a, b = as_array(a), as_array(b)
+    N, D = _shape(a, 2, "a")
+    opts = _lib.make_opts("vicreg", mu=mu_param, nu=nu_param, eps=eps)
+    opts.__setattr__("lambda", lambda_param)
+    return _run("vicreg", dict(a=a, b=b, N=N, D=D), opts,
+                {"a": a.shape, "b": b.shape}, grad)
+
+
+# ---- geometry family ------------------------------------------------------------------
+
+class TicoState:
+    """TiCo running covariance (ss_tico_state) of dimension D."""
+
+    def __init__(self, D, C=None):
+        self._p = ctypes.c_void_p()
+        check(lib.ss_tico_state_create(ctypes.byref(self._p), int(D)))
+        if C is not None:
+            self.write(C)
+
+    def __del__(self):
+        if getattr(self, "_p", None) and lib is not None:
+            lib.ss_tico_state_free(self._p)
+            self._p = None
+
+    @classmethod
+    def _wrap(cls, ptr):
+        self = cls.__new__(cls)
+        self._p = ptr
+        return self
+
+    @property
+    def ptr(self):
+        return self._p.value
+
+    @property
+    def dim(self):
+        return lib.ss_tico_state_dim(self._p)
+
+    @property
+    def steps(self):
+        return lib.ss_tico_state_steps(self._p)
+
+    def read(self):
+        out = np.empty((self.dim, self.dim), np.float32)
+        check(lib.ss_tico_state_read(self._p, out.ctypes.data))
+        return out
+
+    def write(self, C):
+        C = as_array(C)
+        if C.shape != (self.dim, self.dim):
+            raise ValueError("selfsup: C must have shape (%d, %d), got %s"
+                             % (self.dim, self.dim, C.shape))
+        check(lib.ss_tico_state_write(self._p, C.ctypes.data))
+
+    def save(self, path):
+        check(lib.ss_tico_state_save(self._p, str(path).encode()))
+
+    @classmethod
+    def load(cls, path):
+        p = ctypes.c_void_p()
+        check(lib.ss_tico_state_load(ctypes.byref(p), str(path).encode()))
+        return cls._wrap(p)
+
+
+def tico(za, zb, state, beta=0.9, rho=20.0, update=True, grad=False):
+    """TiCo of za, zb: (N, D) with a TicoState (updated when update).
+    Returns loss or (loss, dza, dzb)."""
+    za, zb = as_array(za), as_array(zb)
+    N, D = _shape(za, 2, "za")
+    opts = _lib.make_opts("tico", beta=beta, rho=rho, update=int(update))
+    return _run("tico", dict(state=state.ptr, za=za, zb=zb, N=N, D=D), opts,
+                {"za": za.shape, "zb": zb.shape}, grad)
+
+
+def wmse(z, perm=None, w_size=256, w_iter=1, eps=0.0, grad=False):
+    """W-MSE of z: (V, N, D); perm: (w_iter, N) permutations or None
+    (identity). Returns loss or (loss, dz)."""
+    z = as_array(z)
+    V, N, D = _shape(z, 3, "z")
+    perm = None if perm is None else as_array(perm, "i")
+    opts = _lib.make_opts("wmse", w_size=w_size, w_iter=w_iter, eps=eps)
+    return _run("wmse", dict(z=z, perm=perm, V=V, N=N, D=D), opts,
+                {"z": z.shape}, grad)
+
+
+def hypersphere(za, zb, t=1.0, lam=1.0, alpha=2.0, grad=False):
+    """Alignment + uniformity of za, zb: (N, D). Returns loss or
+    (loss, dza, dzb)."""
+    za, zb = as_array(za), as_array(zb)
+    N, D = _shape(za, 2, "za")
+    opts = _lib.make_opts("hypersphere", t=t, alpha=alpha)
+    opts.__setattr__("lambda", lam)
+    return _run("hypersphere", dict(za=za, zb=zb, N=N, D=D), opts,
+                {"za": za.shape, "zb": zb.shape}, grad)
+
+
+def koleo(x, eps=1e-8, grad=False):
+    """KoLeo of x: (N, D). Returns loss or (loss, dx)."""
+    x = as_array(x)
+    N, D = _shape(x, 2, "x")
+    opts = _lib.make_opts("koleo", eps=eps)
+    return _run("koleo", dict(x=x, N=N, D=D), opts, {"x": x.shape}, grad)
+
+
+def mmcr(online, momentum=None, lmda=5e-3, grad=False):
+    """MMCR of online: (B, K, D) and momentum: (B, K, D) or None.
+    Returns loss or (loss, donline, dmomentum)."""
+    online = as_array(online)
+    B, K, D = _shape(online, 3, "online")
+    momentum = None if momentum is None else as_array(momentum)
+    opts = _lib.make_opts("mmcr")
+    opts.__setattr__("lambda", lmda)
+    shapes = {"online": online.shape}
+    if momentum is not None:
+        shapes["momentum"] = momentum.shape
+    out = _run("mmcr", dict(online=online, momentum=momentum, B=B, K=K, D=D),
+               opts, shapes, grad)
+    return out if not grad or momentum is not None else out + (None,)
+
+
+def empssl(z, tcr_eps=0.2, inv_coef=200.0, grad=False):
+    """EMP-SSL of z: (V, N, D) (coding rate maximised: the paper's sign).
+    Returns loss or (loss, dz)."""
+    z = as_array(z)
+    V, N, D = _shape(z, 3, "z")
+    opts = _lib.make_opts("empssl", tcr_eps=tcr_eps, inv_coef=inv_coef)
+    return _run("empssl", dict(z=z, V=V, N=N, D=D), opts, {"z": z.shape}, grad)

@@ -17,10 +17,13 @@ from torch import nn
 
 from . import _lib
 from .losses import Center as _CCenter
+from .losses import TicoState as _CTicoState
 
 __all__ = ["NTXentLoss", "DCLLoss", "DCLWLoss", "SupConLoss", "DINOLoss",
            "IBOTPatchLoss", "SwaVLoss", "MSNLoss", "PMSNLoss", "CLIPLoss",
-           "SigLIPLoss", "negative_mises_fisher_weights"]
+           "SigLIPLoss", "negative_mises_fisher_weights",
+           "NegativeCosineSimilarity", "BarlowTwinsLoss", "VICRegLoss",
+           "TiCoLoss", "HypersphereLoss", "KoLeoLoss", "MMCRLoss", "WMSELoss"]
 
 
 # ---- tensors <-> arrays -------------------------------------------------------------
@@ -518,3 +521,238 @@ class PMSNLoss(MSNLoss):
                          gather_distributed=gather_distributed)
         self.power_law_exponent = power_law_exponent
         self._extra = {"power_law_exponent": power_law_exponent}
+
+
+# ---- redundancy-reduction family ----------------------------------------------------
+
+def _pair_op(name, opts, N, D, names=("a", "b")):
+    def op(a):
+        return _lib.Call(name, {names[0]: a[0], names[1]: a[1], "N": N,
+                                "D": D}, opts), {0: names[0], 1: names[1]}
+    return op
+
+
+def _check_2d(x, y, who):
+    if x.dim() != 2 or x.shape != y.shape:
+        raise ValueError("selfsup.torch.%s: expects two (N, D) tensors of the "
+                         "same shape, got %s and %s"
+                         % (who, tuple(x.shape), tuple(y.shape)))
+    return x.shape
+
+
+class NegativeCosineSimilarity(nn.Module):
+    """lightly NegativeCosineSimilarity: -mean cos(x0, x1) along dim 1 of
+    (N, D) inputs. Both inputs get gradient (detach x1 yourself for
+    BYOL/SimSiam)."""
+
+    def __init__(self, dim=1, eps=1e-8):
+        super().__init__()
+        self.dim = dim
+        self.eps = eps
+
+    def forward(self, x0, x1):
+        N, D = _check_2d(x0, x1, "NegativeCosineSimilarity")
+        if self.dim not in (1, -1):
+            raise NotImplementedError("selfsup.torch.NegativeCosineSimilarity: "
+                                      "only dim=1 of (N, D) inputs")
+        opts = _lib.make_opts("negcos", eps=self.eps)
+        return _apply(_pair_op("negcos", opts, N, D, ("p", "z")),
+                      ("x0", "x1"), x0, x1)
+
+
+class BarlowTwinsLoss(nn.Module):
+    """lightly BarlowTwinsLoss (views standardised separately)."""
+
+    def __init__(self, lambda_param=5e-3, gather_distributed=False):
+        super().__init__()
+        _no_distributed(gather_distributed)
+        self.lambda_param = lambda_param
+        self.gather_distributed = gather_distributed
+
+    def forward(self, z_a, z_b):
+        N, D = _check_2d(z_a, z_b, "BarlowTwinsLoss")
+        opts = _lib.make_opts("barlow")
+        setattr(opts, "lambda", self.lambda_param)
+        return _apply(_pair_op("barlow", opts, N, D), ("z_a", "z_b"), z_a, z_b)
+
+
+class VICRegLoss(nn.Module):
+    """lightly VICRegLoss (2-D inputs)."""
+
+    def __init__(self, lambda_param=25.0, mu_param=25.0, nu_param=1.0,
+                 gather_distributed=False, eps=0.0001):
+        super().__init__()
+        _no_distributed(gather_distributed)
+        self.lambda_param = lambda_param
+        self.mu_param = mu_param
+        self.nu_param = nu_param
+        self.gather_distributed = gather_distributed
+        self.eps = eps
+
+    def forward(self, z_a, z_b):
+        N, D = _check_2d(z_a, z_b, "VICRegLoss")
+        opts = _lib.make_opts("vicreg", mu=self.mu_param, nu=self.nu_param,
+                              eps=self.eps)
+        setattr(opts, "lambda", self.lambda_param)
+        return _apply(_pair_op("vicreg", opts, N, D), ("z_a", "z_b"), z_a, z_b)
+
+
+# ---- geometry family --------------------------------------------------------------------
+
+class TiCoLoss(nn.Module):
+    """lightly TiCoLoss. Buffer C: the running covariance (D, D), sized at
+    the first call (empty before), updated when update_covariance_matrix."""
+
+    def __init__(self, beta=0.9, rho=20.0, gather_distributed=False,
+                 update_covariance_matrix=True):
+        super().__init__()
+        _no_distributed(gather_distributed)
+        self.beta = beta
+        self.rho = rho
+        self.gather_distributed = gather_distributed
+        self.update_covariance_matrix = update_covariance_matrix
+        self.register_buffer("C", torch.empty(0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "C" in state_dict:  # sized lazily: adopt the saved shape
+            self.C = torch.empty_like(state_dict[prefix + "C"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, z_a, z_b):
+        N, D = _check_2d(z_a, z_b, "TiCoLoss")
+        state = _CTicoState(D)
+        if self.C.numel():
+            state.write(_f32(self.C, "C"))
+        update = bool(self.update_covariance_matrix)
+        opts = _lib.make_opts("tico", beta=self.beta, rho=self.rho,
+                              update=int(update))
+
+        def op(a):
+            return _lib.Call("tico", dict(state=state.ptr, za=a[0], zb=a[1],
+                                          N=N, D=D, keep=state), opts), \
+                {0: "za", 1: "zb"}
+        loss = _apply(op, ("z_a", "z_b"), z_a, z_b)
+        if update:
+            self.C = torch.from_numpy(state.read())
+        return loss
+
+
+class HypersphereLoss(nn.Module):
+    """lightly HypersphereLoss: alignment + uniformity (Wang & Isola), with
+    a log-sum-exp uniformity that cannot underflow to -inf."""
+
+    def __init__(self, t=1.0, lam=1.0, alpha=2.0):
+        super().__init__()
+        self.t = t
+        self.lam = lam
+        self.alpha = alpha
+
+    def forward(self, z_a, z_b):
+        N, D = _check_2d(z_a, z_b, "HypersphereLoss")
+        opts = _lib.make_opts("hypersphere", t=self.t, alpha=self.alpha)
+        setattr(opts, "lambda", self.lam)
+        return _apply(_pair_op("hypersphere", opts, N, D, ("za", "zb")),
+                      ("z_a", "z_b"), z_a, z_b)
+
+
+class KoLeoLoss(nn.Module):
+    """KoLeo (DINOv2 / lightly KoLeoLoss): forward(x) with x: (N, D)."""
+
+    def __init__(self, p=2, eps=1e-8):
+        super().__init__()
+        if p != 2:
+            raise NotImplementedError("selfsup.torch.KoLeoLoss: only p=2")
+        self.p = p
+        self.eps = eps
+
+    def forward(self, x):
+        if x.dim() != 2:
+            raise ValueError("selfsup.torch.KoLeoLoss: x must be (N, D), got %s"
+                             % (tuple(x.shape),))
+        N, D = x.shape
+        opts = _lib.make_opts("koleo", eps=self.eps)
+
+        def op(a):
+            return _lib.Call("koleo", dict(x=a[0], N=N, D=D), opts), {0: "x"}
+        return _apply(op, ("x",), x)
+
+
+class MMCRLoss(nn.Module):
+    """lightly MMCRLoss: forward(online, momentum), both (B, K, D)."""
+
+    def __init__(self, lmda=5e-3):
+        super().__init__()
+        if lmda < 0:
+            raise ValueError("lmda must be non-negative")
+        self.lmda = lmda
+
+    def forward(self, online, momentum):
+        if online.dim() != 3 or online.shape != momentum.shape:
+            raise ValueError("selfsup.torch.MMCRLoss: online and momentum must "
+                             "both be (B, K, D)")
+        B, K, D = online.shape
+        opts = _lib.make_opts("mmcr")
+        setattr(opts, "lambda", self.lmda)
+
+        def op(a):
+            return _lib.Call("mmcr", dict(online=a[0], momentum=a[1], B=B, K=K,
+                                          D=D), opts), \
+                {0: "online", 1: "momentum"}
+        return _apply(op, ("online", "momentum"), online, momentum)
+
+
+def norm_mse_loss(x0, x1):
+    """lightly's default WMSELoss loss_fn (2 - 2 mean cos)."""
+    x0, x1 = F.normalize(x0), F.normalize(x1)
+    return 2 - 2 * (x0 * x1).sum(dim=-1).mean()
+
+
+class WMSELoss(nn.Module):
+    """lightly WMSELoss: forward(input) with input (num_samples * N, D),
+    view-major. The permutations come from torch.randperm as in lightly.
+    The whitening's running statistics (inference only) are not kept."""
+
+    def __init__(self, embedding_dim=128, momentum=0.01, eps=0.0,
+                 track_running_stats=True, w_iter=1, w_size=256,
+                 loss_fn=norm_mse_loss, num_samples=2,
+                 gather_distributed=False):
+        super().__init__()
+        _no_distributed(gather_distributed)
+        if loss_fn is not norm_mse_loss and \
+                getattr(loss_fn, "__name__", "") != "norm_mse_loss":
+            raise NotImplementedError("selfsup.torch.WMSELoss: only the default "
+                                      "norm_mse_loss runs in C")
+        if embedding_dim * 2 > w_size:
+            raise ValueError(
+                f"w_size is {w_size} but it should be at least twice the size "
+                f"of embedding_dim which is {embedding_dim} to avoid instabiliy")
+        self.embedding_dim = embedding_dim
+        self.momentum = momentum
+        self.eps = eps
+        self.track_running_stats = track_running_stats
+        self.w_iter = w_iter
+        self.w_size = w_size
+        self.num_samples = num_samples
+        self.gather_distributed = gather_distributed
+
+    def forward(self, input):
+        if input.shape[0] % self.num_samples != 0:
+            raise RuntimeError(
+                f"input batch size is {input.shape[0]} but must be divisible "
+                f"by num_samples which is {self.num_samples}")
+        V = self.num_samples
+        N = input.shape[0] // V
+        if N < self.w_size:
+            raise ValueError(
+                f"batch size is {N} but must be greater than or equal to "
+                f"w_size which is {self.w_size}")
+        D = input.shape[1]
+        perm = torch.stack([torch.randperm(N) for _ in range(self.w_iter)])
+        perm = perm.to(torch.int64).contiguous().numpy()
+        opts = _lib.make_opts("wmse", w_size=self.w_size, w_iter=self.w_iter,
+                              eps=self.eps)
+
+        def op(a):
+            return _lib.Call("wmse", dict(z=a[0], perm=perm, V=V, N=N, D=D),
+                             opts), {0: "z"}
+        return _apply(op, ("input",), input.reshape(V, N, D))

@@ -166,3 +166,95 @@ def siglip(image, text, logit_scale, logit_bias):
     n = image.shape[0]
     labels = 2 * torch.eye(n, dtype=logits.dtype) - 1
     return -F.logsigmoid(labels * logits).sum() / n
+
+
+def negcos(x0, x1, eps=1e-8):
+    return -F.cosine_similarity(x0, x1, dim=1, eps=eps).mean()
+
+
+def barlow(z_a, z_b, lambda_param=5e-3):
+    a = F.batch_norm(z_a, None, None, training=True)
+    b = F.batch_norm(z_b, None, None, training=True)
+    c = a.T @ b / z_a.shape[0]
+    on = (torch.diagonal(c) - 1).pow(2).sum()
+    off = (c - torch.diag(torch.diagonal(c))).pow(2).sum()
+    return on + lambda_param * off
+
+
+def vicreg(z_a, z_b, lambda_param=25.0, mu_param=25.0, nu_param=1.0, eps=1e-4):
+    def variance(x):
+        return torch.mean(F.relu(1.0 - torch.sqrt(x.var(dim=0) + eps)))
+
+    def covariance(x):
+        x = x - x.mean(dim=0)
+        n, d = x.shape
+        cov = x.T @ x / (n - 1)
+        off = ~torch.eye(d, dtype=torch.bool)
+        return cov[off].pow(2).sum() / d
+    inv = F.mse_loss(z_a, z_b)
+    var = 0.5 * (variance(z_a) + variance(z_b))
+    cov = covariance(z_a) + covariance(z_b)
+    return lambda_param * inv + mu_param * var + nu_param * cov
+
+
+def tico(z_a, z_b, C_old, beta=0.9, rho=20.0):
+    """lightly TiCoLoss.forward: (loss, new C)."""
+    a, b = F.normalize(z_a, dim=1), F.normalize(z_b, dim=1)
+    C = beta * C_old + (1 - beta) * (a.T @ a) / a.shape[0]
+    loss = 1 - (a * b).sum(dim=1).mean() + rho * ((a @ C) * a).sum(dim=1).mean()
+    return loss, C.detach()
+
+
+def hypersphere(z_a, z_b, t=1.0, lam=1.0, alpha=2.0):
+    x, y = F.normalize(z_a), F.normalize(z_b)
+
+    def lunif(v):
+        return torch.pdist(v, p=2).pow(2).mul(-t).exp().mean().log()
+    align = (x - y).norm(dim=1).pow(alpha).mean()
+    return align + lam * (lunif(x) + lunif(y)) / 2
+
+
+def koleo(x, eps=1e-8):
+    pdist = torch.nn.PairwiseDistance(2, eps=eps)
+    x = F.normalize(x, eps=eps, p=2, dim=-1)
+    with torch.no_grad():
+        dots = x @ x.t()
+        dots.view(-1)[:: x.shape[0] + 1].fill_(-1)
+        idx = torch.max(dots, dim=1)[1]
+    return -torch.log(pdist(x, x[idx]) + eps).mean()
+
+
+def mmcr(online, momentum, lmda=5e-3):
+    z = torch.cat([online, momentum], dim=1)
+    c = z.mean(dim=1)
+    s_z = torch.linalg.svdvals(z)
+    s_c = torch.linalg.svdvals(c)
+    return -s_c.sum() + lmda * s_z.sum() / online.shape[0]
+
+
+def _whiten(x, eps):
+    xn = x - x.mean(dim=0, keepdim=True)
+    cov = xn.T @ xn / (x.shape[0] - 1)
+    eye = torch.eye(x.shape[1], dtype=x.dtype)
+    cov = (1 - eps) * cov + eps * eye
+    inv = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), eye,
+                                        upper=False)
+    return xn @ inv.T
+
+
+def wmse(inp, perms, num_samples=2, w_size=256, eps=0.0):
+    """lightly WMSELoss with norm_mse_loss; perms: one randperm per iter."""
+    bs = inp.shape[0] // num_samples
+    pairs = num_samples * (num_samples - 1) // 2
+    loss = 0.0
+    for perm in perms:
+        z = torch.empty_like(inp)
+        for idx in perm.view(-1, w_size):
+            for i in range(num_samples):
+                z[idx + i * bs] = _whiten(inp[idx + i * bs], eps)
+        for i in range(num_samples - 1):
+            for j in range(i + 1, num_samples):
+                x0 = F.normalize(z[i * bs:(i + 1) * bs])
+                x1 = F.normalize(z[j * bs:(j + 1) * bs])
+                loss = loss + 2 - 2 * (x0 * x1).sum(dim=-1).mean()
+    return loss / (len(perms) * pairs)

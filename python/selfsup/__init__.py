@@ -11,12 +11,14 @@ from ._lib import (SelfsupError, SelfsupMemoryError, SelfsupOSError,
                    SelfsupValueError, lib as _clib)
 from ._lib import available
 from .losses import (Center, Queue, TicoState, barlow, clip, dcl, dclw, dino,
-                     empssl, hypersphere, ibot, koleo, mmcr, moco, msn, negcos,
+                     empssl, fused_ce, hypersphere, ibot, koleo, mae, mlm,
+                     mmcr, moco, msn, negcos,
                      ntxent, pmsn, siglip, supcon, swav, tico, vicreg, wmse)
 
 __all__ = ["ntxent", "supcon", "dcl", "dclw", "moco", "clip", "siglip",
            "dino", "ibot", "swav", "msn", "pmsn", "negcos", "barlow",
            "vicreg", "tico", "wmse", "hypersphere", "koleo", "mmcr", "empssl",
+           "mlm", "fused_ce", "mae",
            "Center", "Queue", "TicoState", "available",
            "set_num_threads", "get_num_threads", "library_version",
            "build_info", "SelfsupError", "SelfsupValueError",

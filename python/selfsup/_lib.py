@@ -157,18 +157,26 @@ HypersphereOpts = _struct("HypersphereOpts", [("t", F), ("lambda", F),
 KoleoOpts = _struct("KoleoOpts", [("eps", F)])
 MmcrOpts = _struct("MmcrOpts", [("lambda", F)])
 EmpsslOpts = _struct("EmpsslOpts", [("tcr_eps", F), ("inv_coef", F)])
+MlmOpts = _struct("MlmOpts", [("ignore_index", L), ("label_smoothing", F),
+                              ("class_weights", ctypes.c_void_p)])
+FusedCeOpts = _struct("FusedCeOpts", [("ignore_index", L),
+                                      ("label_smoothing", F),
+                                      ("class_weights", ctypes.c_void_p)])
+MaeOpts = _struct("MaeOpts", [("norm_pix", I)])
 
 
 # ---- the loss table ------------------------------------------------------------------
 # Argument kinds: "f" const float *, "i" const int64_t *, "u8" const uint8_t *,
 # "obj" a C object pointer, "fobj" one passed to forward only, "sf" float
 # scalar, "n" int64_t size. losses=False: forward has no per-anchor output;
-# cache_opts: cache_size also takes the options.
+# cache_opts: cache_size also takes the options; cache=False: no cache at
+# all (backward recomputes from the inputs).
 
 class Spec:
     def __init__(self, name, opts, args, grads, cache_args, defaults=None,
-                 losses=True, cache_opts=False):
+                 losses=True, cache_opts=False, cache=True):
         self.name = name
+        self.cache = cache
         self.losses = losses
         self.cache_opts = cache_opts
         self.opts = opts
@@ -217,6 +225,13 @@ LOSSES = {s.name: s for s in [
     Spec("mmcr", MmcrOpts, "online:f momentum:f B:n K:n D:n",
          "online momentum", "B K D", losses=False),
     Spec("empssl", EmpsslOpts, "z:f V:n N:n D:n", "z", "V N D"),
+    # predictive
+    Spec("mlm", MlmOpts, "logits:f targets:i T:n V:n", "logits", "T V"),
+    Spec("fused_ce", FusedCeOpts,
+         "hidden:f weight:f bias:f targets:i T:n H:n V:n",
+         "hidden weight bias", "T H V"),
+    Spec("mae", MaeOpts, "pred:f imgs:f mask:u8 B:n C:n Hi:n Wi:n p:n",
+         "pred", "", cache=False),
 ]}
 
 _CTYPE = {"f": ctypes.c_void_p, "i": ctypes.c_void_p, "u8": ctypes.c_void_p,
@@ -231,16 +246,18 @@ def _register(spec):
     bkinds = [_CTYPE[k] for _, k in spec.args if k != "fobj"]
     opts_p = ctypes.POINTER(spec.opts)
     fwd = getattr(lib, "ss_%s_forward" % n)
-    fwd.argtypes = [ctypes.c_void_p] * (3 if spec.losses else 2) + kinds + [opts_p]
+    head = 1 + int(spec.losses) + int(spec.cache)
+    fwd.argtypes = [ctypes.c_void_p] * head + kinds + [opts_p]
     fwd.restype = ctypes.c_int
     bwd = getattr(lib, "ss_%s_backward" % n)
-    bwd.argtypes = ([ctypes.c_void_p] * len(spec.grads)
-                    + [ctypes.c_float, ctypes.c_void_p] + bkinds + [opts_p])
+    bwd.argtypes = ([ctypes.c_void_p] * len(spec.grads) + [ctypes.c_float]
+                    + [ctypes.c_void_p] * int(spec.cache) + bkinds + [opts_p])
     bwd.restype = ctypes.c_int
-    cs = getattr(lib, "ss_%s_cache_size" % n)
-    cs.argtypes = ([ctypes.c_int64] * len(spec.cache_args)
-                   + ([opts_p] if spec.cache_opts else []))
-    cs.restype = ctypes.c_size_t
+    if spec.cache:
+        cs = getattr(lib, "ss_%s_cache_size" % n)
+        cs.argtypes = ([ctypes.c_int64] * len(spec.cache_args)
+                       + ([opts_p] if spec.cache_opts else []))
+        cs.restype = ctypes.c_size_t
     for d in spec.defaults:
         getattr(lib, d).restype = spec.opts
         getattr(lib, d).argtypes = []
@@ -291,12 +308,15 @@ class Call:
         self.opts = opts
         self._fwd = getattr(lib, "ss_%s_forward" % name)
         self._bwd = getattr(lib, "ss_%s_backward" % name)
-        nbytes = getattr(lib, "ss_%s_cache_size" % name)(
-            *[values[a] for a in spec.cache_args],
-            *([ctypes.byref(opts)] if spec.cache_opts else []))
-        if nbytes == 0:  # invalid sizes; ss_last_error says which
-            check(2)  # SS_ERR_SIZE
-        self.cache = np.empty(nbytes, np.uint8)
+        self._cache = []
+        if spec.cache:
+            nbytes = getattr(lib, "ss_%s_cache_size" % name)(
+                *[values[a] for a in spec.cache_args],
+                *([ctypes.byref(opts)] if spec.cache_opts else []))
+            if nbytes == 0:  # invalid sizes; ss_last_error says which
+                check(2)  # SS_ERR_SIZE
+            self.cache = np.empty(nbytes, np.uint8)
+            self._cache = [self.cache.ctypes.data]
         self._argv, self._bargv = [], []
         for arg, kind in spec.args:
             v = values[arg]
@@ -314,7 +334,7 @@ class Call:
     def forward(self):
         loss = ctypes.c_float()
         head = [ctypes.addressof(loss)] + ([None] if self.spec.losses else [])
-        check(self._fwd(*head, self.cache.ctypes.data, *self._argv,
+        check(self._fwd(*head, *self._cache, *self._argv,
                         ctypes.byref(self.opts)))
         return loss.value
 
@@ -331,7 +351,7 @@ class Call:
             else:
                 grads[g] = None
                 ptrs.append(None)
-        check(self._bwd(*ptrs, ctypes.c_float(dloss), self.cache.ctypes.data,
+        check(self._bwd(*ptrs, ctypes.c_float(dloss), *self._cache,
                         *self._bargv, ctypes.byref(self.opts)))
         return grads
 

@@ -479,3 +479,64 @@ def empssl(z, tcr_eps=0.2, inv_coef=200.0, grad=False):
     V, N, D = _shape(z, 3, "z")
     opts = _lib.make_opts("empssl", tcr_eps=tcr_eps, inv_coef=inv_coef)
     return _run("empssl", dict(z=z, V=V, N=N, D=D), opts, {"z": z.shape}, grad)
+
+
+# ---- predictive family ------------------------------------------------------------------
+
+def _class_weights(opts, class_weights, V):
+    if class_weights is None:
+        return None
+    w = as_array(class_weights).reshape(-1)
+    if w.shape[0] != V:
+        raise ValueError("selfsup: class_weights must have %d entries, got %d"
+                         % (V, w.shape[0]))
+    opts.class_weights = w.ctypes.data
+    return w  # the caller keeps it alive for the C calls
+
+
+def mlm(logits, targets, ignore_index=-100, label_smoothing=0.0,
+        class_weights=None, grad=False):
+    """Masked cross-entropy of logits: (T, V) against targets: (T) int
+    (ignore_index skipped), as torch.nn.CrossEntropyLoss. Returns loss or
+    (loss, dlogits)."""
+    logits, targets = as_array(logits), as_array(targets, "i").reshape(-1)
+    T, V = _shape(logits, 2, "logits")
+    opts = _lib.make_opts("mlm", ignore_index=ignore_index,
+                          label_smoothing=label_smoothing)
+    w = _class_weights(opts, class_weights, V)
+    return _run("mlm", dict(logits=logits, targets=targets, T=T, V=V, keep=w),
+                opts, {"logits": logits.shape}, grad)
+
+
+def fused_ce(hidden, weight, targets, bias=None, ignore_index=-100,
+             label_smoothing=0.0, class_weights=None, grad=False):
+    """Cross-entropy of hidden: (T, H) @ weight: (V, H)^T + bias (V) without
+    materialising the logits. Returns loss or (loss, dhidden, dweight,
+    dbias) (dbias None without bias)."""
+    hidden, weight = as_array(hidden), as_array(weight)
+    targets = as_array(targets, "i").reshape(-1)
+    bias = None if bias is None else as_array(bias)
+    T, H = _shape(hidden, 2, "hidden")
+    V = _shape(weight, 2, "weight")[0]
+    opts = _lib.make_opts("fused_ce", ignore_index=ignore_index,
+                          label_smoothing=label_smoothing)
+    w = _class_weights(opts, class_weights, V)
+    shapes = {"hidden": hidden.shape, "weight": weight.shape}
+    if bias is not None:
+        shapes["bias"] = bias.shape
+    out = _run("fused_ce", dict(hidden=hidden, weight=weight, bias=bias,
+                                targets=targets, T=T, H=H, V=V, keep=w),
+               opts, shapes, grad)
+    return out if not grad or bias is not None else out + (None,)
+
+
+def mae(pred, imgs, mask, patch_size, norm_pix=True, grad=False):
+    """MAE's masked-patch MSE: pred: (B, L, P), imgs: (B, C, H, W), mask:
+    (B, L) 1 = masked. Returns loss or (loss, dpred)."""
+    pred, imgs = as_array(pred), as_array(imgs)
+    mask = as_array(np.asarray(mask) != 0, "u8")
+    B, C, Hi, Wi = _shape(imgs, 4, "imgs")
+    opts = _lib.make_opts("mae", norm_pix=int(norm_pix))
+    return _run("mae", dict(pred=pred, imgs=imgs, mask=mask, B=B, C=C, Hi=Hi,
+                            Wi=Wi, p=int(patch_size)), opts,
+                {"pred": pred.shape}, grad)

@@ -23,7 +23,8 @@ __all__ = ["NTXentLoss", "DCLLoss", "DCLWLoss", "SupConLoss", "DINOLoss",
            "IBOTPatchLoss", "SwaVLoss", "MSNLoss", "PMSNLoss", "CLIPLoss",
            "SigLIPLoss", "negative_mises_fisher_weights",
            "NegativeCosineSimilarity", "BarlowTwinsLoss", "VICRegLoss",
-           "TiCoLoss", "HypersphereLoss", "KoLeoLoss", "MMCRLoss", "WMSELoss"]
+           "TiCoLoss", "HypersphereLoss", "KoLeoLoss", "MMCRLoss", "WMSELoss",
+           "MaskedCrossEntropyLoss", "FusedLinearCrossEntropyLoss", "MAELoss"]
 
 
 # ---- tensors <-> arrays -------------------------------------------------------------
@@ -756,3 +757,121 @@ class WMSELoss(nn.Module):
             return _lib.Call("wmse", dict(z=a[0], perm=perm, V=V, N=N, D=D),
                              opts), {0: "z"}
         return _apply(op, ("input",), input.reshape(V, N, D))
+
+
+# ---- predictive family -----------------------------------------------------------------
+
+def _targets(target, name="target"):
+    _check_device(target, name)
+    if target.is_floating_point():
+        raise NotImplementedError("selfsup.torch: class-probability targets are "
+                                  "not supported; pass class indices")
+    return target.reshape(-1).to(torch.int64).contiguous().numpy()
+
+
+def _mean_only(reduction, who):
+    if reduction != "mean":
+        raise NotImplementedError("selfsup.torch.%s: only reduction='mean'"
+                                  % who)
+
+
+class MaskedCrossEntropyLoss(nn.Module):
+    """Drop-in for torch.nn.CrossEntropyLoss (class-index targets,
+    reduction='mean') with ignore_index, label_smoothing and weight. Unlike
+    torch, a batch whose targets are all ignored gives 0, not NaN."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100,
+                 reduce=None, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        if size_average is not None or reduce is not None:
+            raise NotImplementedError("selfsup.torch.MaskedCrossEntropyLoss: "
+                                      "use reduction= (size_average/reduce "
+                                      "are deprecated)")
+        _mean_only(reduction, "MaskedCrossEntropyLoss")
+        self.register_buffer("weight", weight)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input, target):
+        if input.dim() > 2:  # (N, C, d1, ...) as torch: classes on dim 1
+            input = input.movedim(1, -1)
+        V = input.shape[-1]
+        logits = input.reshape(-1, V)
+        T = logits.shape[0]
+        tgt = _targets(target)
+        opts = _lib.make_opts("mlm", ignore_index=self.ignore_index,
+                              label_smoothing=self.label_smoothing)
+        w = None
+        if self.weight is not None:
+            w = _f32(self.weight, "weight")
+            opts.class_weights = w.ctypes.data
+
+        def op(a):
+            return _lib.Call("mlm", dict(logits=a[0], targets=tgt, T=T, V=V,
+                                         keep=w), opts), {0: "logits"}
+        return _apply(op, ("input",), logits)
+
+
+class FusedLinearCrossEntropyLoss(nn.Module):
+    """Liger-style fused output projection + cross-entropy:
+    forward(lin_weight (V, H), _input (..., H), target (...), bias=None)
+    = CrossEntropyLoss(_input @ lin_weight.T + bias, target) without
+    materialising the logits."""
+
+    def __init__(self, ce_weight=None, ignore_index=-100, label_smoothing=0.0,
+                 reduction="mean"):
+        super().__init__()
+        _mean_only(reduction, "FusedLinearCrossEntropyLoss")
+        self.register_buffer("ce_weight", ce_weight)
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.reduction = reduction
+
+    def forward(self, lin_weight, _input, target, bias=None):
+        V, H = lin_weight.shape
+        hidden = _input.reshape(-1, H)
+        T = hidden.shape[0]
+        tgt = _targets(target)
+        opts = _lib.make_opts("fused_ce", ignore_index=self.ignore_index,
+                              label_smoothing=self.label_smoothing)
+        w = None
+        if self.ce_weight is not None:
+            w = _f32(self.ce_weight, "ce_weight")
+            opts.class_weights = w.ctypes.data
+        tensors, names = [hidden, lin_weight], ["hidden", "weight"]
+        if bias is not None:
+            tensors.append(bias)
+            names.append("bias")
+
+        def op(a):
+            v = dict(zip(names, a))
+            return _lib.Call("fused_ce", dict(hidden=v["hidden"],
+                                              weight=v["weight"],
+                                              bias=v.get("bias"), targets=tgt,
+                                              T=T, H=H, V=V, keep=w), opts), \
+                {i: n for i, n in enumerate(names)}
+        return _apply(op, tuple(names), *tensors)
+
+
+class MAELoss(nn.Module):
+    """MAE's forward_loss: forward(imgs (B, C, H, W), pred (B, L, p*p*C),
+    mask (B, L), 1 = masked), MSE on the masked patches, per-patch
+    normalised targets when norm_pix_loss. imgs get no gradient."""
+
+    def __init__(self, patch_size=16, norm_pix_loss=True):
+        super().__init__()
+        self.patch_size = patch_size
+        self.norm_pix_loss = norm_pix_loss
+
+    def forward(self, imgs, pred, mask):
+        _check_device(mask, "mask")
+        B, C, Hi, Wi = imgs.shape
+        m = (mask.reshape(B, -1) != 0).to(torch.uint8).contiguous().numpy()
+        opts = _lib.make_opts("mae", norm_pix=int(self.norm_pix_loss))
+        p = self.patch_size
+
+        def op(a):
+            return _lib.Call("mae", dict(pred=a[0], imgs=a[1], mask=m, B=B, C=C,
+                                         Hi=Hi, Wi=Wi, p=p), opts), {0: "pred"}
+        return _apply(op, ("pred", "imgs"), pred, imgs.detach())

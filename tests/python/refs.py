@@ -258,3 +258,20 @@ def wmse(inp, perms, num_samples=2, w_size=256, eps=0.0):
                 x1 = F.normalize(z[j * bs:(j + 1) * bs])
                 loss = loss + 2 - 2 * (x0 * x1).sum(dim=-1).mean()
     return loss / (len(perms) * pairs)
+
+
+def patchify(imgs, p):
+    n, c, h, w = imgs.shape
+    x = imgs.reshape(n, c, h // p, p, w // p, p)
+    x = torch.einsum("nchpwq->nhwpqc", x)
+    return x.reshape(n, (h // p) * (w // p), p * p * c)
+
+
+def mae(imgs, pred, mask, p, norm_pix=True):
+    target = patchify(imgs, p)
+    if norm_pix:
+        mean = target.mean(dim=-1, keepdim=True)
+        var = target.var(dim=-1, keepdim=True)
+        target = (target - mean) / (var + 1.0e-6) ** 0.5
+    loss = ((pred - target) ** 2).mean(dim=-1)
+    return (loss * mask).sum() / mask.sum()

@@ -1,10 +1,32 @@
 """selfsup: self-supervised learning losses (libselfsup) from Python.
 
-NumPy functions (selfsup.ntxent, selfsup.dino, ...) call the C library
-through ctypes; selfsup.torch has drop-in torch.nn.Module losses with
-lightly's names and signatures. The library is found through the
-SELFSUP_LIB environment variable, then the directory `make install` put it
-in, then the build/ folder of a checkout, then ctypes.util.find_library.
+Pure Python over ctypes: no compile step. Two layers:
+
+NumPy functions, one per C loss, returning the loss or, with grad=True,
+(loss, gradient of every differentiable input...):
+
+    import numpy as np, selfsup
+    z = np.random.randn(2, 256, 128).astype(np.float32)  # (V, N, D)
+    loss, dz = selfsup.ntxent(z, temperature=0.5, grad=True)
+
+float32 C-contiguous arrays go to C without a copy; other dtypes and layouts
+are converted. A C status becomes an exception carrying ss_last_error():
+ValueError (bad sizes, parameters, labels, non-finite input, file format),
+MemoryError, OSError (I/O), RuntimeError (state), NotImplementedError
+(a feature or loss the loaded library lacks); all derive from SelfsupError
+and carry .status ("SS_ERR_PARAM", ...).
+
+selfsup.torch: torch.nn.Module losses with lightly's class names,
+constructor parameters, defaults and forward signatures; change the import
+line only:
+
+    from selfsup.torch import NTXentLoss   # was: from lightly.loss import ...
+
+The library is found through the SELFSUP_LIB environment variable, then the
+directory `make install` put it in, then the build/ folder of a checkout,
+then ctypes.util.find_library("selfsup"). selfsup.available(name) says
+whether the loaded library has a loss; set_num_threads() sets the library's
+OpenMP threads (torch.set_num_threads does not).
 """
 from ._lib import (SelfsupError, SelfsupMemoryError, SelfsupOSError,
                    SelfsupStateError, SelfsupUnsupportedError,

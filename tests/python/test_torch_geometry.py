@@ -1,10 +1,13 @@
 """Redundancy-reduction and geometry modules (tests skip where the loaded
 library does not have the loss yet)."""
+import os
+import tempfile
 import unittest
 
 import common  # noqa: F401  (sets sys.path)
 from common import compare, rel_err
 
+import numpy as np
 import torch
 
 import refs
@@ -102,6 +105,38 @@ class Geometry(unittest.TestCase):
             compare(self, loss, lambda v: refs.wmse(v, perms, 2, w), [x], [True])
         with self.assertRaises(ValueError):
             st.WMSELoss(embedding_dim=8, w_size=8)
+
+
+class NumpyGeometry(unittest.TestCase):
+    @needs("tico")
+    def test_tico_state_object(self):
+        r = np.random.default_rng(0).standard_normal
+        state = selfsup.TicoState(4)
+        a, b = r((6, 4)), r((6, 4))
+        loss, dza, dzb = selfsup.tico(a, b, state, grad=True)
+        ref, C = refs.tico(torch.tensor(a), torch.tensor(b),
+                           torch.zeros(4, 4, dtype=torch.float64))
+        self.assertAlmostEqual(loss, ref.item(), delta=1e-4 * abs(ref.item()))
+        self.assertEqual(state.steps, 1)
+        self.assertLess(rel_err(torch.from_numpy(state.read()), C), 1e-5)
+        with tempfile.TemporaryDirectory() as d:
+            state.save(os.path.join(d, "c"))
+            back = selfsup.TicoState.load(os.path.join(d, "c"))
+            np.testing.assert_array_equal(back.read(), state.read())
+
+    @needs("mmcr")
+    def test_mmcr_without_momentum(self):
+        on = np.random.default_rng(1).standard_normal((3, 2, 5))
+        loss, don, dmo = selfsup.mmcr(on, grad=True)
+        self.assertIsNone(dmo)
+        self.assertEqual(don.shape, on.shape)
+
+    @needs("empssl")
+    def test_empssl_runs(self):
+        z = np.random.default_rng(2).standard_normal((3, 6, 4))
+        loss, dz = selfsup.empssl(z, grad=True)
+        self.assertEqual(dz.shape, z.shape)
+        self.assertTrue(np.isfinite(loss))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@
 #include <omp.h>
 #endif
 
+/* The kernels below select with float compares; GCC if-converts (and so
+ * vectorises) those loops only when FP compares may not trap. Nothing here
+ * reads the FP exception flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 /* ---- vectorisable elementwise math --------------------------------------- */
 
 /* exp(x) for the arguments the kernels use (x - max <= 0, up to rounding):

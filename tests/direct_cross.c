@@ -165,3 +165,17 @@ double dc_err(const float *got, const double *want, int64_t n, double floor) {
     }
     return num / den;
 }
+
+int dc_accumulated(const float *after, const float *pre, const float *g,
+                   int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double want = (double)pre[i] + g[i];
+        double tol = 1e-6 * (fabs(pre[i]) + fabs(g[i])) + 1e-30;
+        if (!(fabs(after[i] - want) <= tol)) {
+            fprintf(stderr, "  [%lld]: %.9g != %.9g + %.9g\n", (long long)i,
+                    after[i], pre[i], g[i]);
+            return 0;
+        }
+    }
+    return 1;
+}

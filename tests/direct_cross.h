@@ -36,6 +36,11 @@ double dc_err(const float *got, const double *want, int64_t n, double floor);
                             dc__e, (double)(tol));                            \
     } while (0)
 
+/* after == pre + g up to float rounding of the accumulation: checks that a
+ * backward call added g to a pre-filled buffer. */
+int dc_accumulated(const float *after, const float *pre, const float *g,
+                   int64_t n);
+
 /* float <-> double copies (malloc'd; abort the run on OOM). */
 double *dc_to_double(const float *x, int64_t n);
 

@@ -56,15 +56,19 @@ SS_TEST(matches_big_vision_fixture) {
         float t = (float)fx_scalar(fx, E("log_t")), bias = (float)fx_scalar(fx, E("bias"));
         float dloss = (float)fx_scalar(fx, E("dloss"));
         float *a = fx_f32_copy(fx, E("a"), NULL), *b = fx_f32_copy(fx, E("b"), NULL);
-        sig_out o = out_alloc(N, D);
+        sig_out o = out_alloc(N, D), acc = out_alloc(N, D);
+        SS_CHECK_OK(run_sig(&o, a, b, t, bias, N, D, cosine, dloss));
         float *pre = ss_test_alloc(2 * N * D); /* gradients accumulate */
         ss_test_fill_normal(pre, 2 * N * D, &rng);
-        memcpy(o.da, pre, N * D * sizeof(float));
-        memcpy(o.db, pre + N * D, N * D * sizeof(float));
-        o.dt = 0.5f, o.dbias = -0.25f;
-        SS_CHECK_OK(run_sig(&o, a, b, t, bias, N, D, cosine, dloss));
-        for (int64_t i = 0; i < N * D; i++) o.da[i] -= pre[i], o.db[i] -= pre[N * D + i];
-        o.dt -= 0.5f, o.dbias += 0.25f;
+        memcpy(acc.da, pre, N * D * sizeof(float));
+        memcpy(acc.db, pre + N * D, N * D * sizeof(float));
+        acc.dt = 0.5f, acc.dbias = -0.25f;
+        SS_CHECK_OK(run_sig(&acc, a, b, t, bias, N, D, cosine, dloss));
+        SS_CHECK(dc_accumulated(acc.da, pre, o.da, N * D));
+        SS_CHECK(dc_accumulated(acc.db, pre + N * D, o.db, N * D));
+        SS_CHECK(dc_accumulated(&acc.dt, (float[]){0.5f}, &o.dt, 1));
+        SS_CHECK(dc_accumulated(&acc.dbias, (float[]){-0.25f}, &o.dbias, 1));
+        out_free(&acc);
         SS_CHECK(scalar_close(o.loss, fx_scalar(fx, E("loss")), 1e-4));
         SS_CHECK_CLOSE_FD(o.losses, fx_f64(fx, E("losses"), NULL), N, 1e-4, "losses");
         SS_CHECK_CLOSE_FD(o.da, fx_f64(fx, E("da"), NULL), N * D, 1e-4, "da");

@@ -308,7 +308,7 @@ SS_API ss_status ss_queue_load(ss_queue **out, const char *path);
  * queue receives no gradient. With cosine the queue rows are normalised
  * too (a no-op for lightly's bank, which stores normalised keys), through a
  * per-column factor: the queue is never copied and the N x K logits are
- * never formed (tiles of SS__CROSS_TILE, see src/kernels/cross.h).
+ * never formed (tiled; see src/kernels/cross.h).
  */
 typedef struct {
     float temperature; /* > 0. Default 0.5 (lightly NTXentLoss; MoCo v2 used 0.2). */
@@ -317,7 +317,7 @@ typedef struct {
 
 SS_API ss_moco_opts ss_moco_defaults(void);
 SS_API size_t ss_moco_cache_size(int64_t N, int64_t K, int64_t D);
-/* loss: (1). losses: (N) per-query CE or NULL. cache: as sized (holds the
+/* loss: (1). losses: (N) per-query CE or NULL. cache: as sized, float-aligned (holds the
  * per-row log-sum-exp over the queue). opts: NULL means defaults.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (temperature not finite,
  * <= 0, or 1/temperature overflowing), SS_ERR_NONFINITE (naming q, k or
@@ -352,7 +352,7 @@ typedef struct {
 SS_API ss_clip_opts ss_clip_defaults(void);
 SS_API size_t ss_clip_cache_size(int64_t N, int64_t D);
 /* loss: (1). losses: (N) per-pair losses (row CE + column CE)/2, or NULL.
- * cache: as sized (row and column log-sum-exps). opts: NULL = defaults.
+ * cache: as sized, float-aligned (row and column log-sum-exps). opts: NULL = defaults.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (log_scale not finite or
  * e^log_scale overflowing float, i.e. log_scale > 88.7), SS_ERR_NONFINITE
  * (naming a or b and the index), SS_ERR_NOMEM. */

@@ -229,7 +229,7 @@ SS_TEST(bad_inputs) {
     int64_t N = 2, K = 3, D = 2;
     float q[4] = {1, 2, 3, 4}, k[4] = {1, 0, 0, 1}, u[6] = {1, 1, 0, 1, 1, 0};
     float loss, dq[4], dk[4];
-    char cache[512];
+    float cache[128]; /* float-aligned, as malloc would give */
     ss_moco_opts o = ss_moco_defaults();
     SS_CHECK(o.temperature == 0.5f && o.cosine == 1);
     SS_CHECK(ss_moco_cache_size(N, K, D) <= sizeof cache);

@@ -317,8 +317,9 @@ typedef struct {
 
 SS_API ss_moco_opts ss_moco_defaults(void);
 SS_API size_t ss_moco_cache_size(int64_t N, int64_t K, int64_t D);
-/* loss: (1). losses: (N) per-query CE or NULL. cache: as sized, float-aligned (holds the
- * per-row log-sum-exp over the queue). opts: NULL means defaults.
+/* loss: (1). losses: (N) per-query CE or NULL. cache: as sized,
+ * float-aligned (per-row log-sum-exp over the queue). opts: NULL means
+ * defaults.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (temperature not finite,
  * <= 0, or 1/temperature overflowing), SS_ERR_NONFINITE (naming q, k or
  * queue and the index), SS_ERR_NOMEM. */
@@ -352,7 +353,8 @@ typedef struct {
 SS_API ss_clip_opts ss_clip_defaults(void);
 SS_API size_t ss_clip_cache_size(int64_t N, int64_t D);
 /* loss: (1). losses: (N) per-pair losses (row CE + column CE)/2, or NULL.
- * cache: as sized, float-aligned (row and column log-sum-exps). opts: NULL = defaults.
+ * cache: as sized, float-aligned (row and column log-sum-exps). opts:
+ * NULL means defaults.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (log_scale not finite or
  * e^log_scale overflowing float, i.e. log_scale > 88.7), SS_ERR_NONFINITE
  * (naming a or b and the index), SS_ERR_NOMEM. */

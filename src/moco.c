@@ -16,7 +16,9 @@
 
 #define MOCO_MAGIC 0x53534c4d4f434f31ull /* "SSLMOCO1" */
 
-static size_t hdr_bytes(void) { return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63; }
+static size_t hdr_bytes(void) {
+    return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63;
+}
 
 ss_moco_opts ss_moco_defaults(void) {
     ss_moco_opts o = {.temperature = 0.5f, .cosine = 1};
@@ -85,7 +87,8 @@ static double log_one_plus_exp(double x) {
 static double pos_logit(const float *q, const float *k, int64_t i, int64_t D,
                         float scale) {
     double s = 0.0;
-    for (int64_t d = 0; d < D; d++) s += (double)q[i * D + d] * k[i * D + d];
+    for (int64_t d = 0; d < D; d++)
+        s += (double)q[i * D + d] * k[i * D + d];
     return s * scale;
 }
 
@@ -142,7 +145,8 @@ ss_status ss_moco_backward(float *dq, float *dk, float dloss, const void *cache,
     float *inv, scale = 1.0f / o.temperature;
     if (prepare(&wk, &inv, q, k, queue, N, K, D, o.cosine, 1) != SS_OK)
         return nomem(fn, N, K, D);
-    const float *lq = (const float *)(const void *)((const char *)cache + hdr_bytes());
+    const float *lq =
+        (const float *)(const void *)((const char *)cache + hdr_bytes());
     float *gq = o.cosine ? wk.dan : dq, *gk = o.cosine ? wk.dbn : dk;
     double w = (double)dloss / (double)N;
     float *lse = ss__malloc((size_t)N * sizeof(float));
@@ -158,14 +162,17 @@ ss_status ss_moco_backward(float *dq, float *dk, float dloss, const void *cache,
         wk.w[i] = (float)w;
     }
     ss__cross p = {wk.a, queue, inv, N, K, D, scale, 0.0f};
-    ss_status st = ss__cross_lse_backward(gq, NULL, NULL, wk.w, lse, NULL, NULL, &p);
+    ss_status st =
+        ss__cross_lse_backward(gq, NULL, NULL, wk.w, lse, NULL, NULL, &p);
     if (st == SS_OK) {
         for (int64_t i = 0; i < N; i++) { /* the positive column: P_i0 - 1 */
             double one_minus_p = 1.0 / (1.0 + exp(pos[i] - (double)lq[i]));
             float c = (float)(-w * scale * one_minus_p);
-            for (int64_t d = 0; d < D; d++) gq[i * D + d] += c * wk.b[i * D + d];
+            for (int64_t d = 0; d < D; d++)
+                gq[i * D + d] += c * wk.b[i * D + d];
             if (gk)
-                for (int64_t d = 0; d < D; d++) gk[i * D + d] += c * wk.a[i * D + d];
+                for (int64_t d = 0; d < D; d++)
+                    gk[i * D + d] += c * wk.a[i * D + d];
         }
         ss__cross_pair_finish(&wk, dq, dk, q, k, N, D);
     }

@@ -52,8 +52,9 @@ static ss_status check_inputs(const char *fn, const float *a, const float *b,
 }
 
 static ss_status nomem(const char *fn, int64_t N, int64_t D) {
-    return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace for N=%lld D=%lld",
-                    (long long)N, (long long)D);
+    return ss__fail(SS_ERR_NOMEM, fn,
+                    "cannot allocate workspace for N=%lld D=%lld", (long long)N,
+                    (long long)D);
 }
 
 ss_status ss_siglip_forward(float *loss, float *losses, void *cache,

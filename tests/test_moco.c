@@ -23,15 +23,18 @@ static ss_status run_moco(moco_out *o, const float *q, const float *k,
     opt.temperature = temperature;
     opt.cosine = cosine;
     void *cache = malloc(ss_moco_cache_size(N, K, D));
-    ss_status st = ss_moco_forward(&o->loss, o->losses, cache, q, k, queue, N, K, D, &opt);
+    ss_status st =
+        ss_moco_forward(&o->loss, o->losses, cache, q, k, queue, N, K, D, &opt);
     if (st == SS_OK)
-        st = ss_moco_backward(o->dq, o->dk, dloss, cache, q, k, queue, N, K, D, &opt);
+        st = ss_moco_backward(o->dq, o->dk, dloss, cache, q, k, queue, N, K, D,
+                              &opt);
     free(cache);
     return st;
 }
 
 static moco_out out_alloc(int64_t N, int64_t D) {
-    moco_out o = {0, ss_test_alloc(N), ss_test_alloc(N * D), ss_test_alloc(N * D)};
+    moco_out o = {0, ss_test_alloc(N), ss_test_alloc(N * D),
+                  ss_test_alloc(N * D)};
     return o;
 }
 static void out_free(moco_out *o) { free(o->losses), free(o->dq), free(o->dk); }
@@ -53,11 +56,13 @@ SS_TEST(matches_lightly_memory_bank_fixture) {
     for (int64_t c = 0; c < nc; c++) {
         char s[64];
 #define E(name) (snprintf(s, sizeof s, "c%d_" name, (int)c), s)
-        int64_t N = fx_int(fx, E("N")), K = fx_int(fx, E("K")), D = fx_int(fx, E("D"));
+        int64_t N = fx_int(fx, E("N")), K = fx_int(fx, E("K")),
+                D = fx_int(fx, E("D"));
         int cosine = (int)fx_int(fx, E("cosine"));
         float temp = (float)fx_scalar(fx, E("temperature"));
         float dloss = (float)fx_scalar(fx, E("dloss"));
-        float *q = fx_f32_copy(fx, E("q"), NULL), *k = fx_f32_copy(fx, E("k"), NULL);
+        float *q = fx_f32_copy(fx, E("q"), NULL),
+              *k = fx_f32_copy(fx, E("k"), NULL);
         float *queue = fx_f32_copy(fx, E("queue"), NULL);
         moco_out o = out_alloc(N, D), acc = out_alloc(N, D);
         SS_CHECK_OK(run_moco(&o, q, k, queue, N, K, D, temp, cosine, dloss));
@@ -70,14 +75,16 @@ SS_TEST(matches_lightly_memory_bank_fixture) {
         SS_CHECK(dc_accumulated(acc.dk, pre + N * D, o.dk, N * D));
         out_free(&acc);
         SS_CHECK(scalar_close(o.loss, fx_scalar(fx, E("loss")), 1e-4));
-        SS_CHECK_CLOSE_FD(o.losses, fx_f64(fx, E("losses"), NULL), N, 1e-4, "losses");
+        SS_CHECK_CLOSE_FD(o.losses, fx_f64(fx, E("losses"), NULL), N, 1e-4,
+                          "losses");
         SS_CHECK_CLOSE_FD(o.dq, fx_f64(fx, E("dq"), NULL), N * D, 1e-4, "dq");
         SS_CHECK_CLOSE_FD(o.dk, fx_f64(fx, E("dk"), NULL), N * D, 1e-4, "dk");
         /* stop-gradient keys: dq unchanged, nothing else touched */
         float *dq2 = ss_test_alloc(N * D);
         moco_out o2 = {0, NULL, dq2, NULL};
         SS_CHECK_OK(run_moco(&o2, q, k, queue, N, K, D, temp, cosine, dloss));
-        SS_CHECK_CLOSE_FD(dq2, fx_f64(fx, E("dq"), NULL), N * D, 1e-4, "dq (dk NULL)");
+        SS_CHECK_CLOSE_FD(dq2, fx_f64(fx, E("dq"), NULL), N * D, 1e-4,
+                          "dq (dk NULL)");
 #undef E
         out_free(&o);
         free(q), free(k), free(queue), free(pre), free(dq2);
@@ -102,8 +109,15 @@ SS_TEST(direct_reference_finite_differences) {
     ss_rng_seed(&rng, 7);
     for (int cosine = 0; cosine < 2; cosine++) {
         int64_t N = 4, K = 6, D = 5;
-        fd_ctx c = {N, K, D, cosine, 0, ss_test_alloc_d(N * D), ss_test_alloc_d(N * D),
-                    ss_test_alloc_d(K * D), 0.6};
+        fd_ctx c = {N,
+                    K,
+                    D,
+                    cosine,
+                    0,
+                    ss_test_alloc_d(N * D),
+                    ss_test_alloc_d(N * D),
+                    ss_test_alloc_d(K * D),
+                    0.6};
         ss_test_fill_normal_d(c.q, N * D, &rng);
         ss_test_fill_normal_d(c.k, N * D, &rng);
         ss_test_fill_normal_d(c.queue, K * D, &rng);
@@ -121,15 +135,18 @@ static void check_vs_direct(int64_t N, int64_t K, int64_t D, int cosine,
                             float temp, uint64_t seed) {
     ss_rng rng;
     ss_rng_seed(&rng, seed);
-    float *q = ss_test_alloc(N * D), *k = ss_test_alloc(N * D), *u = ss_test_alloc(K * D);
+    float *q = ss_test_alloc(N * D), *k = ss_test_alloc(N * D),
+          *u = ss_test_alloc(K * D);
     ss_test_fill_normal(q, N * D, &rng);
     ss_test_fill_normal(k, N * D, &rng);
     ss_test_fill_normal(u, K * D, &rng);
     if (!cosine)
-        for (int64_t i = 0; i < N * D; i++) q[i] /= (float)sqrt((double)D);
+        for (int64_t i = 0; i < N * D; i++)
+            q[i] /= (float)sqrt((double)D);
     double *qd = dc_to_double(q, N * D), *kd = dc_to_double(k, N * D);
     double *ud = dc_to_double(u, K * D);
-    double *lw = ss_test_alloc_d(N), *dqw = ss_test_alloc_d(N * D), *dkw = ss_test_alloc_d(N * D);
+    double *lw = ss_test_alloc_d(N), *dqw = ss_test_alloc_d(N * D),
+           *dkw = ss_test_alloc_d(N * D);
     double lossw = dc_moco(qd, kd, ud, N, K, D, temp, cosine, lw, dqw, dkw);
     moco_out o = out_alloc(N, D);
     SS_CHECK_OK(run_moco(&o, q, k, u, N, K, D, temp, cosine, 1.0f));
@@ -139,7 +156,8 @@ static void check_vs_direct(int64_t N, int64_t K, int64_t D, int cosine,
     DC_CHECK_GRAD(o.dq, dqw, N * D, tol, fl, "dq");
     DC_CHECK_GRAD(o.dk, dkw, N * D, tol, fl, "dk");
     out_free(&o);
-    free(q), free(k), free(u), free(qd), free(kd), free(ud), free(lw), free(dqw), free(dkw);
+    free(q), free(k), free(u), free(qd), free(kd), free(ud), free(lw),
+        free(dqw), free(dkw);
 }
 
 SS_TEST(tiled_matches_direct_awkward_sizes) {
@@ -159,7 +177,8 @@ SS_TEST(thread_count_independent) {
     int64_t N = 70, K = 3 * SS__CROSS_TILE + 11, D = 20;
     ss_rng rng;
     ss_rng_seed(&rng, 9);
-    float *q = ss_test_alloc(N * D), *k = ss_test_alloc(N * D), *u = ss_test_alloc(K * D);
+    float *q = ss_test_alloc(N * D), *k = ss_test_alloc(N * D),
+          *u = ss_test_alloc(K * D);
     ss_test_fill_normal(q, N * D, &rng);
     ss_test_fill_normal(k, N * D, &rng);
     ss_test_fill_normal(u, K * D, &rng);
@@ -186,7 +205,8 @@ SS_TEST(extreme_parameters_stay_finite) {
     int64_t N = 20, K = 50, D = 8;
     ss_rng rng;
     ss_rng_seed(&rng, 4);
-    float *q = ss_test_alloc(N * D), *k = ss_test_alloc(N * D), *u = ss_test_alloc(K * D);
+    float *q = ss_test_alloc(N * D), *k = ss_test_alloc(N * D),
+          *u = ss_test_alloc(K * D);
     ss_test_fill_normal(q, N * D, &rng);
     ss_test_fill_normal(k, N * D, &rng);
     ss_test_fill_normal(u, K * D, &rng);
@@ -217,7 +237,8 @@ SS_TEST(step_with_queue) {
     SS_CHECK_OK(run_moco(&o, q, k, ss_queue_data(qu), N, K, D, 0.2f, 1, 1.0f));
     double *qd = dc_to_double(q, N * D), *kd = dc_to_double(k, N * D);
     double *ud = dc_to_double(ss_queue_data(qu), K * D);
-    SS_CHECK(scalar_close(o.loss, dc_moco(qd, kd, ud, N, K, D, 0.2, 1, NULL, NULL, NULL), 1e-5));
+    SS_CHECK(scalar_close(
+        o.loss, dc_moco(qd, kd, ud, N, K, D, 0.2, 1, NULL, NULL, NULL), 1e-5));
     SS_CHECK_OK(ss_queue_enqueue(qu, k, N));
     SS_CHECK_INT(ss_queue_count(qu), N);
     out_free(&o);
@@ -235,47 +256,76 @@ SS_TEST(bad_inputs) {
     SS_CHECK(ss_moco_cache_size(N, K, D) <= sizeof cache);
     SS_CHECK(ss_moco_cache_size(N, 0, D) == 0);
     SS_CHECK_MSG_HAS("K must be >= 1, got 0");
-    SS_CHECK_STATUS(ss_moco_forward(NULL, NULL, cache, q, k, u, N, K, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, NULL, q, k, u, N, K, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, NULL, k, u, N, K, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, NULL, u, N, K, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, NULL, N, K, D, NULL), SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_moco_forward(NULL, NULL, cache, q, k, u, N, K, D, NULL),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, NULL, q, k, u, N, K, D, NULL),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_moco_forward(&loss, NULL, cache, NULL, k, u, N, K, D, NULL),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_moco_forward(&loss, NULL, cache, q, NULL, u, N, K, D, NULL),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_moco_forward(&loss, NULL, cache, q, k, NULL, N, K, D, NULL),
+        SS_ERR_NULL);
     SS_CHECK_MSG_HAS("queue must not be NULL");
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, 0, K, D, NULL), SS_ERR_SIZE);
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, -1, D, NULL), SS_ERR_SIZE);
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, 0, NULL), SS_ERR_SIZE);
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, (int64_t)1 << 40, 2, NULL), SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, 0, K, D, NULL),
+                    SS_ERR_SIZE);
+    SS_CHECK_STATUS(
+        ss_moco_forward(&loss, NULL, cache, q, k, u, N, -1, D, NULL),
+        SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, 0, NULL),
+                    SS_ERR_SIZE);
+    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N,
+                                    (int64_t)1 << 40, 2, NULL),
+                    SS_ERR_SIZE);
     float bad_t[] = {0.0f, -0.5f, NAN, INFINITY, 1e-39f};
     for (int i = 0; i < 5; i++) {
         o.temperature = bad_t[i];
-        SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, &o), SS_ERR_PARAM);
+        SS_CHECK_STATUS(
+            ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, &o),
+            SS_ERR_PARAM);
         SS_CHECK_MSG_HAS("temperature");
     }
     SS_CHECK_MSG_HAS("got 1e-39");
     o = ss_moco_defaults();
     loss = 9.0f;
     q[3] = NAN;
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, NULL), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, NULL),
+                    SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("q[3]");
     q[3] = 4;
     k[2] = INFINITY;
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, NULL), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, NULL),
+                    SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("k[2]");
     k[2] = 0;
     u[5] = -INFINITY;
-    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, NULL), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, NULL),
+                    SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("queue[5]");
     u[5] = 0;
     SS_CHECK(loss == 9.0f);
     SS_CHECK_OK(ss_moco_forward(&loss, NULL, cache, q, k, u, N, K, D, NULL));
-    for (int i = 0; i < 4; i++) dq[i] = dk[i] = 2.0f;
-    SS_CHECK_STATUS(ss_moco_backward(NULL, dk, 1, cache, q, k, u, N, K, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_moco_backward(dq, dk, 1, NULL, q, k, u, N, K, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_moco_backward(dq, dk, NAN, cache, q, k, u, N, K, D, NULL), SS_ERR_NONFINITE);
+    for (int i = 0; i < 4; i++)
+        dq[i] = dk[i] = 2.0f;
+    SS_CHECK_STATUS(
+        ss_moco_backward(NULL, dk, 1, cache, q, k, u, N, K, D, NULL),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_moco_backward(dq, dk, 1, NULL, q, k, u, N, K, D, NULL),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_moco_backward(dq, dk, NAN, cache, q, k, u, N, K, D, NULL),
+        SS_ERR_NONFINITE);
     o.temperature = 0.2f;
-    SS_CHECK_STATUS(ss_moco_backward(dq, dk, 1, cache, q, k, u, N, K, D, &o), SS_ERR_STATE);
-    SS_CHECK_STATUS(ss_moco_backward(dq, dk, 1, cache, q, k, u, N, K - 1, D, NULL), SS_ERR_STATE);
-    for (int i = 0; i < 4; i++) SS_CHECK(dq[i] == 2.0f && dk[i] == 2.0f);
+    SS_CHECK_STATUS(ss_moco_backward(dq, dk, 1, cache, q, k, u, N, K, D, &o),
+                    SS_ERR_STATE);
+    SS_CHECK_STATUS(
+        ss_moco_backward(dq, dk, 1, cache, q, k, u, N, K - 1, D, NULL),
+        SS_ERR_STATE);
+    for (int i = 0; i < 4; i++)
+        SS_CHECK(dq[i] == 2.0f && dk[i] == 2.0f);
     SS_CHECK_OK(ss_moco_backward(dq, dk, 1, cache, q, k, u, N, K, D, NULL));
     SS_CHECK_OK(ss_moco_backward(dq, NULL, 1, cache, q, k, u, N, K, D, NULL));
 }

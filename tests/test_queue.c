@@ -10,7 +10,8 @@
 /* Row r of a test key: every entry r + d / 10. */
 static void key_rows(float *k, int64_t first, int64_t n, int64_t D) {
     for (int64_t r = 0; r < n; r++)
-        for (int64_t d = 0; d < D; d++) k[r * D + d] = (float)(first + r) + (float)d / 10.0f;
+        for (int64_t d = 0; d < D; d++)
+            k[r * D + d] = (float)(first + r) + (float)d / 10.0f;
 }
 
 SS_TEST(create_random_unit_rows) {
@@ -24,13 +25,15 @@ SS_TEST(create_random_unit_rows) {
     const float *x = ss_queue_data(q);
     for (int64_t r = 0; r < 7; r++) {
         double n2 = 0;
-        for (int d = 0; d < 5; d++) n2 += (double)x[r * 5 + d] * x[r * 5 + d];
+        for (int d = 0; d < 5; d++)
+            n2 += (double)x[r * 5 + d] * x[r * 5 + d];
         SS_CHECK_NEAR(n2, 1.0, 1e-6);
     }
     SS_CHECK(x[0] != x[5]); /* rows differ */
     ss_queue_free(q);
     SS_CHECK_OK(ss_queue_create(&q, 3, 2, NULL)); /* no rng: zeros */
-    for (int i = 0; i < 6; i++) SS_CHECK(ss_queue_data(q)[i] == 0.0f);
+    for (int i = 0; i < 6; i++)
+        SS_CHECK(ss_queue_data(q)[i] == 0.0f);
     ss_queue_free(q);
     ss_queue_free(NULL);
 }
@@ -64,12 +67,14 @@ SS_TEST(enqueue_more_than_K) {
     SS_CHECK_OK(ss_queue_enqueue(a, k, 1));
     SS_CHECK_OK(ss_queue_enqueue(b, k, 1));
     SS_CHECK_OK(ss_queue_enqueue(a, k + D, n - 1));
-    for (int64_t r = 1; r < n; r++) SS_CHECK_OK(ss_queue_enqueue(b, k + r * D, 1));
+    for (int64_t r = 1; r < n; r++)
+        SS_CHECK_OK(ss_queue_enqueue(b, k + r * D, 1));
     SS_CHECK(memcmp(ss_queue_data(a), ss_queue_data(b), sizeof x1) == 0);
     SS_CHECK_OK(ss_queue_read(a, x1));
     SS_CHECK_OK(ss_queue_read(b, x2));
     SS_CHECK(memcmp(x1, x2, sizeof x1) == 0);
-    for (int64_t r = 0; r < K; r++) SS_CHECK(x1[r * D] == (float)(n - K + r));
+    for (int64_t r = 0; r < K; r++)
+        SS_CHECK(x1[r * D] == (float)(n - K + r));
     SS_CHECK_INT(ss_queue_count(a), n);
     ss_queue_free(a), ss_queue_free(b);
 }
@@ -94,11 +99,13 @@ SS_TEST(save_load_round_trip) {
     SS_CHECK_INT(ss_queue_len(r), 6);
     SS_CHECK_INT(ss_queue_dim(r), 4);
     SS_CHECK_INT(ss_queue_count(r), 3);
-    SS_CHECK(memcmp(ss_queue_data(q), ss_queue_data(r), 24 * sizeof(float)) == 0);
+    SS_CHECK(memcmp(ss_queue_data(q), ss_queue_data(r), 24 * sizeof(float)) ==
+             0);
     /* the write pointer survives: the next keys land in the same slots */
     SS_CHECK_OK(ss_queue_enqueue(q, k, 2));
     SS_CHECK_OK(ss_queue_enqueue(r, k, 2));
-    SS_CHECK(memcmp(ss_queue_data(q), ss_queue_data(r), 24 * sizeof(float)) == 0);
+    SS_CHECK(memcmp(ss_queue_data(q), ss_queue_data(r), 24 * sizeof(float)) ==
+             0);
     ss_queue_free(q), ss_queue_free(r);
     remove(path);
 }
@@ -118,7 +125,8 @@ SS_TEST(corrupt_and_truncated_files) {
     SS_CHECK_OK(ss_queue_save(q, path));
     unsigned char file[48 + 24], m[48 + 24];
     FILE *f = fopen(path, "rb");
-    SS_CHECK(f && fread(file, 1, sizeof file, f) == sizeof file && fgetc(f) == EOF);
+    SS_CHECK(f && fread(file, 1, sizeof file, f) == sizeof file &&
+             fgetc(f) == EOF);
     if (f) fclose(f);
 
     SS_CHECK_STATUS(ss_queue_load(&r, "/nonexistent/dir/q.bin"), SS_ERR_IO);
@@ -158,7 +166,8 @@ SS_TEST(corrupt_and_truncated_files) {
     put_file(bad, file, 50); /* rows truncated */
     SS_CHECK_STATUS(ss_queue_load(&r, bad), SS_ERR_FORMAT);
     SS_CHECK_MSG_HAS("offset 48");
-    memcpy(m, file, sizeof m), m[48 + 7] = 0x7f, m[48 + 6] = 0xc0; /* NaN row value */
+    memcpy(m, file, sizeof m), m[48 + 7] = 0x7f,
+                                      m[48 + 6] = 0xc0; /* NaN row value */
     put_file(bad, m, sizeof m);
     SS_CHECK_STATUS(ss_queue_load(&r, bad), SS_ERR_FORMAT);
     SS_CHECK_MSG_HAS("offset 52");
@@ -180,7 +189,9 @@ SS_TEST(bad_arguments) {
     SS_CHECK_STATUS(ss_queue_create(&q, 0, 2, NULL), SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("K must be >= 1, got 0");
     SS_CHECK_STATUS(ss_queue_create(&q, 2, -1, NULL), SS_ERR_SIZE);
-    SS_CHECK_STATUS(ss_queue_create(&q, (int64_t)1 << 30, (int64_t)1 << 20, NULL), SS_ERR_SIZE);
+    SS_CHECK_STATUS(
+        ss_queue_create(&q, (int64_t)1 << 30, (int64_t)1 << 20, NULL),
+        SS_ERR_SIZE);
     SS_CHECK(q == NULL);
     SS_CHECK_OK(ss_queue_create(&q, 2, 2, NULL));
     SS_CHECK_STATUS(ss_queue_enqueue(NULL, k, 1), SS_ERR_NULL);

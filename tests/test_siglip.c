@@ -20,16 +20,18 @@ static ss_status run_sig(sig_out *o, const float *a, const float *b, float t,
     ss_siglip_opts opt = ss_siglip_defaults();
     opt.cosine = cosine;
     void *cache = malloc(ss_siglip_cache_size(N, D));
-    ss_status st = ss_siglip_forward(&o->loss, o->losses, cache, a, b, t, bias, N, D, &opt);
+    ss_status st = ss_siglip_forward(&o->loss, o->losses, cache, a, b, t, bias,
+                                     N, D, &opt);
     if (st == SS_OK)
-        st = ss_siglip_backward(o->da, o->db, &o->dt, &o->dbias, dloss, cache, a, b,
-                                t, bias, N, D, &opt);
+        st = ss_siglip_backward(o->da, o->db, &o->dt, &o->dbias, dloss, cache,
+                                a, b, t, bias, N, D, &opt);
     free(cache);
     return st;
 }
 
 static sig_out out_alloc(int64_t N, int64_t D) {
-    sig_out o = {0, ss_test_alloc(N), ss_test_alloc(N * D), ss_test_alloc(N * D), 0, 0};
+    sig_out o = {
+        0, ss_test_alloc(N), ss_test_alloc(N * D), ss_test_alloc(N * D), 0, 0};
     return o;
 }
 static void out_free(sig_out *o) { free(o->losses), free(o->da), free(o->db); }
@@ -53,9 +55,11 @@ SS_TEST(matches_big_vision_fixture) {
 #define E(name) (snprintf(k, sizeof k, "c%d_" name, (int)c), k)
         int64_t N = fx_int(fx, E("N")), D = fx_int(fx, E("D"));
         int cosine = (int)fx_int(fx, E("cosine"));
-        float t = (float)fx_scalar(fx, E("log_t")), bias = (float)fx_scalar(fx, E("bias"));
+        float t = (float)fx_scalar(fx, E("log_t")),
+              bias = (float)fx_scalar(fx, E("bias"));
         float dloss = (float)fx_scalar(fx, E("dloss"));
-        float *a = fx_f32_copy(fx, E("a"), NULL), *b = fx_f32_copy(fx, E("b"), NULL);
+        float *a = fx_f32_copy(fx, E("a"), NULL),
+              *b = fx_f32_copy(fx, E("b"), NULL);
         sig_out o = out_alloc(N, D), acc = out_alloc(N, D);
         SS_CHECK_OK(run_sig(&o, a, b, t, bias, N, D, cosine, dloss));
         float *pre = ss_test_alloc(2 * N * D); /* gradients accumulate */
@@ -70,7 +74,8 @@ SS_TEST(matches_big_vision_fixture) {
         SS_CHECK(dc_accumulated(&acc.dbias, (float[]){-0.25f}, &o.dbias, 1));
         out_free(&acc);
         SS_CHECK(scalar_close(o.loss, fx_scalar(fx, E("loss")), 1e-4));
-        SS_CHECK_CLOSE_FD(o.losses, fx_f64(fx, E("losses"), NULL), N, 1e-4, "losses");
+        SS_CHECK_CLOSE_FD(o.losses, fx_f64(fx, E("losses"), NULL), N, 1e-4,
+                          "losses");
         SS_CHECK_CLOSE_FD(o.da, fx_f64(fx, E("da"), NULL), N * D, 1e-4, "da");
         SS_CHECK_CLOSE_FD(o.db, fx_f64(fx, E("db"), NULL), N * D, 1e-4, "db");
         SS_CHECK(scalar_close(o.dt, fx_scalar(fx, E("dlog_t")), 1e-4));
@@ -91,8 +96,9 @@ typedef struct {
 static double fd_f(const double *x, void *vc) {
     fd_ctx *c = vc;
     return dc_siglip(c->which == 0 ? x : c->a, c->which == 1 ? x : c->b,
-                     c->which == 2 ? x[0] : c->t, c->which == 3 ? x[0] : c->bias,
-                     c->N, c->D, c->cosine, NULL, NULL, NULL, NULL, NULL);
+                     c->which == 2 ? x[0] : c->t,
+                     c->which == 3 ? x[0] : c->bias, c->N, c->D, c->cosine,
+                     NULL, NULL, NULL, NULL, NULL);
 }
 
 SS_TEST(direct_reference_finite_differences) {
@@ -100,11 +106,15 @@ SS_TEST(direct_reference_finite_differences) {
     ss_rng_seed(&rng, 6);
     for (int cosine = 0; cosine < 2; cosine++) {
         int64_t N = 5, D = 4;
-        fd_ctx c = {N, D, cosine, 0, ss_test_alloc_d(N * D), ss_test_alloc_d(N * D), 1.2, -2.0};
+        fd_ctx c = {
+            N,   D,   cosine, 0, ss_test_alloc_d(N * D), ss_test_alloc_d(N * D),
+            1.2, -2.0};
         ss_test_fill_normal_d(c.a, N * D, &rng);
         ss_test_fill_normal_d(c.b, N * D, &rng);
-        double *da = ss_test_alloc_d(N * D), *db = ss_test_alloc_d(N * D), dt, dbias;
-        dc_siglip(c.a, c.b, c.t, c.bias, N, D, cosine, NULL, da, db, &dt, &dbias);
+        double *da = ss_test_alloc_d(N * D), *db = ss_test_alloc_d(N * D), dt,
+               dbias;
+        dc_siglip(c.a, c.b, c.t, c.bias, N, D, cosine, NULL, da, db, &dt,
+                  &dbias);
         c.which = 0;
         SS_CHECK(ss_test_fd_max_err(fd_f, &c, c.a, da, N * D, 1e-6, 1) < 1e-6);
         c.which = 1;
@@ -112,7 +122,8 @@ SS_TEST(direct_reference_finite_differences) {
         c.which = 2;
         SS_CHECK(ss_test_fd_max_err(fd_f, &c, &c.t, &dt, 1, 1e-6, 3) < 1e-6);
         c.which = 3;
-        SS_CHECK(ss_test_fd_max_err(fd_f, &c, &c.bias, &dbias, 1, 1e-6, 4) < 1e-6);
+        SS_CHECK(ss_test_fd_max_err(fd_f, &c, &c.bias, &dbias, 1, 1e-6, 4) <
+                 1e-6);
         free(c.a), free(c.b), free(da), free(db);
     }
 }
@@ -125,11 +136,14 @@ static void check_vs_direct(int64_t N, int64_t D, int cosine, float t,
     ss_test_fill_normal(a, N * D, &rng);
     ss_test_fill_normal(b, N * D, &rng);
     if (!cosine)
-        for (int64_t i = 0; i < N * D; i++) a[i] /= (float)sqrt((double)D);
+        for (int64_t i = 0; i < N * D; i++)
+            a[i] /= (float)sqrt((double)D);
     double *ad = dc_to_double(a, N * D), *bd = dc_to_double(b, N * D);
-    double *lw = ss_test_alloc_d(N), *daw = ss_test_alloc_d(N * D), *dbw = ss_test_alloc_d(N * D);
+    double *lw = ss_test_alloc_d(N), *daw = ss_test_alloc_d(N * D),
+           *dbw = ss_test_alloc_d(N * D);
     double dtw, dbw1;
-    double lossw = dc_siglip(ad, bd, t, bias, N, D, cosine, lw, daw, dbw, &dtw, &dbw1);
+    double lossw =
+        dc_siglip(ad, bd, t, bias, N, D, cosine, lw, daw, dbw, &dtw, &dbw1);
     sig_out o = out_alloc(N, D);
     SS_CHECK_OK(run_sig(&o, a, b, t, bias, N, D, cosine, 1.0f));
     double tol = 1e-4, fl = D == 1 && cosine ? 1e-2 : 1e-3;
@@ -196,7 +210,8 @@ SS_TEST(extreme_parameters_stay_finite) {
         sig_out o = out_alloc(N, D);
         SS_CHECK_OK(run_sig(&o, a, b, ts[k], bs[k], N, D, 1, 1.0f));
         SS_CHECK(isfinite(o.loss) && isfinite(o.dt) && isfinite(o.dbias));
-        SS_CHECK(all_finite(o.losses, N) && all_finite(o.da, N * D) && all_finite(o.db, N * D));
+        SS_CHECK(all_finite(o.losses, N) && all_finite(o.da, N * D) &&
+                 all_finite(o.db, N * D));
         out_free(&o);
     }
     /* bias -1e4: every negative is free, every positive costs ~1e4 */
@@ -210,40 +225,76 @@ SS_TEST(extreme_parameters_stay_finite) {
 
 SS_TEST(bad_inputs) {
     int64_t N = 3, D = 2;
-    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, loss, da[6], db[6];
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, loss, da[6],
+          db[6];
     float cache[128]; /* float-aligned, as malloc would give */
     SS_CHECK(ss_siglip_cache_size(N, D) <= sizeof cache);
     SS_CHECK(ss_siglip_cache_size(N, 0) == 0);
-    SS_CHECK_STATUS(ss_siglip_forward(NULL, NULL, cache, a, b, 1, 0, N, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, NULL, a, b, 1, 0, N, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, NULL, b, 1, 0, N, D, NULL), SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(NULL, NULL, cache, a, b, 1, 0, N, D, NULL),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, NULL, a, b, 1, 0, N, D, NULL),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, NULL, b, 1, 0, N, D, NULL),
+        SS_ERR_NULL);
     SS_CHECK_MSG_HAS("a must not be NULL");
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, a, NULL, 1, 0, N, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, a, b, 1, 0, -2, D, NULL), SS_ERR_SIZE);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, a, NULL, 1, 0, N, D, NULL),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, a, b, 1, 0, -2, D, NULL),
+        SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("N must be >= 1, got -2");
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, a, b, 1, 0, N, 0, NULL), SS_ERR_SIZE);
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, a, b, 100.0f, 0, N, D, NULL), SS_ERR_PARAM);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, a, b, 1, 0, N, 0, NULL),
+        SS_ERR_SIZE);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, a, b, 100.0f, 0, N, D, NULL),
+        SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("log_t");
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, a, b, NAN, 0, N, D, NULL), SS_ERR_PARAM);
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, a, b, 1, INFINITY, N, D, NULL), SS_ERR_PARAM);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, a, b, NAN, 0, N, D, NULL),
+        SS_ERR_PARAM);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, a, b, 1, INFINITY, N, D, NULL),
+        SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("bias must be finite, got inf");
     b[3] = NAN;
     loss = 5.0f;
-    SS_CHECK_STATUS(ss_siglip_forward(&loss, NULL, cache, a, b, 1, 0, N, D, NULL), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(
+        ss_siglip_forward(&loss, NULL, cache, a, b, 1, 0, N, D, NULL),
+        SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("b[3]");
     SS_CHECK(loss == 5.0f);
     b[3] = 1;
     SS_CHECK_OK(ss_siglip_forward(&loss, NULL, cache, a, b, 1, 0, N, D, NULL));
-    for (int i = 0; i < 6; i++) da[i] = db[i] = 3.0f;
-    SS_CHECK_STATUS(ss_siglip_backward(NULL, db, NULL, NULL, 1, cache, a, b, 1, 0, N, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_siglip_backward(da, NULL, NULL, NULL, 1, cache, a, b, 1, 0, N, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_siglip_backward(da, db, NULL, NULL, 1, NULL, a, b, 1, 0, N, D, NULL), SS_ERR_NULL);
-    SS_CHECK_STATUS(ss_siglip_backward(da, db, NULL, NULL, INFINITY, cache, a, b, 1, 0, N, D, NULL), SS_ERR_NONFINITE);
-    SS_CHECK_STATUS(ss_siglip_backward(da, db, NULL, NULL, 1, cache, a, b, 1, 0.5f, N, D, NULL), SS_ERR_STATE);
+    for (int i = 0; i < 6; i++)
+        da[i] = db[i] = 3.0f;
+    SS_CHECK_STATUS(ss_siglip_backward(NULL, db, NULL, NULL, 1, cache, a, b, 1,
+                                       0, N, D, NULL),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_siglip_backward(da, NULL, NULL, NULL, 1, cache, a, b, 1,
+                                       0, N, D, NULL),
+                    SS_ERR_NULL);
+    SS_CHECK_STATUS(
+        ss_siglip_backward(da, db, NULL, NULL, 1, NULL, a, b, 1, 0, N, D, NULL),
+        SS_ERR_NULL);
+    SS_CHECK_STATUS(ss_siglip_backward(da, db, NULL, NULL, INFINITY, cache, a,
+                                       b, 1, 0, N, D, NULL),
+                    SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_siglip_backward(da, db, NULL, NULL, 1, cache, a, b, 1,
+                                       0.5f, N, D, NULL),
+                    SS_ERR_STATE);
     a[0] = INFINITY;
-    SS_CHECK_STATUS(ss_siglip_backward(da, db, NULL, NULL, 1, cache, a, b, 1, 0, N, D, NULL), SS_ERR_NONFINITE);
+    SS_CHECK_STATUS(ss_siglip_backward(da, db, NULL, NULL, 1, cache, a, b, 1, 0,
+                                       N, D, NULL),
+                    SS_ERR_NONFINITE);
     SS_CHECK_MSG_HAS("a[0]");
     a[0] = 1;
-    for (int i = 0; i < 6; i++) SS_CHECK(da[i] == 3.0f && db[i] == 3.0f);
-    SS_CHECK_OK(ss_siglip_backward(da, db, NULL, NULL, 1, cache, a, b, 1, 0, N, D, NULL));
+    for (int i = 0; i < 6; i++)
+        SS_CHECK(da[i] == 3.0f && db[i] == 3.0f);
+    SS_CHECK_OK(ss_siglip_backward(da, db, NULL, NULL, 1, cache, a, b, 1, 0, N,
+                                   D, NULL));
 }

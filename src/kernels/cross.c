@@ -65,7 +65,8 @@ static float vec_max(const float *x, int64_t n) {
 #ifdef _OPENMP
 #pragma omp simd reduction(max : m)
 #endif
-    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    for (int64_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
     return m;
 }
 
@@ -74,28 +75,29 @@ static float vec_sum_exp(const float *x, int64_t n, float shift) {
 #ifdef _OPENMP
 #pragma omp simd reduction(+ : s)
 #endif
-    for (int64_t j = 0; j < n; j++) s += fexp(x[j] - shift);
+    for (int64_t j = 0; j < n; j++)
+        s += fexp(x[j] - shift);
     return s;
 }
 
-/* ---- per-thread state ------------------------------------------------------ */
+/* ---- per-thread state ---------------------------------------------------- */
 
 enum { MODE_LSE, MODE_LSE_BWD, MODE_SIG, MODE_SIG_BWD };
 
 typedef struct {
     const ss__cross *p;
     int mode;
-    int rows, cols;               /* MODE_LSE: which statistics */
+    int rows, cols;                 /* MODE_LSE: which statistics */
     const float *wr, *lr, *wc, *lc; /* MODE_LSE_BWD */
-    float w;                      /* MODE_SIG_BWD */
-    int dA, dB;                   /* gradients wanted */
+    float w;                        /* MODE_SIG_BWD */
+    int dA, dB;                     /* gradients wanted */
 } job;
 
 typedef struct {
-    float *T, *tmp;       /* tile (tile^2), column scratch (tile) */
-    float *rmax, *cmax;   /* (M), (K) running maxima */
-    double *rsum, *csum;  /* (M), (K) sums of exp(x - max); rsum = row loss */
-    float *dA, *dB;       /* (M, D), (K, D) gradient accumulators */
+    float *T, *tmp;      /* tile (tile^2), column scratch (tile) */
+    float *rmax, *cmax;  /* (M), (K) running maxima */
+    double *rsum, *csum; /* (M), (K) sums of exp(x - max); rsum = row loss */
+    float *dA, *dB;      /* (M, D), (K, D) gradient accumulators */
     double gx, gb;
 } slot;
 
@@ -108,10 +110,10 @@ static size_t slot_layout(slot *s, char *base, const job *jb) {
     size_t M = (size_t)p->M, K = (size_t)p->K, D = (size_t)p->D;
     int rows = jb->mode == MODE_LSE ? jb->rows : jb->mode == MODE_SIG;
     int cols = jb->mode == MODE_LSE && jb->cols;
-#define SS__TAKE(field, type, count)                               \
-    do {                                                           \
-        if (base) s->field = (type *)(void *)(base + off);         \
-        off += al64((count) * sizeof(type));                       \
+#define SS__TAKE(field, type, count)                                           \
+    do {                                                                       \
+        if (base) s->field = (type *)(void *)(base + off);                     \
+        off += al64((count) * sizeof(type));                                   \
     } while (0)
     SS__TAKE(T, float, tile * tile);
     SS__TAKE(tmp, float, tile);
@@ -132,15 +134,17 @@ static size_t slot_layout(slot *s, char *base, const job *jb) {
 static void slot_init(slot *s, const job *jb) {
     const ss__cross *p = jb->p;
     if (s->rmax)
-        for (int64_t i = 0; i < p->M; i++) s->rmax[i] = -INFINITY, s->rsum[i] = 0;
+        for (int64_t i = 0; i < p->M; i++)
+            s->rmax[i] = -INFINITY, s->rsum[i] = 0;
     if (s->cmax)
-        for (int64_t j = 0; j < p->K; j++) s->cmax[j] = -INFINITY, s->csum[j] = 0;
+        for (int64_t j = 0; j < p->K; j++)
+            s->cmax[j] = -INFINITY, s->csum[j] = 0;
     if (s->dA) memset(s->dA, 0, (size_t)(p->M * p->D) * sizeof(float));
     if (s->dB) memset(s->dB, 0, (size_t)(p->K * p->D) * sizeof(float));
     s->gx = s->gb = 0.0;
 }
 
-/* ---- tile kernels ------------------------------------------------------------ */
+/* ---- tile kernels -------------------------------------------------------- */
 
 /* Online log-sum-exp of each tile row into (rmax, rsum). */
 static void tile_rows_lse(const float *T, int64_t bi, int64_t bj, float *rmax,
@@ -163,7 +167,8 @@ static void tile_cols_lse(const float *T, int64_t bi, int64_t bj, float *cmax,
     memcpy(tmp, T, (size_t)bj * sizeof(float));
     for (int64_t i = 1; i < bi; i++) {
         const float *r = T + i * bj;
-        for (int64_t j = 0; j < bj; j++) tmp[j] = r[j] > tmp[j] ? r[j] : tmp[j];
+        for (int64_t j = 0; j < bj; j++)
+            tmp[j] = r[j] > tmp[j] ? r[j] : tmp[j];
     }
     for (int64_t j = 0; j < bj; j++)
         if (tmp[j] > cmax[j]) {
@@ -176,16 +181,17 @@ static void tile_cols_lse(const float *T, int64_t bi, int64_t bj, float *cmax,
 #ifdef _OPENMP
 #pragma omp simd
 #endif
-        for (int64_t j = 0; j < bj; j++) tmp[j] += fexp(r[j] - cmax[j]);
+        for (int64_t j = 0; j < bj; j++)
+            tmp[j] += fexp(r[j] - cmax[j]);
     }
-    for (int64_t j = 0; j < bj; j++) csum[j] += tmp[j];
+    for (int64_t j = 0; j < bj; j++)
+        csum[j] += tmp[j];
 }
 
 /* T <- G_ij = wr_i e^{x_ij - lr_i} + wc_j e^{x_ij - lc_j}; returns
  * sum G_ij x_ij. wr/lr, wc/lc: already offset to the tile. */
 static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
-                            const float *lr, const float *wc,
-                            const float *lc) {
+                            const float *lr, const float *wc, const float *lc) {
     double gx = 0.0;
     for (int64_t i = 0; i < bi; i++) {
         float *r = T + i * bj, acc = 0.0f;
@@ -269,8 +275,8 @@ static void tile_sig_grad(float *T, int64_t bi, int64_t bj, float bias,
 }
 
 /* One tile: form it with a GEMM, then reduce or back-propagate it. */
-static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi,
-                    int64_t j0, int64_t bj) {
+static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
+                    int64_t bj) {
     const ss__cross *p = jb->p;
     int64_t D = p->D;
     float *T = s->T;
@@ -278,20 +284,21 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi,
               0.0f, T, bj);
     if (p->col_scale)
         for (int64_t i = 0; i < bi; i++)
-            for (int64_t j = 0; j < bj; j++) T[i * bj + j] *= p->col_scale[j0 + j];
+            for (int64_t j = 0; j < bj; j++)
+                T[i * bj + j] *= p->col_scale[j0 + j];
     switch (jb->mode) {
     case MODE_LSE:
         if (s->rmax) tile_rows_lse(T, bi, bj, s->rmax + i0, s->rsum + i0);
-        if (s->cmax) tile_cols_lse(T, bi, bj, s->cmax + j0, s->csum + j0, s->tmp);
+        if (s->cmax)
+            tile_cols_lse(T, bi, bj, s->cmax + j0, s->csum + j0, s->tmp);
         return;
     case MODE_SIG:
         tile_sig_loss(T, bi, bj, p->bias, i0 - j0, s->rsum + i0);
         return;
     case MODE_LSE_BWD:
-        s->gx += tile_lse_grad(T, bi, bj, jb->wr ? jb->wr + i0 : NULL,
-                               jb->lr ? jb->lr + i0 : NULL,
-                               jb->wc ? jb->wc + j0 : NULL,
-                               jb->lc ? jb->lc + j0 : NULL);
+        s->gx += tile_lse_grad(
+            T, bi, bj, jb->wr ? jb->wr + i0 : NULL, jb->lr ? jb->lr + i0 : NULL,
+            jb->wc ? jb->wc + j0 : NULL, jb->lc ? jb->lc + j0 : NULL);
         break;
     default: /* MODE_SIG_BWD */
         tile_sig_grad(T, bi, bj, p->bias, i0 - j0, jb->w, &s->gx, &s->gb);
@@ -323,12 +330,13 @@ static void do_range(slot *s, const job *jb, int64_t lo, int64_t hi) {
     }
 }
 
-/* ---- driver -------------------------------------------------------------------- */
+/* ---- driver -------------------------------------------------------------- */
 
 /* Merges per-thread (max, sum) pairs into log-sum-exps. */
 static void merge_lse(float *lse, slot *sl, int used, int64_t n, int rows) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) if (n > 4096)
+#pragma omp parallel for schedule(static)                                      \
+    num_threads(ss__threads()) if (n > 4096)
 #endif
     for (int64_t i = 0; i < n; i++) {
         float m = -INFINITY;
@@ -348,11 +356,13 @@ static void merge_lse(float *lse, slot *sl, int used, int64_t n, int rows) {
 
 static void merge_grad(float *d, slot *sl, int used, int64_t n, int rows) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) if (n > 65536)
+#pragma omp parallel for schedule(static)                                      \
+    num_threads(ss__threads()) if (n > 65536)
 #endif
     for (int64_t e = 0; e < n; e++) {
         float acc = 0.0f;
-        for (int t = 0; t < used; t++) acc += rows ? sl[t].dA[e] : sl[t].dB[e];
+        for (int t = 0; t < used; t++)
+            acc += rows ? sl[t].dA[e] : sl[t].dB[e];
         d[e] += acc;
     }
 }
@@ -371,7 +381,8 @@ static ss_status run(const job *jb, slot **out, int *used, void **mem) {
     if (!blk) return SS_ERR_NOMEM;
     slot *sl = (slot *)(void *)blk;
     memset(sl, 0, (size_t)nt * sizeof(slot));
-    for (int t = 0; t < nt; t++) slot_layout(&sl[t], blk + head + (size_t)t * per, jb);
+    for (int t = 0; t < nt; t++)
+        slot_layout(&sl[t], blk + head + (size_t)t * per, jb);
     int team = 1;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
@@ -400,7 +411,9 @@ static ss_status nomem(const ss__cross *p) {
 }
 
 ss_status ss__cross_lse(float *row_lse, float *col_lse, const ss__cross *p) {
-    job jb = {.p = p, .mode = MODE_LSE, .rows = row_lse != NULL,
+    job jb = {.p = p,
+              .mode = MODE_LSE,
+              .rows = row_lse != NULL,
               .cols = col_lse != NULL};
     slot *sl;
     int used;
@@ -412,8 +425,8 @@ ss_status ss__cross_lse(float *row_lse, float *col_lse, const ss__cross *p) {
     return SS_OK;
 }
 
-static void finish_grads(float *dA, float *dB, double *gx, double *gb,
-                         slot *sl, int used, const ss__cross *p) {
+static void finish_grads(float *dA, float *dB, double *gx, double *gb, slot *sl,
+                         int used, const ss__cross *p) {
     if (dA) merge_grad(dA, sl, used, p->M * p->D, 1);
     if (dB) merge_grad(dB, sl, used, p->K * p->D, 0);
     for (int t = 0; t < used; t++) {
@@ -429,8 +442,14 @@ ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
     if (!row_lse) wr = NULL;
     if (!col_lse) wc = NULL;
     if (!wr && !wc) return SS_OK;
-    job jb = {.p = p, .mode = MODE_LSE_BWD, .wr = wr, .lr = row_lse,
-              .wc = wc, .lc = col_lse, .dA = dA != NULL, .dB = dB != NULL};
+    job jb = {.p = p,
+              .mode = MODE_LSE_BWD,
+              .wr = wr,
+              .lr = row_lse,
+              .wc = wc,
+              .lc = col_lse,
+              .dA = dA != NULL,
+              .dB = dB != NULL};
     slot *sl;
     int used;
     void *mem;
@@ -448,7 +467,8 @@ ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p) {
     if (run(&jb, &sl, &used, &mem) != SS_OK) return nomem(p);
     for (int64_t i = 0; i < p->M; i++) {
         double acc = 0.0;
-        for (int t = 0; t < used; t++) acc += sl[t].rsum[i];
+        for (int t = 0; t < used; t++)
+            acc += sl[t].rsum[i];
         row_loss[i] = acc;
     }
     ss__free(mem);
@@ -457,7 +477,10 @@ ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p) {
 
 ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
                                      double *gb, float w, const ss__cross *p) {
-    job jb = {.p = p, .mode = MODE_SIG_BWD, .w = w, .dA = dA != NULL,
+    job jb = {.p = p,
+              .mode = MODE_SIG_BWD,
+              .w = w,
+              .dA = dA != NULL,
               .dB = dB != NULL};
     slot *sl;
     int used;
@@ -468,7 +491,7 @@ ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
     return SS_OK;
 }
 
-/* ---- helpers for the loss files ------------------------------------------------ */
+/* ---- helpers for the loss files ------------------------------------------ */
 
 void ss__cross_hdr_set(void *cache, uint64_t magic, int64_t N, int64_t K,
                        int64_t D, float p0, float p1, int cosine) {
@@ -476,9 +499,9 @@ void ss__cross_hdr_set(void *cache, uint64_t magic, int64_t N, int64_t K,
     memcpy(cache, &h, sizeof h);
 }
 
-ss_status ss__cross_hdr_check(const void *cache, const char *fn,
-                              uint64_t magic, int64_t N, int64_t K, int64_t D,
-                              float p0, float p1, int cosine) {
+ss_status ss__cross_hdr_check(const void *cache, const char *fn, uint64_t magic,
+                              int64_t N, int64_t K, int64_t D, float p0,
+                              float p1, int cosine) {
     ss__cross_hdr h;
     memcpy(&h, cache, sizeof h);
     if (h.magic != magic || h.N != N || h.K != K || h.D != D || h.p0 != p0 ||
@@ -491,12 +514,13 @@ ss_status ss__cross_hdr_check(const void *cache, const char *fn,
 
 void ss__cross_inv_norms(float *inv, const float *B, int64_t K, int64_t D) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (K * D > 65536)
+#pragma omp parallel for schedule(static)                                      \
+    num_threads(ss__threads()) if (K * D > 65536)
 #endif
     for (int64_t j = 0; j < K; j++) {
         double ss = 0.0;
-        for (int64_t d = 0; d < D; d++) ss += (double)B[j * D + d] * B[j * D + d];
+        for (int64_t d = 0; d < D; d++)
+            ss += (double)B[j * D + d] * B[j * D + d];
         double nrm = sqrt(ss);
         inv[j] = (float)(1.0 / (nrm > SS_NORM_EPS ? nrm : SS_NORM_EPS));
     }

@@ -75,9 +75,9 @@ typedef struct {
 void ss__cross_hdr_set(void *cache, uint64_t magic, int64_t N, int64_t K,
                        int64_t D, float p0, float p1, int cosine);
 /* SS_OK or SS_ERR_STATE naming fn. */
-ss_status ss__cross_hdr_check(const void *cache, const char *fn,
-                              uint64_t magic, int64_t N, int64_t K, int64_t D,
-                              float p0, float p1, int cosine);
+ss_status ss__cross_hdr_check(const void *cache, const char *fn, uint64_t magic,
+                              int64_t N, int64_t K, int64_t D, float p0,
+                              float p1, int cosine);
 
 /* Workspace for two (N, D) inputs a, b: normalised copies when cosine,
  * gradients w.r.t. what the engine sees, and (N) row weights. */

@@ -67,6 +67,13 @@ static double pos_logit(const float *a, const float *b, int64_t i, int64_t D,
     return s * scale;
 }
 
+/* (row CE_i + column CE_i) / 2 from the two log-sum-exps. */
+static double pair_loss(const float *rl, const float *cl, const float *a,
+                        const float *b, int64_t i, int64_t D, float scale) {
+    double pos = pos_logit(a, b, i, D, scale);
+    return 0.5 * (((double)rl[i] - pos) + ((double)cl[i] - pos));
+}
+
 ss_status ss_clip_forward(float *loss, float *losses, void *cache,
                           const float *a, const float *b, float log_scale,
                           int64_t N, int64_t D, const ss_clip_opts *opts) {
@@ -82,14 +89,13 @@ ss_status ss_clip_forward(float *loss, float *losses, void *cache,
     float *rl = (float *)(void *)((char *)cache + hdr_bytes()), *cl = rl + N;
     ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, 0.0f};
     ss_status st = ss__cross_lse(rl, cl, &p);
+    double total = 0.0;
+    for (int64_t i = 0; st == SS_OK && i < N; i++)
+        total += pair_loss(rl, cl, wk.a, wk.b, i, D, scale);
+    if (st == SS_OK) st = ss__cross_check_loss(fn, total / (double)N);
     if (st == SS_OK) {
-        double total = 0.0;
-        for (int64_t i = 0; i < N; i++) {
-            double pos = pos_logit(wk.a, wk.b, i, D, scale);
-            double li = 0.5 * (((double)rl[i] - pos) + ((double)cl[i] - pos));
-            if (losses) losses[i] = (float)li;
-            total += li;
-        }
+        for (int64_t i = 0; losses && i < N; i++)
+            losses[i] = (float)pair_loss(rl, cl, wk.a, wk.b, i, D, scale);
         *loss = (float)(total / (double)N);
         ss__cross_hdr_set(cache, CLIP_MAGIC, N, N, D, log_scale, 0.0f,
                           o.cosine);

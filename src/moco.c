@@ -92,6 +92,12 @@ static double pos_logit(const float *q, const float *k, int64_t i, int64_t D,
     return s * scale;
 }
 
+/* loss_i = lse_i - l_i0 = log(1 + e^{lq_i - l_i0}). */
+static double query_loss(const float *lq, const float *q, const float *k,
+                         int64_t i, int64_t D, float scale) {
+    return log_one_plus_exp((double)lq[i] - pos_logit(q, k, i, D, scale));
+}
+
 ss_status ss_moco_forward(float *loss, float *losses, void *cache,
                           const float *q, const float *k, const float *queue,
                           int64_t N, int64_t K, int64_t D,
@@ -110,14 +116,13 @@ ss_status ss_moco_forward(float *loss, float *losses, void *cache,
     float *lq = (float *)(void *)((char *)cache + hdr_bytes());
     ss__cross p = {wk.a, queue, inv, N, K, D, scale, 0.0f};
     ss_status st = ss__cross_lse(lq, NULL, &p);
+    double total = 0.0;
+    for (int64_t i = 0; st == SS_OK && i < N; i++)
+        total += query_loss(lq, wk.a, wk.b, i, D, scale);
+    if (st == SS_OK) st = ss__cross_check_loss(fn, total / (double)N);
     if (st == SS_OK) {
-        double total = 0.0;
-        for (int64_t i = 0; i < N; i++) {
-            double pos = pos_logit(wk.a, wk.b, i, D, scale);
-            double li = log_one_plus_exp((double)lq[i] - pos); /* lse - pos */
-            if (losses) losses[i] = (float)li;
-            total += li;
-        }
+        for (int64_t i = 0; losses && i < N; i++)
+            losses[i] = (float)query_loss(lq, wk.a, wk.b, i, D, scale);
         *loss = (float)(total / (double)N);
         ss__cross_hdr_set(cache, MOCO_MAGIC, N, K, D, o.temperature, 0.0f,
                           o.cosine);

@@ -219,6 +219,18 @@ SS_TEST(extreme_parameters_stay_finite) {
     free(a), free(b);
 }
 
+/* Finite inputs whose raw logits overflow float: an error, never NaN. */
+SS_TEST(overflowing_logits_are_reported) {
+    float a[4] = {1e20f, 0, 0, 1e20f}, b[4] = {1e20f, 1, 2, -1e20f}, loss = 3;
+    float cache[64], *losses = ss_test_alloc(2);
+    ss_clip_opts o = {.cosine = 0};
+    SS_CHECK_STATUS(ss_clip_forward(&loss, losses, cache, a, b, 0, 2, 2, &o),
+                    SS_ERR_NONFINITE);
+    SS_CHECK_MSG_HAS("overflows");
+    SS_CHECK(loss == 3.0f && losses[0] == 0.0f);
+    free(losses);
+}
+
 SS_TEST(zero_row_is_finite) {
     int64_t N = 4, D = 3;
     float a[12] = {0}, b[12] = {1, 2, 3, -1, 0, 2, 0.5f, 0.5f, 0, 3, 1, -2};

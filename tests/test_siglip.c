@@ -214,6 +214,11 @@ SS_TEST(extreme_parameters_stay_finite) {
                  all_finite(o.db, N * D));
         out_free(&o);
     }
+    /* e^88 * N overflows the loss: reported, never a NaN */
+    sig_out big = out_alloc(N, D);
+    ss_status st = run_sig(&big, a, b, 88.0f, 0.0f, N, D, 1, 1.0f);
+    SS_CHECK(st == SS_ERR_NONFINITE || (st == SS_OK && isfinite(big.loss)));
+    out_free(&big);
     /* bias -1e4: every negative is free, every positive costs ~1e4 */
     sig_out o = out_alloc(N, D);
     SS_CHECK_OK(run_sig(&o, a, b, 0.0f, -1e4f, N, D, 1, 1.0f));

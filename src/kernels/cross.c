@@ -3,6 +3,7 @@
 #include "gemm.h"
 #include "norm.h"
 
+#include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -569,4 +570,12 @@ void ss__cross_pair_finish(const ss__cross_pair *wk, float *da, float *db,
 void ss__cross_pair_free(ss__cross_pair *wk) {
     ss__free(wk->mem);
     wk->mem = NULL;
+}
+
+ss_status ss__cross_check_loss(const char *fn, double loss) {
+    if (fabs(loss) <= FLT_MAX) return SS_OK;
+    return ss__fail(SS_ERR_NONFINITE, fn,
+                    "the loss overflows float32 (got %g): the logits are too "
+                    "large; scale the inputs or the logit scale down",
+                    loss);
 }

@@ -100,6 +100,10 @@ void ss__cross_pair_finish(const ss__cross_pair *wk, float *da, float *db,
                            int64_t D);
 void ss__cross_pair_free(ss__cross_pair *wk);
 
+/* SS_OK when the mean loss is finite in float; else SS_ERR_NONFINITE
+ * (finite inputs whose logits overflow float32) naming fn. */
+ss_status ss__cross_check_loss(const char *fn, double loss);
+
 /* inv: (K) = 1 / max(||B_j||, SS_NORM_EPS). */
 void ss__cross_inv_norms(float *inv, const float *B, int64_t K, int64_t D);
 

@@ -322,7 +322,7 @@ SS_API size_t ss_moco_cache_size(int64_t N, int64_t K, int64_t D);
  * defaults.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (temperature not finite,
  * <= 0, or 1/temperature overflowing), SS_ERR_NONFINITE (naming q, k or
- * queue and the index), SS_ERR_NOMEM. */
+ * queue and the index; or logits overflowing float32), SS_ERR_NOMEM. */
 SS_API ss_status ss_moco_forward(float *loss, float *losses, void *cache,
                                  const float *q, const float *k,
                                  const float *queue, int64_t N, int64_t K,
@@ -357,7 +357,8 @@ SS_API size_t ss_clip_cache_size(int64_t N, int64_t D);
  * NULL means defaults.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (log_scale not finite or
  * e^log_scale overflowing float, i.e. log_scale > 88.7), SS_ERR_NONFINITE
- * (naming a or b and the index), SS_ERR_NOMEM. */
+ * (naming a or b and the index; or raw logits overflowing float32),
+ * SS_ERR_NOMEM. */
 SS_API ss_status ss_clip_forward(float *loss, float *losses, void *cache,
                                  const float *a, const float *b,
                                  float log_scale, int64_t N, int64_t D,
@@ -387,10 +388,10 @@ typedef struct {
 SS_API ss_siglip_opts ss_siglip_defaults(void);
 SS_API size_t ss_siglip_cache_size(int64_t N, int64_t D);
 /* loss: (1). losses: (N) per-row sums -sum_j log sigmoid(y_ij x_ij), or
- * NULL. log sigmoid is evaluated as -softplus(-y x), which never overflows;
- * the loss itself can still exceed float range when e^{t'} is near 1e37.
+ * NULL. log sigmoid is evaluated as -softplus(-y x), which never overflows.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (log_t not finite or
- * e^log_t overflowing float; bias not finite), SS_ERR_NONFINITE,
+ * e^log_t overflowing float; bias not finite), SS_ERR_NONFINITE (naming a
+ * or b and the index; or a loss beyond float range, e.g. e^{t'} ~ 1e37),
  * SS_ERR_NOMEM. */
 SS_API ss_status ss_siglip_forward(float *loss, float *losses, void *cache,
                                    const float *a, const float *b, float log_t,

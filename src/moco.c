@@ -115,7 +115,7 @@ ss_status ss_moco_forward(float *loss, float *losses, void *cache,
      * 1 - P_i0 = sigmoid(lq_i - l_i0) accurately when P_i0 -> 1 */
     float *lq = (float *)(void *)((char *)cache + hdr_bytes());
     ss__cross p = {wk.a, queue, inv, N, K, D, scale, 0.0f};
-    ss_status st = ss__cross_lse(lq, NULL, &p);
+    ss_status st = ss__cross_lse(lq, NULL, NULL, &p);
     double total = 0.0;
     for (int64_t i = 0; st == SS_OK && i < N; i++)
         total += query_loss(lq, wk.a, wk.b, i, D, scale);
@@ -168,7 +168,8 @@ ss_status ss_moco_backward(float *dq, float *dk, float dloss, const void *cache,
     }
     ss__cross p = {wk.a, queue, inv, N, K, D, scale, 0.0f};
     ss_status st =
-        ss__cross_lse_backward(gq, NULL, NULL, wk.w, lse, NULL, NULL, &p);
+        ss__cross_lse_backward(gq, NULL, NULL, wk.w, lse, NULL, NULL,
+                                          0.0f, &p);
     if (st == SS_OK) {
         for (int64_t i = 0; i < N; i++) { /* the positive column: P_i0 - 1 */
             double one_minus_p = 1.0 / (1.0 + exp(pos[i] - (double)lq[i]));

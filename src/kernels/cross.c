@@ -90,6 +90,8 @@ typedef struct {
     int mode;
     int rows, cols;                 /* MODE_LSE: which statistics */
     const float *wr, *lr, *wc, *lc; /* MODE_LSE_BWD */
+    float *diag;                    /* MODE_LSE: (min(M, K)) x_ii or NULL */
+    float wd;                       /* MODE_LSE_BWD: diagonal weight */
     float w;                        /* MODE_SIG_BWD */
     int dA, dB;                     /* gradients wanted */
 } job;
@@ -189,13 +191,17 @@ static void tile_cols_lse(const float *T, int64_t bi, int64_t bj, float *cmax,
         csum[j] += tmp[j];
 }
 
-/* T <- G_ij = wr_i e^{x_ij - lr_i} + wc_j e^{x_ij - lc_j}; returns
- * sum G_ij x_ij. wr/lr, wc/lc: already offset to the tile. */
+/* T <- G_ij = wr_i e^{x_ij - lr_i} + wc_j e^{x_ij - lc_j} - wd [i == j];
+ * returns sum G_ij x_ij. wr/lr, wc/lc: already offset to the tile; diag as
+ * in tile_sig_loss. */
 static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
-                            const float *lr, const float *wc, const float *lc) {
+                            const float *lr, const float *wc, const float *lc,
+                            int64_t diag, float wd) {
     double gx = 0.0;
     for (int64_t i = 0; i < bi; i++) {
         float *r = T + i * bj, acc = 0.0f;
+        int64_t jd = i + diag;
+        float xd = jd >= 0 && jd < bj ? r[jd] : 0.0f;
         if (wr && wc) {
             float a = wr[i], l = lr[i];
 #ifdef _OPENMP
@@ -226,6 +232,10 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
                 acc += g * x;
                 r[j] = g;
             }
+        }
+        if (jd >= 0 && jd < bj) { /* the diagonal term -wd x_ii */
+            r[jd] -= wd;
+            acc -= wd * xd;
         }
         gx += acc;
     }
@@ -292,6 +302,10 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
         if (s->rmax) tile_rows_lse(T, bi, bj, s->rmax + i0, s->rsum + i0);
         if (s->cmax)
             tile_cols_lse(T, bi, bj, s->cmax + j0, s->csum + j0, s->tmp);
+        if (jb->diag) /* each x_ii lies in exactly one tile */
+            for (int64_t i = 0; i < bi; i++)
+                if (i0 + i >= j0 && i0 + i < j0 + bj)
+                    jb->diag[i0 + i] = T[i * bj + (i0 + i - j0)];
         return;
     case MODE_SIG:
         tile_sig_loss(T, bi, bj, p->bias, i0 - j0, s->rsum + i0);
@@ -299,7 +313,8 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
     case MODE_LSE_BWD:
         s->gx += tile_lse_grad(
             T, bi, bj, jb->wr ? jb->wr + i0 : NULL, jb->lr ? jb->lr + i0 : NULL,
-            jb->wc ? jb->wc + j0 : NULL, jb->lc ? jb->lc + j0 : NULL);
+            jb->wc ? jb->wc + j0 : NULL, jb->lc ? jb->lc + j0 : NULL,
+            i0 - j0, jb->wd);
         break;
     default: /* MODE_SIG_BWD */
         tile_sig_grad(T, bi, bj, p->bias, i0 - j0, jb->w, &s->gx, &s->gb);
@@ -411,11 +426,13 @@ static ss_status nomem(const ss__cross *p) {
                     (long long)p->M, (long long)p->K, (long long)p->D);
 }
 
-ss_status ss__cross_lse(float *row_lse, float *col_lse, const ss__cross *p) {
+ss_status ss__cross_lse(float *row_lse, float *col_lse, float *diag,
+                        const ss__cross *p) {
     job jb = {.p = p,
               .mode = MODE_LSE,
               .rows = row_lse != NULL,
-              .cols = col_lse != NULL};
+              .cols = col_lse != NULL,
+              .diag = diag};
     slot *sl;
     int used;
     void *mem;
@@ -439,7 +456,7 @@ static void finish_grads(float *dA, float *dB, double *gx, double *gb, slot *sl,
 ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
                                  const float *wr, const float *row_lse,
                                  const float *wc, const float *col_lse,
-                                 const ss__cross *p) {
+                                 float wd, const ss__cross *p) {
     if (!row_lse) wr = NULL;
     if (!col_lse) wc = NULL;
     if (!wr && !wc) return SS_OK;
@@ -449,6 +466,7 @@ ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
               .lr = row_lse,
               .wc = wc,
               .lc = col_lse,
+              .wd = wd,
               .dA = dA != NULL,
               .dB = dB != NULL};
     slot *sl;
@@ -532,10 +550,9 @@ ss_status ss__cross_pair_make(ss__cross_pair *wk, const float *a,
                               int backward) {
     size_t nd = (size_t)(N * D), n = (size_t)N;
     size_t floats = (cosine ? 2 * nd + 2 * n : 0) +
-                    (backward ? (cosine ? 2 * nd : 0) + n : 0);
+                    (backward && cosine ? 2 * nd : 0) + n;
     memset(wk, 0, sizeof *wk);
     wk->a = a, wk->b = b;
-    if (floats == 0) return SS_OK;
     float *m = ss__malloc(floats * sizeof(float));
     if (!m) return SS_ERR_NOMEM;
     wk->mem = m;
@@ -548,14 +565,12 @@ ss_status ss__cross_pair_make(ss__cross_pair *wk, const float *a,
         ss__normalize_rows(wk->bn, wk->invb, b, N, D);
         wk->a = wk->an, wk->b = wk->bn;
     }
-    if (backward) {
-        if (cosine) {
-            wk->dan = m, m += nd;
-            wk->dbn = m, m += nd;
-            memset(wk->dan, 0, 2 * nd * sizeof(float));
-        }
-        wk->w = m;
+    if (backward && cosine) {
+        wk->dan = m, m += nd;
+        wk->dbn = m, m += nd;
+        memset(wk->dan, 0, 2 * nd * sizeof(float));
     }
+    wk->w = m;
     return SS_OK;
 }
 

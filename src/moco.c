@@ -7,7 +7,10 @@
  * scale, never copied); the positive column is merged in afterwards.
  * Backward, with w = dloss / N and P_ij = exp(l_ij - lse_i):
  *   dq_i = w / tau (sum_j P_ij queue_j + (P_i0 - 1) k_i),
- *   dk_i = w / tau (P_i0 - 1) q_i.
+ *   dk_i = w / tau (P_i0 - 1) q_i,
+ * w.r.t. the normalised rows when cosine, then through the normalisation.
+ * The cache keeps the queue-only log-sum-exp lq_i, from which
+ * 1 - P_i0 = sigmoid(lq_i - l_i0) stays accurate when P_i0 -> 1.
  */
 #include "internal.h"
 #include "kernels/cross.h"

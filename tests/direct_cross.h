@@ -10,6 +10,8 @@
 #ifndef SS_TEST_DIRECT_CROSS_H
 #define SS_TEST_DIRECT_CROSS_H
 
+#include "harness.h"
+
 #include <stdint.h>
 
 double dc_moco(const double *q, const double *k, const double *queue, int64_t N,

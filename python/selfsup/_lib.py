@@ -61,7 +61,7 @@ lib.ss_build_info.restype = ctypes.c_char_p
 lib.ss_set_num_threads.argtypes = [ctypes.c_int]
 
 
-# ---- status -> exception ---------------------------------------------------------
+# ---- status -> exception ----------------------------------------------------
 
 class SelfsupError(Exception):
     """Base of every selfsup exception; .status is the C status name."""
@@ -119,7 +119,7 @@ def check(status):
     raise _ERRORS.get(status, SelfsupError)("%s (%s)" % (msg, name), name)
 
 
-# ---- option structs (field order = include/selfsup.h) -----------------------------
+# ---- option structs (field order = include/selfsup.h) -----------------------
 
 def _struct(name, fields):
     return type(name, (ctypes.Structure,), {"_fields_": fields})
@@ -165,7 +165,7 @@ FusedCeOpts = _struct("FusedCeOpts", [("ignore_index", L),
 MaeOpts = _struct("MaeOpts", [("norm_pix", I)])
 
 
-# ---- the loss table ------------------------------------------------------------------
+# ---- the loss table ---------------------------------------------------------
 # Argument kinds: "f" const float *, "i" const int64_t *, "u8" const uint8_t *,
 # "obj" a C object pointer, "fobj" one passed to forward only, "sf" float
 # scalar, "n" int64_t size. losses=False: forward has no per-anchor output;
@@ -356,7 +356,7 @@ class Call:
         return grads
 
 
-# ---- C objects: teacher centre, negative queue, TiCo state ----------------------------
+# ---- C objects: teacher centre, negative queue, TiCo state ------------------
 
 def _sig(name, argtypes, restype=ctypes.c_int):
     """Declares a C function when the loaded library has it."""

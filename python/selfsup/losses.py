@@ -29,7 +29,7 @@ def _run(name, values, opts, grad_shapes, grad):
     return (loss,) + tuple(g[k] for k in grad_shapes)
 
 
-# ---- contrastive family ------------------------------------------------------------
+# ---- contrastive family -----------------------------------------------------
 
 def ntxent(z, temperature=0.5, cosine=True, hard_beta=0.0,
            debias_tau_plus=0.0, grad=False):
@@ -108,7 +108,7 @@ def siglip(a, b, log_t=float(np.log(10.0)), bias=-10.0, cosine=True,
     return out if not grad else out[:3] + (float(out[3][0]), float(out[4][0]))
 
 
-# ---- state objects ------------------------------------------------------------------
+# ---- state objects ----------------------------------------------------------
 
 class Center:
     """Teacher centre (ss_center) of dimension K for DINO / iBOT."""
@@ -239,7 +239,7 @@ def _center(center, K):
     return Center(K, center)
 
 
-# ---- distillation family ------------------------------------------------------------
+# ---- distillation family ----------------------------------------------------
 
 def dino(teacher, student, center=None, teacher_temp=0.04, student_temp=0.1,
          grad=False):
@@ -327,7 +327,7 @@ def _msn(anchors, targets, prototypes, variant, grad, **fields):
                 grad)
 
 
-# ---- redundancy-reduction family --------------------------------------------------
+# ---- redundancy-reduction family --------------------------------------------
 
 def negcos(p, z, eps=1e-8, grad=False):
     """Negative cosine similarity -mean_n cos(p_n, z_n) of p, z: (N, D).
@@ -360,7 +360,7 @@ def vicreg(a, b, lambda_param=25.0, mu_param=25.0, nu_param=1.0, eps=1e-4,
                 {"a": a.shape, "b": b.shape}, grad)
 
 
-# ---- geometry family ------------------------------------------------------------------
+# ---- geometry family --------------------------------------------------------
 
 class TicoState:
     """TiCo running covariance (ss_tico_state) of dimension D."""
@@ -481,7 +481,7 @@ def empssl(z, tcr_eps=0.2, inv_coef=200.0, grad=False):
     return _run("empssl", dict(z=z, V=V, N=N, D=D), opts, {"z": z.shape}, grad)
 
 
-# ---- predictive family ------------------------------------------------------------------
+# ---- predictive family ------------------------------------------------------
 
 def _class_weights(opts, class_weights, V):
     if class_weights is None:

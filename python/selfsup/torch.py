@@ -27,7 +27,7 @@ __all__ = ["NTXentLoss", "DCLLoss", "DCLWLoss", "SupConLoss", "DINOLoss",
            "MaskedCrossEntropyLoss", "FusedLinearCrossEntropyLoss", "MAELoss"]
 
 
-# ---- tensors <-> arrays -------------------------------------------------------------
+# ---- tensors <-> arrays -----------------------------------------------------
 
 def _check_device(t, name):
     if t.device.type != "cpu":
@@ -99,7 +99,7 @@ def _view_stack(outs, name):
     return torch.stack(list(outs))
 
 
-# ---- contrastive family -----------------------------------------------------------
+# ---- contrastive family -----------------------------------------------------
 
 class NTXentLoss(nn.Module):
     """lightly NTXentLoss: SimCLR's NT-Xent; with memory_bank_size > 0 the
@@ -314,7 +314,7 @@ class SigLIPLoss(nn.Module):
                       t.reshape(()), b.reshape(()))
 
 
-# ---- distillation family ------------------------------------------------------------
+# ---- distillation family ----------------------------------------------------
 
 class DINOLoss(nn.Module):
     """lightly DINOLoss. Buffer center: (1, 1, output_dim), updated by
@@ -524,7 +524,7 @@ class PMSNLoss(MSNLoss):
         self._extra = {"power_law_exponent": power_law_exponent}
 
 
-# ---- redundancy-reduction family ----------------------------------------------------
+# ---- redundancy-reduction family --------------------------------------------
 
 def _pair_op(name, opts, N, D, names=("a", "b")):
     def op(a):
@@ -598,7 +598,7 @@ class VICRegLoss(nn.Module):
         return _apply(_pair_op("vicreg", opts, N, D), ("z_a", "z_b"), z_a, z_b)
 
 
-# ---- geometry family --------------------------------------------------------------------
+# ---- geometry family --------------------------------------------------------
 
 class TiCoLoss(nn.Module):
     """lightly TiCoLoss. Buffer C: the running covariance (D, D), sized at
@@ -759,7 +759,7 @@ class WMSELoss(nn.Module):
         return _apply(op, ("input",), input.reshape(V, N, D))
 
 
-# ---- predictive family -----------------------------------------------------------------
+# ---- predictive family ------------------------------------------------------
 
 def _targets(target, name="target"):
     _check_device(target, name)

@@ -284,38 +284,52 @@ SS_API ss_status ss_supcon_backward(float *dz, float dloss, const void *cache,
  */
 typedef struct ss_queue ss_queue;
 
-/* *out: new queue. rng: draws the initial rows; NULL fills zeros.
+/* *out: new queue of K rows of dimension D. rng: draws the initial rows
+ * (normalised standard normals); NULL fills zeros. Free with ss_queue_free.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_NOMEM. */
 SS_API ss_status ss_queue_create(ss_queue **out, int64_t K, int64_t D,
                                  ss_rng *rng);
 SS_API void ss_queue_free(ss_queue *q);
 /* keys: (n, D), copied in at the write pointer, wrapping. n may exceed K;
- * then only the last K keys remain. */
+ * then only the last K keys remain (the same state as n single enqueues).
+ * Keys are stored as given (ss_moco normalises them when cosine).
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (n < 1), SS_ERR_NONFINITE (queue
+ * unchanged). */
 SS_API ss_status ss_queue_enqueue(ss_queue *q, const float *keys, int64_t n);
 /* Rows in storage order: (K, D), owned by q, valid until the next enqueue. */
 SS_API const float *ss_queue_data(const ss_queue *q);
-/* Copies the rows, oldest first, into out: (K, D). */
+/* Copies the rows, oldest first, into out: (K, D). Errors: SS_ERR_NULL. */
 SS_API ss_status ss_queue_read(const ss_queue *q, float *out);
 SS_API int64_t ss_queue_len(const ss_queue *q); /* K */
 SS_API int64_t ss_queue_dim(const ss_queue *q); /* D */
-/* Keys enqueued since creation (not capped at K). */
+/* Keys enqueued since creation (not capped at K). The three getters
+ * return 0 for NULL. */
 SS_API int64_t ss_queue_count(const ss_queue *q);
-/* Writes the queue to path atomically (temp file + rename). Format: magic
- * "SSQUEUE1", version, K, D, write pointer, count, rows.
- * Errors: SS_ERR_NULL, SS_ERR_IO. */
+/* Writes the queue to path atomically: <path>.tmp.XXXXXX, fsync, rename.
+ * Format (little-endian, 48-byte header): magic "SSQUEUE1", u32 version (1),
+ * u32 reserved, i64 K, i64 D, i64 write pointer, i64 count, then K * D
+ * float32 rows in storage order.
+ * Errors: SS_ERR_NULL, SS_ERR_IO (no partial file is left behind). */
 SS_API ss_status ss_queue_save(const ss_queue *q, const char *path);
-/* *out: queue read from path. Errors: SS_ERR_IO, SS_ERR_FORMAT (naming the
- * byte offset), SS_ERR_NOMEM. */
+/* *out: queue read from path (written only on success).
+ * Errors: SS_ERR_NULL, SS_ERR_IO (cannot open), SS_ERR_FORMAT naming the
+ * byte offset (bad magic, version, K, D, pointer or count; truncated file;
+ * trailing bytes; non-finite row value), SS_ERR_NOMEM. */
 SS_API ss_status ss_queue_load(ss_queue **out, const char *path);
 
 /* InfoNCE with a negative queue (MoCo v2) --------------------------------- */
 /*
- * q: (N, D) queries, k: (N, D) positive keys, queue: (K, D) negatives.
+ * q: (N, D) queries, k: (N, D) positive keys, queue: (K, D) negatives
+ * (e.g. ss_queue_data(), any storage order).
  *     l_i = [<q_i, k_i>, <q_i, queue_1>, ..., <q_i, queue_K>] / temperature
  *     loss = mean_i CE(l_i, 0)
- * As lightly's NTXentLoss(memory_bank_size=K): no in-batch negatives. Call
- * forward before ss_queue_enqueue(k) so the positives are not also
- * negatives. The queue receives no gradient.
+ * As lightly's NTXentLoss(memory_bank_size=K) with queries = out0, keys =
+ * out1 and the bank holding the queue: no in-batch negatives. Call forward
+ * before ss_queue_enqueue(k) so the positives are not also negatives. The
+ * queue receives no gradient. With cosine the queue rows are normalised
+ * too (a no-op for lightly's bank, which stores normalised keys), through a
+ * per-column factor: the queue is never copied and the N x K logits are
+ * never formed (tiled; see src/kernels/cross.h).
  */
 typedef struct {
     float temperature; /* > 0. Default 0.5 (lightly NTXentLoss; MoCo v2 used 0.2). */
@@ -324,14 +338,20 @@ typedef struct {
 
 SS_API ss_moco_opts ss_moco_defaults(void);
 SS_API size_t ss_moco_cache_size(int64_t N, int64_t K, int64_t D);
-/* losses: (N) or NULL. Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM,
- * SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+/* loss: (1). losses: (N) per-query CE or NULL. cache: as sized,
+ * float-aligned (per-row log-sum-exp over the queue). opts: NULL means
+ * defaults.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (temperature not finite,
+ * <= 0, or 1/temperature overflowing), SS_ERR_NONFINITE (naming q, k or
+ * queue and the index; or logits overflowing float32), SS_ERR_NOMEM. */
 SS_API ss_status ss_moco_forward(float *loss, float *losses, void *cache,
                                  const float *q, const float *k,
                                  const float *queue, int64_t N, int64_t K,
                                  int64_t D, const ss_moco_opts *opts);
 /* dq: (N, D) accumulated. dk: (N, D) accumulated, or NULL when the keys are
- * stop-gradient (the MoCo case). */
+ * stop-gradient (the MoCo case). cache, q, k, queue, sizes and opts: as in
+ * the forward call. Errors: as forward, SS_ERR_NONFINITE for dloss, and
+ * SS_ERR_STATE when the cache was written for other sizes or options. */
 SS_API ss_status ss_moco_backward(float *dq, float *dk, float dloss,
                                   const void *cache, const float *q,
                                   const float *k, const float *queue,
@@ -353,14 +373,21 @@ typedef struct {
 
 SS_API ss_clip_opts ss_clip_defaults(void);
 SS_API size_t ss_clip_cache_size(int64_t N, int64_t D);
-/* losses: (N) per-pair losses (row CE + column CE)/2, or NULL.
- * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (non-finite log_scale or
- * e^t overflow), SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+/* loss: (1). losses: (N) per-pair losses (row CE + column CE)/2, or NULL.
+ * cache: as sized, float-aligned (row and column log-sum-exps). opts:
+ * NULL means defaults.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (log_scale not finite or
+ * e^log_scale overflowing float, i.e. log_scale > 88.7), SS_ERR_NONFINITE
+ * (naming a or b and the index; or raw logits overflowing float32),
+ * SS_ERR_NOMEM. */
 SS_API ss_status ss_clip_forward(float *loss, float *losses, void *cache,
                                  const float *a, const float *b,
                                  float log_scale, int64_t N, int64_t D,
                                  const ss_clip_opts *opts);
-/* da, db: (N, D) accumulated. dlog_scale: (1) accumulated, or NULL. */
+/* da, db: (N, D) accumulated. dlog_scale: (1) accumulated dL/dt (t =
+ * log_scale), or NULL. Recomputes every tile once and produces all three.
+ * Errors: as forward, SS_ERR_NONFINITE for dloss, SS_ERR_STATE when the
+ * cache was written for other sizes, log_scale or options. */
 SS_API ss_status ss_clip_backward(float *da, float *db, float *dlog_scale,
                                   float dloss, const void *cache,
                                   const float *a, const float *b,
@@ -381,12 +408,20 @@ typedef struct {
 
 SS_API ss_siglip_opts ss_siglip_defaults(void);
 SS_API size_t ss_siglip_cache_size(int64_t N, int64_t D);
-/* losses: (N) per-row sums -sum_j log sigmoid(y_ij x_ij), or NULL. */
+/* loss: (1). losses: (N) per-row sums -sum_j log sigmoid(y_ij x_ij), or
+ * NULL. log sigmoid is evaluated as -softplus(-y x), which never overflows.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (log_t not finite or
+ * e^log_t overflowing float; bias not finite), SS_ERR_NONFINITE (naming a
+ * or b and the index; or a loss beyond float range, e.g. e^{t'} ~ 1e37),
+ * SS_ERR_NOMEM. */
 SS_API ss_status ss_siglip_forward(float *loss, float *losses, void *cache,
                                    const float *a, const float *b, float log_t,
                                    float bias, int64_t N, int64_t D,
                                    const ss_siglip_opts *opts);
-/* da, db: (N, D) accumulated; dlog_t, dbias: (1) accumulated, or NULL. */
+/* da, db: (N, D) accumulated; dlog_t, dbias: (1) accumulated, or NULL.
+ * Recomputes the tiles (the cache only identifies the forward call).
+ * Errors: as forward, SS_ERR_NONFINITE for dloss, SS_ERR_STATE for a cache
+ * of other sizes, parameters or options. */
 SS_API ss_status ss_siglip_backward(float *da, float *db, float *dlog_t,
                                     float *dbias, float dloss,
                                     const void *cache, const float *a,

@@ -13,7 +13,9 @@
 
 #define CLIP_MAGIC 0x53534c43494c5031ull /* "SSLCILP1" */
 
-static size_t hdr_bytes(void) { return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63; }
+static size_t hdr_bytes(void) {
+    return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63;
+}
 
 ss_clip_opts ss_clip_defaults(void) {
     ss_clip_opts o = {.cosine = 1};
@@ -51,16 +53,16 @@ static ss_status check_inputs(const char *fn, const float *a, const float *b,
 }
 
 static ss_status nomem(const char *fn, int64_t N, int64_t D) {
-    return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace for N=%lld D=%lld",
-                    (long long)N, (long long)D);
+    return ss__fail(SS_ERR_NOMEM, fn,
+                    "cannot allocate workspace for N=%lld D=%lld", (long long)N,
+                    (long long)D);
 }
 
-/* S_ii = scale <a_i, b_i>, in double. */
-static double pos_logit(const float *a, const float *b, int64_t i, int64_t D,
-                        float scale) {
-    double s = 0.0;
-    for (int64_t d = 0; d < D; d++) s += (double)a[i * D + d] * b[i * D + d];
-    return s * scale;
+/* (row CE_i + column CE_i) / 2 from the two log-sum-exps and S_ii as the
+ * tiles hold it, so that both CEs are >= 0 in float too. */
+static double pair_loss(const float *rl, const float *cl, const float *sii,
+                        int64_t i) {
+    return 0.5 * (((double)rl[i] - sii[i]) + ((double)cl[i] - sii[i]));
 }
 
 ss_status ss_clip_forward(float *loss, float *losses, void *cache,
@@ -73,20 +75,21 @@ ss_status ss_clip_forward(float *loss, float *losses, void *cache,
     SS_TRY(ss__check_ptr(fn, "cache", cache));
     SS_TRY(check_inputs(fn, a, b, log_scale, N, D, &scale));
     ss__cross_pair wk;
-    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 0) != SS_OK) return nomem(fn, N, D);
+    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 0) != SS_OK)
+        return nomem(fn, N, D);
     float *rl = (float *)(void *)((char *)cache + hdr_bytes()), *cl = rl + N;
     ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, 0.0f};
-    ss_status st = ss__cross_lse(rl, cl, &p);
+    ss_status st = ss__cross_lse(rl, cl, wk.w, &p);
+    double total = 0.0;
+    for (int64_t i = 0; st == SS_OK && i < N; i++)
+        total += pair_loss(rl, cl, wk.w, i);
+    if (st == SS_OK) st = ss__cross_check_loss(fn, total / (double)N);
     if (st == SS_OK) {
-        double total = 0.0;
-        for (int64_t i = 0; i < N; i++) {
-            double pos = pos_logit(wk.a, wk.b, i, D, scale);
-            double li = 0.5 * (((double)rl[i] - pos) + ((double)cl[i] - pos));
-            if (losses) losses[i] = (float)li;
-            total += li;
-        }
+        for (int64_t i = 0; losses && i < N; i++)
+            losses[i] = (float)pair_loss(rl, cl, wk.w, i);
         *loss = (float)(total / (double)N);
-        ss__cross_hdr_set(cache, CLIP_MAGIC, N, N, D, log_scale, 0.0f, o.cosine);
+        ss__cross_hdr_set(cache, CLIP_MAGIC, N, N, D, log_scale, 0.0f,
+                          o.cosine);
     }
     ss__cross_pair_free(&wk);
     return st;
@@ -109,32 +112,25 @@ ss_status ss_clip_backward(float *da, float *db, float *dlog_scale, float dloss,
     SS_TRY(ss__cross_hdr_check(cache, fn, CLIP_MAGIC, N, N, D, log_scale, 0.0f,
                                o.cosine));
     ss__cross_pair wk;
-    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 1) != SS_OK) return nomem(fn, N, D);
-    const float *rl = (const float *)(const void *)((const char *)cache + hdr_bytes());
+    if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 1) != SS_OK)
+        return nomem(fn, N, D);
+    const float *rl =
+        (const float *)(const void *)((const char *)cache + hdr_bytes());
     const float *cl = rl + N;
     float *ga = o.cosine ? wk.dan : da, *gb = o.cosine ? wk.dbn : db;
     float w = (float)((double)dloss / (2.0 * (double)N));
-    for (int64_t i = 0; i < N; i++) wk.w[i] = w;
+    for (int64_t i = 0; i < N; i++)
+        wk.w[i] = w;
     ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, 0.0f};
     double gx = 0.0;
-    ss_status st = ss__cross_lse_backward(ga, gb, &gx, wk.w, rl, wk.w, cl, &p);
-    if (st != SS_OK) {
-        ss__cross_pair_free(&wk);
-        return st;
+    /* the positives S_ii enter both CEs: dS_ii gets -dloss / N */
+    float wd = (float)((double)dloss / (double)N);
+    ss_status st =
+        ss__cross_lse_backward(ga, gb, &gx, wk.w, rl, wk.w, cl, wd, &p);
+    if (st == SS_OK) {
+        ss__cross_pair_finish(&wk, da, db, a, b, N, D);
+        if (dlog_scale) *dlog_scale += (float)gx;
     }
-    /* The positive logits S_ii: dS_ii gets -dloss / N. */
-    float wp = (float)((double)dloss / (double)N) * scale;
-    double pos_sum = 0.0;
-    for (int64_t i = 0; i < N; i++) {
-        pos_sum += pos_logit(wk.a, wk.b, i, D, scale);
-        for (int64_t d = 0; d < D; d++) {
-            ga[i * D + d] -= wp * wk.b[i * D + d];
-            gb[i * D + d] -= wp * wk.a[i * D + d];
-        }
-    }
-    gx -= (double)dloss / (double)N * pos_sum;
-    ss__cross_pair_finish(&wk, da, db, a, b, N, D);
-    if (dlog_scale) *dlog_scale += (float)gx;
     ss__cross_pair_free(&wk);
-    return SS_OK;
+    return st;
 }

@@ -7,7 +7,10 @@
  * scale, never copied); the positive column is merged in afterwards.
  * Backward, with w = dloss / N and P_ij = exp(l_ij - lse_i):
  *   dq_i = w / tau (sum_j P_ij queue_j + (P_i0 - 1) k_i),
- *   dk_i = w / tau (P_i0 - 1) q_i.
+ *   dk_i = w / tau (P_i0 - 1) q_i,
+ * w.r.t. the normalised rows when cosine, then through the normalisation.
+ * The cache keeps the queue-only log-sum-exp lq_i, from which
+ * 1 - P_i0 = sigmoid(lq_i - l_i0) stays accurate when P_i0 -> 1.
  */
 #include "internal.h"
 #include "kernels/cross.h"
@@ -16,7 +19,9 @@
 
 #define MOCO_MAGIC 0x53534c4d4f434f31ull /* "SSLMOCO1" */
 
-static size_t hdr_bytes(void) { return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63; }
+static size_t hdr_bytes(void) {
+    return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63;
+}
 
 ss_moco_opts ss_moco_defaults(void) {
     ss_moco_opts o = {.temperature = 0.5f, .cosine = 1};
@@ -77,11 +82,23 @@ static ss_status prepare(ss__cross_pair *wk, float **inv, const float *q,
     return SS_OK;
 }
 
+/* log(1 + e^x) without overflow. */
+static double log_one_plus_exp(double x) {
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+
 static double pos_logit(const float *q, const float *k, int64_t i, int64_t D,
                         float scale) {
     double s = 0.0;
-    for (int64_t d = 0; d < D; d++) s += (double)q[i * D + d] * k[i * D + d];
+    for (int64_t d = 0; d < D; d++)
+        s += (double)q[i * D + d] * k[i * D + d];
     return s * scale;
+}
+
+/* loss_i = lse_i - l_i0 = log(1 + e^{lq_i - l_i0}). */
+static double query_loss(const float *lq, const float *q, const float *k,
+                         int64_t i, int64_t D, float scale) {
+    return log_one_plus_exp((double)lq[i] - pos_logit(q, k, i, D, scale));
 }
 
 ss_status ss_moco_forward(float *loss, float *losses, void *cache,
@@ -97,19 +114,18 @@ ss_status ss_moco_forward(float *loss, float *losses, void *cache,
     float *inv, scale = 1.0f / o.temperature;
     if (prepare(&wk, &inv, q, k, queue, N, K, D, o.cosine, 0) != SS_OK)
         return nomem(fn, N, K, D);
-    float *lse = (float *)(void *)((char *)cache + hdr_bytes());
+    /* the cache keeps the queue-only log-sum-exp: backward needs
+     * 1 - P_i0 = sigmoid(lq_i - l_i0) accurately when P_i0 -> 1 */
+    float *lq = (float *)(void *)((char *)cache + hdr_bytes());
     ss__cross p = {wk.a, queue, inv, N, K, D, scale, 0.0f};
-    ss_status st = ss__cross_lse(lse, NULL, &p);
+    ss_status st = ss__cross_lse(lq, NULL, NULL, &p);
+    double total = 0.0;
+    for (int64_t i = 0; st == SS_OK && i < N; i++)
+        total += query_loss(lq, wk.a, wk.b, i, D, scale);
+    if (st == SS_OK) st = ss__cross_check_loss(fn, total / (double)N);
     if (st == SS_OK) {
-        double total = 0.0;
-        for (int64_t i = 0; i < N; i++) {
-            double pos = pos_logit(wk.a, wk.b, i, D, scale), lq = lse[i];
-            double m = pos > lq ? pos : lq;
-            double l = m + log(exp(pos - m) + exp(lq - m));
-            lse[i] = (float)l;
-            if (losses) losses[i] = (float)(l - pos);
-            total += l - pos;
-        }
+        for (int64_t i = 0; losses && i < N; i++)
+            losses[i] = (float)query_loss(lq, wk.a, wk.b, i, D, scale);
         *loss = (float)(total / (double)N);
         ss__cross_hdr_set(cache, MOCO_MAGIC, N, K, D, o.temperature, 0.0f,
                           o.cosine);
@@ -137,22 +153,39 @@ ss_status ss_moco_backward(float *dq, float *dk, float dloss, const void *cache,
     float *inv, scale = 1.0f / o.temperature;
     if (prepare(&wk, &inv, q, k, queue, N, K, D, o.cosine, 1) != SS_OK)
         return nomem(fn, N, K, D);
-    const float *lse = (const float *)(const void *)((const char *)cache + hdr_bytes());
+    const float *lq =
+        (const float *)(const void *)((const char *)cache + hdr_bytes());
     float *gq = o.cosine ? wk.dan : dq, *gk = o.cosine ? wk.dbn : dk;
-    float w = (float)((double)dloss / (double)N);
-    for (int64_t i = 0; i < N; i++) wk.w[i] = w;
+    double w = (double)dloss / (double)N;
+    float *lse = ss__malloc((size_t)N * sizeof(float));
+    double *pos = ss__malloc((size_t)N * sizeof(double));
+    if (!lse || !pos) {
+        ss__free(lse), ss__free(pos), ss__free(inv);
+        ss__cross_pair_free(&wk);
+        return nomem(fn, N, K, D);
+    }
+    for (int64_t i = 0; i < N; i++) {
+        pos[i] = pos_logit(wk.a, wk.b, i, D, scale);
+        lse[i] = (float)(pos[i] + log_one_plus_exp((double)lq[i] - pos[i]));
+        wk.w[i] = (float)w;
+    }
     ss__cross p = {wk.a, queue, inv, N, K, D, scale, 0.0f};
-    ss_status st = ss__cross_lse_backward(gq, NULL, NULL, wk.w, lse, NULL, NULL, &p);
+    ss_status st =
+        ss__cross_lse_backward(gq, NULL, NULL, wk.w, lse, NULL, NULL,
+                                          0.0f, &p);
     if (st == SS_OK) {
-        for (int64_t i = 0; i < N; i++) { /* the positive column */
-            double pos = pos_logit(wk.a, wk.b, i, D, scale);
-            float c = (float)((double)w * scale * (exp(pos - lse[i]) - 1.0));
-            for (int64_t d = 0; d < D; d++) gq[i * D + d] += c * wk.b[i * D + d];
+        for (int64_t i = 0; i < N; i++) { /* the positive column: P_i0 - 1 */
+            double one_minus_p = 1.0 / (1.0 + exp(pos[i] - (double)lq[i]));
+            float c = (float)(-w * scale * one_minus_p);
+            for (int64_t d = 0; d < D; d++)
+                gq[i * D + d] += c * wk.b[i * D + d];
             if (gk)
-                for (int64_t d = 0; d < D; d++) gk[i * D + d] += c * wk.a[i * D + d];
+                for (int64_t d = 0; d < D; d++)
+                    gk[i * D + d] += c * wk.a[i * D + d];
         }
         ss__cross_pair_finish(&wk, dq, dk, q, k, N, D);
     }
+    ss__free(lse), ss__free(pos);
     ss__free(inv);
     ss__cross_pair_free(&wk);
     return st;

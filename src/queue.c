@@ -35,7 +35,8 @@ static ss_status queue_alloc(ss_queue **out, const char *fn, int64_t K,
     float *rows = q ? ss__calloc((size_t)(K * D) * sizeof(float)) : NULL;
     if (!rows) {
         free(q);
-        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a queue of K=%lld D=%lld",
+        return ss__fail(SS_ERR_NOMEM, fn,
+                        "cannot allocate a queue of K=%lld D=%lld",
                         (long long)K, (long long)D);
     }
     q->K = K, q->D = D, q->rows = rows;
@@ -58,7 +59,8 @@ ss_status ss_queue_create(ss_queue **out, int64_t K, int64_t D, ss_rng *rng) {
                 ss += (double)r[d] * r[d];
             }
             double s = 1.0 / (sqrt(ss) > SS_NORM_EPS ? sqrt(ss) : SS_NORM_EPS);
-            for (int64_t d = 0; d < D; d++) r[d] = (float)(r[d] * s);
+            for (int64_t d = 0; d < D; d++)
+                r[d] = (float)(r[d] * s);
         }
     *out = q;
     return SS_OK;
@@ -106,22 +108,26 @@ ss_status ss_queue_read(const ss_queue *q, float *out) {
     return SS_OK;
 }
 
-/* ---- little-endian encoding -------------------------------------------------- */
+/* ---- little-endian encoding ---------------------------------------------- */
 
 static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put_i64(unsigned char *p, int64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)((uint64_t)v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)((uint64_t)v >> (8 * i));
 }
 static uint32_t get_u32(const unsigned char *p) {
     uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
     return v;
 }
 static int64_t get_i64(const unsigned char *p) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return (int64_t)v;
 }
 
@@ -167,14 +173,17 @@ ss_status ss_queue_save(const ss_queue *q, const char *path) {
     FILE *f = fdopen(fd, "wb");
     int ok = f && write_all(f, q) && fflush(f) == 0 && fsync(fd) == 0;
     int err = errno;
-    if (f) ok = (fclose(f) == 0) && ok;
-    else close(fd);
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    else
+        close(fd);
     /* rename is atomic: readers see the old file or the new one, never half */
     if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
     if (!ok) {
         unlink(tmp);
         free(tmp);
-        return ss__fail(SS_ERR_IO, fn, "cannot write %s: %s", path, strerror(err));
+        return ss__fail(SS_ERR_IO, fn, "cannot write %s: %s", path,
+                        strerror(err));
     }
     free(tmp);
     return SS_OK;
@@ -195,13 +204,16 @@ static ss_status check_header(const unsigned char *h, size_t got,
         return ss__fail(SS_ERR_FORMAT, "ss_queue_load",
                         "%s: unsupported version %u (want %u) at byte offset 8",
                         path, get_u32(h + 8), QUEUE_VERSION);
-    if (got < QUEUE_HEADER) return bad(path, (long)got, "file truncated in the header");
-    for (int i = 0; i < 4; i++) fields[i] = get_i64(h + 16 + 8 * i);
+    if (got < QUEUE_HEADER)
+        return bad(path, (long)got, "file truncated in the header");
+    for (int i = 0; i < 4; i++)
+        fields[i] = get_i64(h + 16 + 8 * i);
     int64_t K = fields[0], D = fields[1];
     if (K < 1 || K > SS_MAX_ELEMENTS) return bad(path, 16, "bad K");
     if (D < 1 || D > SS_MAX_ELEMENTS || K > SS_MAX_ELEMENTS / D)
         return bad(path, 24, "bad D");
-    if (fields[2] < 0 || fields[2] >= K) return bad(path, 32, "write pointer out of range");
+    if (fields[2] < 0 || fields[2] >= K)
+        return bad(path, 32, "write pointer out of range");
     if (fields[3] < 0) return bad(path, 40, "negative count");
     return SS_OK;
 }
@@ -210,19 +222,23 @@ static ss_status read_rows(FILE *f, ss_queue *q, const char *path) {
     unsigned char buf[4096];
     int64_t n = q->K * q->D, i = 0;
     while (i < n) {
-        size_t want = (size_t)(n - i) * 4 < sizeof buf ? (size_t)(n - i) * 4 : sizeof buf;
+        size_t want =
+            (size_t)(n - i) * 4 < sizeof buf ? (size_t)(n - i) * 4 : sizeof buf;
         size_t got = fread(buf, 1, want, f);
         for (size_t k = 0; k + 4 <= got; k += 4, i++) {
             uint32_t u = get_u32(buf + k);
             memcpy(&q->rows[i], &u, 4);
             if (!isfinite(q->rows[i]))
-                return bad(path, QUEUE_HEADER + 4 * (long)i, "non-finite value");
+                return bad(path, QUEUE_HEADER + 4 * (long)i,
+                           "non-finite value");
         }
         if (got < want)
-            return bad(path, QUEUE_HEADER + 4 * (long)i, "file truncated in the rows");
+            return bad(path, QUEUE_HEADER + 4 * (long)i,
+                       "file truncated in the rows");
     }
     if (fgetc(f) != EOF)
-        return bad(path, QUEUE_HEADER + 4 * (long)n, "trailing bytes after the rows");
+        return bad(path, QUEUE_HEADER + 4 * (long)n,
+                   "trailing bytes after the rows");
     return SS_OK;
 }
 
@@ -231,7 +247,9 @@ ss_status ss_queue_load(ss_queue **out, const char *path) {
     SS_TRY(ss__check_ptr(fn, "out", out));
     SS_TRY(ss__check_ptr(fn, "path", path));
     FILE *f = fopen(path, "rb");
-    if (!f) return ss__fail(SS_ERR_IO, fn, "cannot open %s: %s", path, strerror(errno));
+    if (!f)
+        return ss__fail(SS_ERR_IO, fn, "cannot open %s: %s", path,
+                        strerror(errno));
     unsigned char h[QUEUE_HEADER];
     size_t got = fread(h, 1, sizeof h, f);
     int64_t fields[4];

@@ -52,8 +52,9 @@ static ss_status check_inputs(const char *fn, const float *a, const float *b,
 }
 
 static ss_status nomem(const char *fn, int64_t N, int64_t D) {
-    return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace for N=%lld D=%lld",
-                    (long long)N, (long long)D);
+    return ss__fail(SS_ERR_NOMEM, fn,
+                    "cannot allocate workspace for N=%lld D=%lld", (long long)N,
+                    (long long)D);
 }
 
 ss_status ss_siglip_forward(float *loss, float *losses, void *cache,
@@ -76,12 +77,11 @@ ss_status ss_siglip_forward(float *loss, float *losses, void *cache,
     }
     ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, bias};
     ss_status st = ss__cross_sigmoid(rows, &p);
+    double total = 0.0;
+    for (int64_t i = 0; st == SS_OK && i < N; i++) total += rows[i];
+    if (st == SS_OK) st = ss__cross_check_loss(fn, total / (double)N);
     if (st == SS_OK) {
-        double total = 0.0;
-        for (int64_t i = 0; i < N; i++) {
-            if (losses) losses[i] = (float)rows[i];
-            total += rows[i];
-        }
+        for (int64_t i = 0; losses && i < N; i++) losses[i] = (float)rows[i];
         *loss = (float)(total / (double)N);
         ss__cross_hdr_set(cache, SIGLIP_MAGIC, N, N, D, log_t, bias, o.cosine);
     }

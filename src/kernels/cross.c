@@ -3,9 +3,17 @@
 #include "gemm.h"
 #include "norm.h"
 
+#include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+
+/* The kernels below select with float compares; GCC if-converts (and so
+ * vectorises) those loops only when FP compares may not trap. Nothing here
+ * reads the FP exception flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
 #endif
 
 /* ---- vectorisable elementwise math --------------------------------------- */
@@ -58,7 +66,8 @@ static float vec_max(const float *x, int64_t n) {
 #ifdef _OPENMP
 #pragma omp simd reduction(max : m)
 #endif
-    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    for (int64_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
     return m;
 }
 
@@ -67,28 +76,31 @@ static float vec_sum_exp(const float *x, int64_t n, float shift) {
 #ifdef _OPENMP
 #pragma omp simd reduction(+ : s)
 #endif
-    for (int64_t j = 0; j < n; j++) s += fexp(x[j] - shift);
+    for (int64_t j = 0; j < n; j++)
+        s += fexp(x[j] - shift);
     return s;
 }
 
-/* ---- per-thread state ------------------------------------------------------ */
+/* ---- per-thread state ---------------------------------------------------- */
 
 enum { MODE_LSE, MODE_LSE_BWD, MODE_SIG, MODE_SIG_BWD };
 
 typedef struct {
     const ss__cross *p;
     int mode;
-    int rows, cols;               /* MODE_LSE: which statistics */
+    int rows, cols;                 /* MODE_LSE: which statistics */
     const float *wr, *lr, *wc, *lc; /* MODE_LSE_BWD */
-    float w;                      /* MODE_SIG_BWD */
-    int dA, dB;                   /* gradients wanted */
+    float *diag;                    /* MODE_LSE: (min(M, K)) x_ii or NULL */
+    float wd;                       /* MODE_LSE_BWD: diagonal weight */
+    float w;                        /* MODE_SIG_BWD */
+    int dA, dB;                     /* gradients wanted */
 } job;
 
 typedef struct {
-    float *T, *tmp;       /* tile (tile^2), column scratch (tile) */
-    float *rmax, *cmax;   /* (M), (K) running maxima */
-    double *rsum, *csum;  /* (M), (K) sums of exp(x - max); rsum = row loss */
-    float *dA, *dB;       /* (M, D), (K, D) gradient accumulators */
+    float *T, *tmp;      /* tile (tile^2), column scratch (tile) */
+    float *rmax, *cmax;  /* (M), (K) running maxima */
+    double *rsum, *csum; /* (M), (K) sums of exp(x - max); rsum = row loss */
+    float *dA, *dB;      /* (M, D), (K, D) gradient accumulators */
     double gx, gb;
 } slot;
 
@@ -101,10 +113,10 @@ static size_t slot_layout(slot *s, char *base, const job *jb) {
     size_t M = (size_t)p->M, K = (size_t)p->K, D = (size_t)p->D;
     int rows = jb->mode == MODE_LSE ? jb->rows : jb->mode == MODE_SIG;
     int cols = jb->mode == MODE_LSE && jb->cols;
-#define SS__TAKE(field, type, count)                               \
-    do {                                                           \
-        if (base) s->field = (type *)(void *)(base + off);         \
-        off += al64((count) * sizeof(type));                       \
+#define SS__TAKE(field, type, count)                                           \
+    do {                                                                       \
+        if (base) s->field = (type *)(void *)(base + off);                     \
+        off += al64((count) * sizeof(type));                                   \
     } while (0)
     SS__TAKE(T, float, tile * tile);
     SS__TAKE(tmp, float, tile);
@@ -125,15 +137,17 @@ static size_t slot_layout(slot *s, char *base, const job *jb) {
 static void slot_init(slot *s, const job *jb) {
     const ss__cross *p = jb->p;
     if (s->rmax)
-        for (int64_t i = 0; i < p->M; i++) s->rmax[i] = -INFINITY, s->rsum[i] = 0;
+        for (int64_t i = 0; i < p->M; i++)
+            s->rmax[i] = -INFINITY, s->rsum[i] = 0;
     if (s->cmax)
-        for (int64_t j = 0; j < p->K; j++) s->cmax[j] = -INFINITY, s->csum[j] = 0;
+        for (int64_t j = 0; j < p->K; j++)
+            s->cmax[j] = -INFINITY, s->csum[j] = 0;
     if (s->dA) memset(s->dA, 0, (size_t)(p->M * p->D) * sizeof(float));
     if (s->dB) memset(s->dB, 0, (size_t)(p->K * p->D) * sizeof(float));
     s->gx = s->gb = 0.0;
 }
 
-/* ---- tile kernels ------------------------------------------------------------ */
+/* ---- tile kernels -------------------------------------------------------- */
 
 /* Online log-sum-exp of each tile row into (rmax, rsum). */
 static void tile_rows_lse(const float *T, int64_t bi, int64_t bj, float *rmax,
@@ -156,7 +170,8 @@ static void tile_cols_lse(const float *T, int64_t bi, int64_t bj, float *cmax,
     memcpy(tmp, T, (size_t)bj * sizeof(float));
     for (int64_t i = 1; i < bi; i++) {
         const float *r = T + i * bj;
-        for (int64_t j = 0; j < bj; j++) tmp[j] = r[j] > tmp[j] ? r[j] : tmp[j];
+        for (int64_t j = 0; j < bj; j++)
+            tmp[j] = r[j] > tmp[j] ? r[j] : tmp[j];
     }
     for (int64_t j = 0; j < bj; j++)
         if (tmp[j] > cmax[j]) {
@@ -169,19 +184,24 @@ static void tile_cols_lse(const float *T, int64_t bi, int64_t bj, float *cmax,
 #ifdef _OPENMP
 #pragma omp simd
 #endif
-        for (int64_t j = 0; j < bj; j++) tmp[j] += fexp(r[j] - cmax[j]);
+        for (int64_t j = 0; j < bj; j++)
+            tmp[j] += fexp(r[j] - cmax[j]);
     }
-    for (int64_t j = 0; j < bj; j++) csum[j] += tmp[j];
+    for (int64_t j = 0; j < bj; j++)
+        csum[j] += tmp[j];
 }
 
-/* T <- G_ij = wr_i e^{x_ij - lr_i} + wc_j e^{x_ij - lc_j}; returns
- * sum G_ij x_ij. wr/lr, wc/lc: already offset to the tile. */
+/* T <- G_ij = wr_i e^{x_ij - lr_i} + wc_j e^{x_ij - lc_j} - wd [i == j];
+ * returns sum G_ij x_ij. wr/lr, wc/lc: already offset to the tile; diag as
+ * in tile_sig_loss. */
 static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
-                            const float *lr, const float *wc,
-                            const float *lc) {
+                            const float *lr, const float *wc, const float *lc,
+                            int64_t diag, float wd) {
     double gx = 0.0;
     for (int64_t i = 0; i < bi; i++) {
         float *r = T + i * bj, acc = 0.0f;
+        int64_t jd = i + diag;
+        float xd = jd >= 0 && jd < bj ? r[jd] : 0.0f;
         if (wr && wc) {
             float a = wr[i], l = lr[i];
 #ifdef _OPENMP
@@ -212,6 +232,10 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
                 acc += g * x;
                 r[j] = g;
             }
+        }
+        if (jd >= 0 && jd < bj) { /* the diagonal term -wd x_ii */
+            r[jd] -= wd;
+            acc -= wd * xd;
         }
         gx += acc;
     }
@@ -262,8 +286,8 @@ static void tile_sig_grad(float *T, int64_t bi, int64_t bj, float bias,
 }
 
 /* One tile: form it with a GEMM, then reduce or back-propagate it. */
-static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi,
-                    int64_t j0, int64_t bj) {
+static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
+                    int64_t bj) {
     const ss__cross *p = jb->p;
     int64_t D = p->D;
     float *T = s->T;
@@ -271,20 +295,26 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi,
               0.0f, T, bj);
     if (p->col_scale)
         for (int64_t i = 0; i < bi; i++)
-            for (int64_t j = 0; j < bj; j++) T[i * bj + j] *= p->col_scale[j0 + j];
+            for (int64_t j = 0; j < bj; j++)
+                T[i * bj + j] *= p->col_scale[j0 + j];
     switch (jb->mode) {
     case MODE_LSE:
         if (s->rmax) tile_rows_lse(T, bi, bj, s->rmax + i0, s->rsum + i0);
-        if (s->cmax) tile_cols_lse(T, bi, bj, s->cmax + j0, s->csum + j0, s->tmp);
+        if (s->cmax)
+            tile_cols_lse(T, bi, bj, s->cmax + j0, s->csum + j0, s->tmp);
+        if (jb->diag) /* each x_ii lies in exactly one tile */
+            for (int64_t i = 0; i < bi; i++)
+                if (i0 + i >= j0 && i0 + i < j0 + bj)
+                    jb->diag[i0 + i] = T[i * bj + (i0 + i - j0)];
         return;
     case MODE_SIG:
         tile_sig_loss(T, bi, bj, p->bias, i0 - j0, s->rsum + i0);
         return;
     case MODE_LSE_BWD:
-        s->gx += tile_lse_grad(T, bi, bj, jb->wr ? jb->wr + i0 : NULL,
-                               jb->lr ? jb->lr + i0 : NULL,
-                               jb->wc ? jb->wc + j0 : NULL,
-                               jb->lc ? jb->lc + j0 : NULL);
+        s->gx += tile_lse_grad(
+            T, bi, bj, jb->wr ? jb->wr + i0 : NULL, jb->lr ? jb->lr + i0 : NULL,
+            jb->wc ? jb->wc + j0 : NULL, jb->lc ? jb->lc + j0 : NULL,
+            i0 - j0, jb->wd);
         break;
     default: /* MODE_SIG_BWD */
         tile_sig_grad(T, bi, bj, p->bias, i0 - j0, jb->w, &s->gx, &s->gb);
@@ -316,12 +346,13 @@ static void do_range(slot *s, const job *jb, int64_t lo, int64_t hi) {
     }
 }
 
-/* ---- driver -------------------------------------------------------------------- */
+/* ---- driver -------------------------------------------------------------- */
 
 /* Merges per-thread (max, sum) pairs into log-sum-exps. */
 static void merge_lse(float *lse, slot *sl, int used, int64_t n, int rows) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) if (n > 4096)
+#pragma omp parallel for schedule(static)                                      \
+    num_threads(ss__threads()) if (n > 4096)
 #endif
     for (int64_t i = 0; i < n; i++) {
         float m = -INFINITY;
@@ -341,11 +372,13 @@ static void merge_lse(float *lse, slot *sl, int used, int64_t n, int rows) {
 
 static void merge_grad(float *d, slot *sl, int used, int64_t n, int rows) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) if (n > 65536)
+#pragma omp parallel for schedule(static)                                      \
+    num_threads(ss__threads()) if (n > 65536)
 #endif
     for (int64_t e = 0; e < n; e++) {
         float acc = 0.0f;
-        for (int t = 0; t < used; t++) acc += rows ? sl[t].dA[e] : sl[t].dB[e];
+        for (int t = 0; t < used; t++)
+            acc += rows ? sl[t].dA[e] : sl[t].dB[e];
         d[e] += acc;
     }
 }
@@ -364,7 +397,8 @@ static ss_status run(const job *jb, slot **out, int *used, void **mem) {
     if (!blk) return SS_ERR_NOMEM;
     slot *sl = (slot *)(void *)blk;
     memset(sl, 0, (size_t)nt * sizeof(slot));
-    for (int t = 0; t < nt; t++) slot_layout(&sl[t], blk + head + (size_t)t * per, jb);
+    for (int t = 0; t < nt; t++)
+        slot_layout(&sl[t], blk + head + (size_t)t * per, jb);
     int team = 1;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
@@ -392,9 +426,13 @@ static ss_status nomem(const ss__cross *p) {
                     (long long)p->M, (long long)p->K, (long long)p->D);
 }
 
-ss_status ss__cross_lse(float *row_lse, float *col_lse, const ss__cross *p) {
-    job jb = {.p = p, .mode = MODE_LSE, .rows = row_lse != NULL,
-              .cols = col_lse != NULL};
+ss_status ss__cross_lse(float *row_lse, float *col_lse, float *diag,
+                        const ss__cross *p) {
+    job jb = {.p = p,
+              .mode = MODE_LSE,
+              .rows = row_lse != NULL,
+              .cols = col_lse != NULL,
+              .diag = diag};
     slot *sl;
     int used;
     void *mem;
@@ -405,8 +443,8 @@ ss_status ss__cross_lse(float *row_lse, float *col_lse, const ss__cross *p) {
     return SS_OK;
 }
 
-static void finish_grads(float *dA, float *dB, double *gx, double *gb,
-                         slot *sl, int used, const ss__cross *p) {
+static void finish_grads(float *dA, float *dB, double *gx, double *gb, slot *sl,
+                         int used, const ss__cross *p) {
     if (dA) merge_grad(dA, sl, used, p->M * p->D, 1);
     if (dB) merge_grad(dB, sl, used, p->K * p->D, 0);
     for (int t = 0; t < used; t++) {
@@ -418,12 +456,19 @@ static void finish_grads(float *dA, float *dB, double *gx, double *gb,
 ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
                                  const float *wr, const float *row_lse,
                                  const float *wc, const float *col_lse,
-                                 const ss__cross *p) {
+                                 float wd, const ss__cross *p) {
     if (!row_lse) wr = NULL;
     if (!col_lse) wc = NULL;
     if (!wr && !wc) return SS_OK;
-    job jb = {.p = p, .mode = MODE_LSE_BWD, .wr = wr, .lr = row_lse,
-              .wc = wc, .lc = col_lse, .dA = dA != NULL, .dB = dB != NULL};
+    job jb = {.p = p,
+              .mode = MODE_LSE_BWD,
+              .wr = wr,
+              .lr = row_lse,
+              .wc = wc,
+              .lc = col_lse,
+              .wd = wd,
+              .dA = dA != NULL,
+              .dB = dB != NULL};
     slot *sl;
     int used;
     void *mem;
@@ -441,7 +486,8 @@ ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p) {
     if (run(&jb, &sl, &used, &mem) != SS_OK) return nomem(p);
     for (int64_t i = 0; i < p->M; i++) {
         double acc = 0.0;
-        for (int t = 0; t < used; t++) acc += sl[t].rsum[i];
+        for (int t = 0; t < used; t++)
+            acc += sl[t].rsum[i];
         row_loss[i] = acc;
     }
     ss__free(mem);
@@ -450,7 +496,10 @@ ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p) {
 
 ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
                                      double *gb, float w, const ss__cross *p) {
-    job jb = {.p = p, .mode = MODE_SIG_BWD, .w = w, .dA = dA != NULL,
+    job jb = {.p = p,
+              .mode = MODE_SIG_BWD,
+              .w = w,
+              .dA = dA != NULL,
               .dB = dB != NULL};
     slot *sl;
     int used;
@@ -461,7 +510,7 @@ ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
     return SS_OK;
 }
 
-/* ---- helpers for the loss files ------------------------------------------------ */
+/* ---- helpers for the loss files ------------------------------------------ */
 
 void ss__cross_hdr_set(void *cache, uint64_t magic, int64_t N, int64_t K,
                        int64_t D, float p0, float p1, int cosine) {
@@ -469,9 +518,9 @@ void ss__cross_hdr_set(void *cache, uint64_t magic, int64_t N, int64_t K,
     memcpy(cache, &h, sizeof h);
 }
 
-ss_status ss__cross_hdr_check(const void *cache, const char *fn,
-                              uint64_t magic, int64_t N, int64_t K, int64_t D,
-                              float p0, float p1, int cosine) {
+ss_status ss__cross_hdr_check(const void *cache, const char *fn, uint64_t magic,
+                              int64_t N, int64_t K, int64_t D, float p0,
+                              float p1, int cosine) {
     ss__cross_hdr h;
     memcpy(&h, cache, sizeof h);
     if (h.magic != magic || h.N != N || h.K != K || h.D != D || h.p0 != p0 ||
@@ -484,12 +533,13 @@ ss_status ss__cross_hdr_check(const void *cache, const char *fn,
 
 void ss__cross_inv_norms(float *inv, const float *B, int64_t K, int64_t D) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (K * D > 65536)
+#pragma omp parallel for schedule(static)                                      \
+    num_threads(ss__threads()) if (K * D > 65536)
 #endif
     for (int64_t j = 0; j < K; j++) {
         double ss = 0.0;
-        for (int64_t d = 0; d < D; d++) ss += (double)B[j * D + d] * B[j * D + d];
+        for (int64_t d = 0; d < D; d++)
+            ss += (double)B[j * D + d] * B[j * D + d];
         double nrm = sqrt(ss);
         inv[j] = (float)(1.0 / (nrm > SS_NORM_EPS ? nrm : SS_NORM_EPS));
     }
@@ -500,10 +550,9 @@ ss_status ss__cross_pair_make(ss__cross_pair *wk, const float *a,
                               int backward) {
     size_t nd = (size_t)(N * D), n = (size_t)N;
     size_t floats = (cosine ? 2 * nd + 2 * n : 0) +
-                    (backward ? (cosine ? 2 * nd : 0) + n : 0);
+                    (backward && cosine ? 2 * nd : 0) + n;
     memset(wk, 0, sizeof *wk);
     wk->a = a, wk->b = b;
-    if (floats == 0) return SS_OK;
     float *m = ss__malloc(floats * sizeof(float));
     if (!m) return SS_ERR_NOMEM;
     wk->mem = m;
@@ -516,14 +565,12 @@ ss_status ss__cross_pair_make(ss__cross_pair *wk, const float *a,
         ss__normalize_rows(wk->bn, wk->invb, b, N, D);
         wk->a = wk->an, wk->b = wk->bn;
     }
-    if (backward) {
-        if (cosine) {
-            wk->dan = m, m += nd;
-            wk->dbn = m, m += nd;
-            memset(wk->dan, 0, 2 * nd * sizeof(float));
-        }
-        wk->w = m;
+    if (backward && cosine) {
+        wk->dan = m, m += nd;
+        wk->dbn = m, m += nd;
+        memset(wk->dan, 0, 2 * nd * sizeof(float));
     }
+    wk->w = m;
     return SS_OK;
 }
 
@@ -538,4 +585,12 @@ void ss__cross_pair_finish(const ss__cross_pair *wk, float *da, float *db,
 void ss__cross_pair_free(ss__cross_pair *wk) {
     ss__free(wk->mem);
     wk->mem = NULL;
+}
+
+ss_status ss__cross_check_loss(const char *fn, double loss) {
+    if (fabs(loss) <= FLT_MAX) return SS_OK;
+    return ss__fail(SS_ERR_NONFINITE, fn,
+                    "the loss overflows float32 (got %g): the logits are too "
+                    "large; scale the inputs or the logit scale down",
+                    loss);
 }

@@ -35,20 +35,26 @@ typedef struct {
 /* Softmax statistics in one pass over the tiles:
  *   row_lse: (M) log sum_j exp(x_ij), or NULL
  *   col_lse: (K) log sum_i exp(x_ij), or NULL
- * bias is ignored. Errors: SS_ERR_NOMEM. */
-ss_status ss__cross_lse(float *row_lse, float *col_lse, const ss__cross *p);
+ *   diag:    (min(M, K)) the logits x_ii exactly as the tiles hold them
+ *            (so that lse_i - x_ii >= 0 holds in float), or NULL
+ * bias is ignored. Errors: SS_ERR_NOMEM (nothing written). */
+ss_status ss__cross_lse(float *row_lse, float *col_lse, float *diag,
+                        const ss__cross *p);
 
-/* Backward of L = sum_i wr_i row_lse_i + sum_j wc_j col_lse_j, with
- *   G_ij = wr_i exp(x_ij - row_lse_i) + wc_j exp(x_ij - col_lse_j):
+/* Backward of L = sum_i wr_i row_lse_i + sum_j wc_j col_lse_j
+ * - wd sum_i x_ii, with
+ *   G_ij = wr_i exp(x_ij - row_lse_i) + wc_j exp(x_ij - col_lse_j)
+ *          - wd [i == j]:
  *   dA: (M, D) += scale * sum_j G_ij c_j B_j     (NULL: skipped)
  *   dB: (K, D) += scale * sum_i G_ij A_i         (gradient w.r.t. c_j B_j)
  *   gx: (1)    += sum_ij G_ij x_ij               (d/dt for scale = e^t)
- * wr/row_lse or wc/col_lse may be NULL (that side contributes nothing).
+ * wr/row_lse or wc/col_lse may be NULL (that side contributes nothing);
+ * at least one side must be given, else nothing is done.
  * Errors: SS_ERR_NOMEM (nothing written). */
 ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
                                  const float *wr, const float *row_lse,
                                  const float *wc, const float *col_lse,
-                                 const ss__cross *p);
+                                 float wd, const ss__cross *p);
 
 /* Pairwise sigmoid loss, y_ij = +1 when i == j else -1:
  *   row_loss: (M) = sum_j -log sigmoid(y_ij x_ij), in double.
@@ -75,9 +81,9 @@ typedef struct {
 void ss__cross_hdr_set(void *cache, uint64_t magic, int64_t N, int64_t K,
                        int64_t D, float p0, float p1, int cosine);
 /* SS_OK or SS_ERR_STATE naming fn. */
-ss_status ss__cross_hdr_check(const void *cache, const char *fn,
-                              uint64_t magic, int64_t N, int64_t K, int64_t D,
-                              float p0, float p1, int cosine);
+ss_status ss__cross_hdr_check(const void *cache, const char *fn, uint64_t magic,
+                              int64_t N, int64_t K, int64_t D, float p0,
+                              float p1, int cosine);
 
 /* Workspace for two (N, D) inputs a, b: normalised copies when cosine,
  * gradients w.r.t. what the engine sees, and (N) row weights. */
@@ -85,7 +91,7 @@ typedef struct {
     const float *a, *b; /* the rows the engine multiplies (inputs or an/bn) */
     float *an, *bn, *inva, *invb; /* cosine only */
     float *dan, *dbn; /* backward + cosine: zeroed (N, D); else NULL */
-    float *w;         /* backward: (N) scratch */
+    float *w;         /* (N) scratch */
     void *mem;
 } ss__cross_pair;
 
@@ -99,6 +105,10 @@ void ss__cross_pair_finish(const ss__cross_pair *wk, float *da, float *db,
                            const float *a, const float *b, int64_t N,
                            int64_t D);
 void ss__cross_pair_free(ss__cross_pair *wk);
+
+/* SS_OK when the mean loss is finite in float; else SS_ERR_NONFINITE
+ * (finite inputs whose logits overflow float32) naming fn. */
+ss_status ss__cross_check_loss(const char *fn, double loss);
 
 /* inv: (K) = 1 / max(||B_j||, SS_NORM_EPS). */
 void ss__cross_inv_norms(float *inv, const float *B, int64_t K, int64_t D);

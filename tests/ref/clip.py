@@ -49,6 +49,7 @@ def main():
         a = a.float().double().requires_grad_()
         b = b.float().double().requires_grad_()
         t = torch.tensor(t0, dtype=torch.float32).double().requires_grad_()
+        dloss = float(torch.tensor(dloss, dtype=torch.float32))
         fa, fb = (F.normalize(a, dim=-1), F.normalize(b, dim=-1)) if cosine else (a, b)
         loss = loss_fn(fa, fb, t.exp())
         losses = loss_fn(fa, fb, t.exp(), reduction="none")

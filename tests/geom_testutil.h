@@ -28,6 +28,20 @@ static inline double geom_err(const float *got, const double *want, int64_t n) {
         SS_CHECK(e_ <= (tol));                                                \
     } while (0)
 
+/* Double-vs-double normwise error with the scale floored at 1e-6, so an
+ * exactly-zero gradient (e.g. D = 1 after normalisation) compares against
+ * PyTorch's rounding noise in absolute terms. */
+static inline double geom_err_dd(const double *got, const double *want,
+                                 int64_t n) {
+    double den = 1e-6, num = 0.0;
+    for (int64_t i = 0; i < n; i++) den = fmax(den, fabs(want[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]);
+        if (!(e <= num)) num = e;
+    }
+    return num / den;
+}
+
 static inline double *geom_to_d(const float *x, int64_t n) {
     double *d = ss_test_alloc_d(n);
     for (int64_t i = 0; i < n; i++) d[i] = x[i];

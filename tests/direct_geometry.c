@@ -435,34 +435,44 @@ double ss_direct_mmcr(const double *online, const double *momentum, int64_t B,
 double ss_direct_empssl(const double *z, int64_t V, int64_t N, int64_t D,
                         double eps, double inv_coef, double *rates,
                         double *dz) {
+    /* R = 1/2 logdet(I + a Z^T Z); when N < D the equal N x N form
+     * I + a Z Z^T (Sylvester), gradient a Z M^{-1} or a M'^{-1} Z. */
     double a = (double)D / (N * eps), loss = 0;
-    double *M = dalloc(D * D), *L = dalloc(D * D), *W = dalloc(D * D), *Mi = dalloc(D * D);
+    int gram = N < D;
+    int64_t p = gram ? N : D;
+    double *M = dalloc(p * p), *L = dalloc(p * p), *W = dalloc(p * p), *Mi = dalloc(p * p);
     if (dz) memset(dz, 0, sizeof(double) * (size_t)(V * N * D));
     for (int64_t v = 0; v < V; v++) {
         const double *Z = z + v * N * D;
-        for (int64_t i = 0; i < D; i++)
-            for (int64_t j = 0; j < D; j++) {
+        for (int64_t i = 0; i < p; i++)
+            for (int64_t j = 0; j < p; j++) {
                 double s = 0;
-                for (int64_t n = 0; n < N; n++) s += Z[n * D + i] * Z[n * D + j];
-                M[i * D + j] = (i == j) + a * s;
+                if (gram)
+                    for (int64_t d = 0; d < D; d++) s += Z[i * D + d] * Z[j * D + d];
+                else
+                    for (int64_t n = 0; n < N; n++) s += Z[n * D + i] * Z[n * D + j];
+                M[i * p + j] = (i == j) + a * s;
             }
-        chol(L, M, D);
+        chol(L, M, p);
         double R = 0;
-        for (int64_t i = 0; i < D; i++) R += log(L[i * D + i]);
+        for (int64_t i = 0; i < p; i++) R += log(L[i * p + i]);
         if (rates) rates[v] = R;
         loss -= R / V;
         if (!dz) continue;
-        tri_inv(W, L, D); /* M^{-1} = W^T W */
-        for (int64_t i = 0; i < D; i++)
-            for (int64_t j = 0; j < D; j++) {
+        tri_inv(W, L, p); /* M^{-1} = W^T W */
+        for (int64_t i = 0; i < p; i++)
+            for (int64_t j = 0; j < p; j++) {
                 double s = 0;
-                for (int64_t k = 0; k < D; k++) s += W[k * D + i] * W[k * D + j];
-                Mi[i * D + j] = s;
+                for (int64_t k = 0; k < p; k++) s += W[k * p + i] * W[k * p + j];
+                Mi[i * p + j] = s;
             }
         for (int64_t n = 0; n < N; n++)
             for (int64_t j = 0; j < D; j++) {
                 double s = 0;
-                for (int64_t i = 0; i < D; i++) s += Z[n * D + i] * Mi[i * D + j];
+                if (gram)
+                    for (int64_t k = 0; k < N; k++) s += Mi[n * p + k] * Z[k * D + j];
+                else
+                    for (int64_t i = 0; i < D; i++) s += Z[n * D + i] * Mi[i * p + j];
                 dz[(v * N + n) * D + j] -= a * s / V;
             }
     }

@@ -207,7 +207,8 @@ ss_status ss_tico_forward(float *loss, float *losses, void *cache,
     double beta = o.beta, rho = o.rho;
     for (int64_t i = 0; i < D; i++)
         for (int64_t j = 0; j < D; j++) {
-            double p = P[i * D + j], c0 = C0[i * D + j];
+            /* symmetrised: GEMM rounding need not be, the state stays so */
+            double p = 0.5 * ((double)P[i * D + j] + P[j * D + i]), c0 = C0[i * D + j];
             C[i * D + j] = (float)(beta * c0 + (1.0 - beta) * p);
             G[i * D + j] = (float)(beta * 0.5 * (c0 + C0[j * D + i]) +
                                    2.0 * (1.0 - beta) * p);

@@ -30,14 +30,16 @@ static void blas_single_thread(void) {
     if (openblas_get_parallel() == 1) openblas_set_num_threads(1);
     done = 1;
 }
-#else
+#elif defined(SS_HAVE_CBLAS)
 static void blas_single_thread(void) {}
 #endif
 
+#ifdef SS_HAVE_CBLAS
 /* LAPACK takes int sizes. */
 static int fits_int(int64_t a, int64_t b) {
     return a >= 0 && b >= 0 && a < INT32_MAX / 2 && b < INT32_MAX / 2;
 }
+#endif
 
 /* ---- GEMM ------------------------------------------------------------------ */
 

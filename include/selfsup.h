@@ -466,7 +466,9 @@ SS_API ss_status ss_tico_state_load(ss_tico_state **out, const char *path);
 
 typedef struct {
     float beta;  /* EMA coefficient in [0, 1]. Default 0.9 (paper, lightly). */
-    float rho;   /* covariance weight, finite. Default 8 (lightly). */
+    float rho;   /* covariance weight, finite. Default 8 (issue 3, the
+                  * research notes' lightly default; the lightly
+                  * versions in our corpus use 20). */
     int update;  /* nonzero (default): forward stores C in the state. */
 } ss_tico_opts;
 

@@ -21,14 +21,14 @@
 
 /* ---- nuclear norm -------------------------------------------------------------- */
 
-/* ||A||_* for A (m, n) (destroyed) and, when G, G = U_r V_r^T (m, n).
- * work: m n + 2 k + k (m + n) doubles... allocated by the caller as
- * nuc_work(m, n). Returns nonzero when the SVD failed. */
+/* Doubles of workspace nuclear() needs for an (m, n) matrix: S, U, Vt. */
 static size_t nuc_work(int64_t m, int64_t n) {
     int64_t k = m < n ? m : n;
     return (size_t)(k + k * (m + n));
 }
 
+/* *out = ||A||_* for A (m, n) (destroyed); when G, G (m, n) = U_r V_r^T.
+ * work: nuc_work(m, n) doubles. Returns nonzero when the SVD failed. */
 static int nuclear(double *out, double *G, double *A, int64_t m, int64_t n,
                    double *work) {
     int64_t k = m < n ? m : n;

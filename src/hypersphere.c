@@ -133,7 +133,9 @@ static ss_status hs_lse(const char *fn, double *out, const float *x,
                     if (tm == -INFINITY) continue; /* only the diagonal */
                     double s = rows[r0 + i];
                     if (tm > m) s *= exp(m - tm), m = tm; /* exp(-inf) = 0 */
-                    for (int64_t j = 0; j < nc; j++) s += exp(v[j] - m);
+                    /* expf: the argument is exact in double, and only terms
+                     * near 0 matter, where float keeps 1e-7 relative */
+                    for (int64_t j = 0; j < nc; j++) s += expf((float)(v[j] - m));
                     rowm[r0 + i] = m, rows[r0 + i] = s;
                 }
             }
@@ -181,7 +183,7 @@ static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
                 hs_tile(V, S, x, n2, r0, nr, c0, nc, D, t);
                 for (int64_t i = 0; i < nr; i++)
                     for (int64_t j = 0; j < nc; j++) {
-                        double p = exp(V[i * HS_TILE + j] - lse);
+                        double p = expf((float)(V[i * HS_TILE + j] - lse));
                         rs[i] += p;
                         S[i * HS_TILE + j] = (float)p;
                     }

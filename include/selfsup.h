@@ -501,6 +501,272 @@ SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
 /* ------------------------------------------------------------------------ */
 /* (section start: geometry) */
 
+/*
+ * These losses act on the geometry of a whole batch (its covariance, its
+ * pairwise distances, its singular values) rather than on per-row softmax
+ * statistics. Small matrices (D x D covariances, Cholesky factors, SVDs)
+ * are computed in double precision; with OpenBLAS they go through LAPACK
+ * (dpotrf, dgesdd), otherwise through portable routines (same results to
+ * rounding, slower). Inputs are float32 like everywhere else.
+ */
+
+/* TiCo (Zhu et al. 2022; lightly TiCoLoss) -------------------------------- */
+/*
+ * za, zb: (N, D) the two views (online and momentum branch). With
+ * a = normalize(za), b = normalize(zb) (F.normalize, eps SS_NORM_EPS) and
+ * the running covariance C_old held by an ss_tico_state:
+ *
+ *     C      = beta C_old + (1 - beta) a^T a / N      (update, then use)
+ *     loss_i = 1 - <a_i, b_i> + rho a_i C a_i^T
+ *     loss   = mean_i loss_i
+ *
+ * exactly as lightly's TiCoLoss.forward: C is formed from the current batch
+ * before it is used, the gradient flows through the (1 - beta) a^T a / N
+ * part of C (C_old is a constant), and C, detached, becomes the new state
+ * when opts->update is nonzero (lightly's update_covariance_matrix). A new
+ * state is all zeros, as lightly's first call. zb receives gradient
+ * through the alignment term (pass dzb = NULL for a stop-gradient target).
+ */
+typedef struct ss_tico_state ss_tico_state;
+
+/* *out: new state for dimension D, C = 0, steps = 0.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_NOMEM. */
+SS_API ss_status ss_tico_state_create(ss_tico_state **out, int64_t D);
+SS_API void ss_tico_state_free(ss_tico_state *s);
+SS_API int64_t ss_tico_state_dim(const ss_tico_state *s);   /* D; 0 for NULL */
+/* Updates applied since creation (forward calls with update != 0). */
+SS_API int64_t ss_tico_state_steps(const ss_tico_state *s);
+/* C: (D, D), copied out. Errors: SS_ERR_NULL. */
+SS_API ss_status ss_tico_state_read(const ss_tico_state *s, float *C);
+/* C: (D, D), copied in (steps unchanged). Errors: SS_ERR_NULL,
+ * SS_ERR_NONFINITE. */
+SS_API ss_status ss_tico_state_write(ss_tico_state *s, const float *C);
+/* Writes the state to path atomically (temp file + rename). Format:
+ * magic "SSTICOC1", u32 version 1, u32 0, i64 D, i64 steps, D*D float32.
+ * Errors: SS_ERR_NULL, SS_ERR_IO. */
+SS_API ss_status ss_tico_state_save(const ss_tico_state *s, const char *path);
+/* *out: state read from path. Errors: SS_ERR_NULL, SS_ERR_IO,
+ * SS_ERR_FORMAT (bad magic / version, bad D or steps, truncated, non-finite
+ * C, trailing bytes: naming the byte offset), SS_ERR_NOMEM. */
+SS_API ss_status ss_tico_state_load(ss_tico_state **out, const char *path);
+
+typedef struct {
+    float beta;  /* EMA coefficient in [0, 1]. Default 0.9 (paper, lightly). */
+    float rho;   /* covariance weight, finite. Default 8 (issue 3, the
+                  * research notes' lightly default; the lightly
+                  * versions in our corpus use 20). */
+    int update;  /* nonzero (default): forward stores C in the state. */
+} ss_tico_opts;
+
+SS_API ss_tico_opts ss_tico_defaults(void);
+/* Bytes of cache: about D * D floats. 0 (message set) for invalid sizes. */
+SS_API size_t ss_tico_cache_size(int64_t N, int64_t D);
+/* loss: (1). losses: (N) per-sample loss_i or NULL. cache: as sized.
+ * state: dimension D, read, and updated when opts->update. za, zb: (N, D).
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (N < 2 as lightly, D < 1, D differs
+ * from the state's), SS_ERR_PARAM (beta, rho), SS_ERR_NONFINITE, SS_ERR_NOMEM.
+ * On error the state is unchanged. */
+SS_API ss_status ss_tico_forward(float *loss, float *losses, void *cache,
+                                 ss_tico_state *state, const float *za,
+                                 const float *zb, int64_t N, int64_t D,
+                                 const ss_tico_opts *opts);
+/* dza: (N, D) accumulated. dzb: (N, D) accumulated, or NULL. The cache
+ * holds the C the forward call used, so the state may have changed since. */
+SS_API ss_status ss_tico_backward(float *dza, float *dzb, float dloss,
+                                  const void *cache, const float *za,
+                                  const float *zb, int64_t N, int64_t D,
+                                  const ss_tico_opts *opts);
+
+/* W-MSE (Ermolov et al. 2021; lightly WMSELoss) --------------------------- */
+/*
+ * z: (V, N, D), V >= 2 views of N samples (lightly's (N * V, D) input).
+ * For each of w_iter iterations, the rows are split by a permutation perm
+ * of 0..N-1 into N / w_size sub-batches of w_size consecutive entries;
+ * every view of every sub-batch X (w_size, D) is whitened:
+ *
+ *     Xc = X - mean_rows(X),  S = Xc^T Xc / (w_size - 1)
+ *     L  = cholesky((1 - eps) S + eps I),  W = Xc L^{-T}
+ *
+ * and the whitened views are compared pairwise:
+ *
+ *     loss = mean_{iter} mean_{u < v} (2 - 2 mean_n cos(W_u[n], W_v[n]))
+ *
+ * as lightly's WMSELoss with its norm_mse_loss (value and gradient). The
+ * gradient flows through the whitening, the Cholesky factor included
+ * (docs/derivations/wmse.md). lightly draws torch.randperm(N) per
+ * iteration; here the permutations are an explicit input so results are
+ * reproducible: perm: (w_iter, N), each row a permutation of 0..N-1, or
+ * NULL for the identity (consecutive sub-batches). ss_wmse_permutation
+ * draws them from an ss_rng. The running mean / covariance lightly keeps
+ * for inference are not part of the loss and are not kept here.
+ */
+typedef struct {
+    int64_t w_size; /* rows per sub-batch, >= 2 D. Default 256 (lightly). */
+    int64_t w_iter; /* >= 1. Default 1 (lightly). */
+    float eps;      /* shrinkage in [0, 1). Default 0 (lightly). */
+} ss_wmse_opts;
+
+SS_API ss_wmse_opts ss_wmse_defaults(void);
+/* perm: (w_iter, N), written with w_iter uniform random permutations
+ * (Fisher-Yates). Errors: SS_ERR_NULL, SS_ERR_SIZE. */
+SS_API ss_status ss_wmse_permutation(int64_t *perm, int64_t w_iter,
+                                     int64_t N, ss_rng *rng);
+SS_API size_t ss_wmse_cache_size(int64_t V, int64_t N, int64_t D);
+/* loss: (1). perm: (opts->w_iter, N) or NULL.
+ * Errors: SS_ERR_NULL; SS_ERR_SIZE (V < 2; w_size < 2 D: the sub-batch is
+ * too small for the dimension, lightly's condition; N not a multiple of
+ * w_size or N < w_size); SS_ERR_PARAM (w_size < 2, w_iter < 1, eps; perm
+ * not a permutation, naming the entry; a sub-batch covariance that is not
+ * positive definite, naming iteration, sub-batch and view: raise eps);
+ * SS_ERR_NONFINITE; SS_ERR_NOMEM. */
+SS_API ss_status ss_wmse_forward(float *loss, void *cache, const float *z,
+                                 const int64_t *perm, int64_t V, int64_t N,
+                                 int64_t D, const ss_wmse_opts *opts);
+/* dz: (V, N, D) accumulated. Recomputes the whitening (cheap next to the
+ * backbone) rather than caching it. */
+SS_API ss_status ss_wmse_backward(float *dz, float dloss, const void *cache,
+                                  const float *z, const int64_t *perm,
+                                  int64_t V, int64_t N, int64_t D,
+                                  const ss_wmse_opts *opts);
+
+/* Alignment and uniformity (Wang & Isola 2020; lightly HypersphereLoss) -- */
+/*
+ * za, zb: (N, D), N >= 2. x = normalize(za), y = normalize(zb):
+ *
+ *     align  = mean_i ||x_i - y_i||^alpha
+ *     unif(x) = log mean_{i < j} exp(-t ||x_i - x_j||^2)
+ *     loss   = align + lambda (unif(x) + unif(y)) / 2
+ *
+ * as lightly's HypersphereLoss, but unif is a log-sum-exp over tiles of the
+ * pair matrix (never materialised, O((N + tile) D) memory per thread), so it
+ * stays finite for any t where lightly's exp().mean().log() underflows to
+ * -inf. Work O(N^2 D).
+ */
+typedef struct {
+    float t;      /* > 0. Default 1. */
+    float lambda; /* finite. Default 1. */
+    float alpha;  /* > 0. Default 2. */
+} ss_hypersphere_opts;
+
+SS_API ss_hypersphere_opts ss_hypersphere_defaults(void);
+SS_API size_t ss_hypersphere_cache_size(int64_t N, int64_t D);
+/* loss: (1). Errors: SS_ERR_NULL, SS_ERR_SIZE (N < 2), SS_ERR_PARAM,
+ * SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_hypersphere_forward(float *loss, void *cache,
+                                        const float *za, const float *zb,
+                                        int64_t N, int64_t D,
+                                        const ss_hypersphere_opts *opts);
+/* dza, dzb: (N, D) accumulated (either may be NULL to skip it). */
+SS_API ss_status ss_hypersphere_backward(float *dza, float *dzb, float dloss,
+                                         const void *cache, const float *za,
+                                         const float *zb, int64_t N,
+                                         int64_t D,
+                                         const ss_hypersphere_opts *opts);
+
+/* KoLeo (Sablayrolles et al. 2019; DINOv2 KoLeoLoss) ----------------------- */
+/*
+ * x: (N, D), N >= 2. u = x / max(||x||, eps) (F.normalize with DINOv2's
+ * eps), n(i) = the nearest other row by cosine (argmax_{j != i} <u_i, u_j>,
+ * lowest index on ties), and, as torch's PairwiseDistance(p=2, eps):
+ *
+ *     d_i    = || u_i - u_n(i) + eps ||      (eps added to each component)
+ *     loss_i = -log(d_i + eps),   loss = mean_i loss_i
+ *
+ * The nearest-neighbour search is tiled (O((N + tile) D) memory per
+ * thread, O(N^2 D) work). The neighbour choice is piecewise constant, so
+ * the gradient flows to both x_i and x_n(i) with n fixed, as autograd does.
+ */
+typedef struct {
+    float eps; /* > 0. Default 1e-8 (DINOv2). */
+} ss_koleo_opts;
+
+SS_API ss_koleo_opts ss_koleo_defaults(void);
+SS_API size_t ss_koleo_cache_size(int64_t N, int64_t D);
+/* loss: (1). losses: (N) or NULL. Errors: SS_ERR_NULL, SS_ERR_SIZE (N < 2:
+ * no neighbour), SS_ERR_PARAM (eps), SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_koleo_forward(float *loss, float *losses, void *cache,
+                                  const float *x, int64_t N, int64_t D,
+                                  const ss_koleo_opts *opts);
+/* dx: (N, D) accumulated. */
+SS_API ss_status ss_koleo_backward(float *dx, float dloss, const void *cache,
+                                   const float *x, int64_t N, int64_t D,
+                                   const ss_koleo_opts *opts);
+
+/* MMCR (Yerxa et al. 2023; lightly MMCRLoss) ------------------------------- */
+/*
+ * online: (B, K, D) K views of B samples; momentum: (B, K, D) or NULL. With
+ * z_b = the (Kt, D) views of sample b (online rows, then momentum rows;
+ * Kt = 2K, or K without momentum) and c: (B, D) their means over views:
+ *
+ *     loss = -||c||_* + lambda / B sum_b ||z_b||_*
+ *
+ * (||.||_* the nuclear norm, sum of singular values), as lightly's
+ * MMCRLoss(online, momentum). Singular values come from LAPACK's dgesdd.
+ * The gradient of ||A||_* is U V^T over the singular vectors; where A is
+ * rank deficient we use the minimal subgradient, U_r V_r^T over singular
+ * values above max(m, n) sigma_max 2^-52 (torch's value there depends on
+ * the SVD's arbitrary null-space basis). The loss does not normalise its
+ * inputs (the paper projects to the sphere before it).
+ */
+typedef struct {
+    float lambda; /* >= 0, finite. Default 5e-3 (lightly, paper). */
+} ss_mmcr_opts;
+
+SS_API ss_mmcr_opts ss_mmcr_defaults(void);
+/* Bytes of cache: about (B D + B Kt D) floats (the U V^T factors). */
+SS_API size_t ss_mmcr_cache_size(int64_t B, int64_t K, int64_t D);
+/* loss: (1). Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (lambda; an SVD
+ * that did not converge), SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_mmcr_forward(float *loss, void *cache,
+                                 const float *online, const float *momentum,
+                                 int64_t B, int64_t K, int64_t D,
+                                 const ss_mmcr_opts *opts);
+/* donline: (B, K, D) accumulated, or NULL. dmomentum: (B, K, D)
+ * accumulated, or NULL (the momentum branch is normally stop-gradient).
+ * momentum must be NULL exactly when it was in forward. */
+SS_API ss_status ss_mmcr_backward(float *donline, float *dmomentum,
+                                  float dloss, const void *cache,
+                                  const float *online, const float *momentum,
+                                  int64_t B, int64_t K, int64_t D,
+                                  const ss_mmcr_opts *opts);
+
+/* EMP-SSL: total coding rate + invariance (Tong et al. 2023) -------------- */
+/*
+ * z: (V, N, D), V views (patches) of N samples. For each view
+ *
+ *     R(Z_v) = 1/2 logdet(I_D + D / (N tcr_eps) Z_v^T Z_v)
+ *
+ * (the total coding rate; lightly and the official code use tcr_eps, not
+ * its square). The log-determinant comes from a Cholesky factor of the
+ * smaller of the D x D or N x N Gram forms (equal by Sylvester's identity).
+ *
+ *     loss = -mean_v R(Z_v) + inv_coef * (-mean_{v,n} cos(z_vn, zbar_n))
+ *
+ * with zbar_n = mean_v z_vn (gradient through the mean too).
+ * SIGN: the coding rate is MAXIMISED, so it enters the loss as -R, as in
+ * the paper and the official TotalCodingRate (which returns -logdet / 2).
+ * lightly's EMPSSLLoss adds +R, i.e. minimises the coding rate: its loss
+ * differs from this one in the sign of the first term.
+ * inv_coef = 0 gives the pure coding-rate objective -mean_v R(Z_v).
+ */
+typedef struct {
+    float tcr_eps;  /* > 0. Default 0.2 (paper, lightly). */
+    float inv_coef; /* finite. Default 200 (paper, lightly). */
+} ss_empssl_opts;
+
+SS_API ss_empssl_opts ss_empssl_defaults(void);
+SS_API size_t ss_empssl_cache_size(int64_t V, int64_t N, int64_t D);
+/* loss: (1). rates: (V) the coding rates R(Z_v), or NULL.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM, SS_ERR_NONFINITE,
+ * SS_ERR_NOMEM. */
+SS_API ss_status ss_empssl_forward(float *loss, float *rates, void *cache,
+                                   const float *z, int64_t V, int64_t N,
+                                   int64_t D, const ss_empssl_opts *opts);
+/* dz: (V, N, D) accumulated. */
+SS_API ss_status ss_empssl_backward(float *dz, float dloss, const void *cache,
+                                    const float *z, int64_t V, int64_t N,
+                                    int64_t D, const ss_empssl_opts *opts);
+
 /* (section end: geometry) */
 
 /* ------------------------------------------------------------------------ */

@@ -4,6 +4,9 @@
  *
  *   ntxent_kernel N D threads reps [temperature [hard_beta tau_plus]]
  *
+ * Build (after the library): gcc -O2 -Iinclude bench/ntxent_kernel.c
+ *   build/libselfsup.a -lm -fopenmp -lopenblas -o ntxent_kernel
+ *
  * Napkin math (V = 2, M = 2N rows): forward 0.5 M^2 D MAC (upper-triangle
  * tiles), backward 1.5 M^2 D MAC (recompute + two tile GEMMs), i.e.
  * 4 M^2 D FLOP in all; at N = 4096, D = 128 that is 34.4 GFLOP, 0.18 s on

@@ -1,0 +1,18 @@
+/*
+ * predictive.h - helpers shared by the predictive family (mlm.c,
+ * fused_ce.c). Not installed.
+ */
+#ifndef SS_PREDICTIVE_H
+#define SS_PREDICTIVE_H
+
+#include "internal.h"
+
+/* Every targets[t] is in [0, V) or equals ignore; else SS_ERR_LABEL naming
+ * the first bad index and its value. *n_scored: rows not ignored. */
+ss_status ss__check_targets(const char *fn, const int64_t *targets,
+                            int64_t T, int64_t V, int64_t ignore,
+                            int64_t *n_scored);
+/* label_smoothing in [0, 1]. */
+ss_status ss__check_smoothing(const char *fn, float eps);
+
+#endif

@@ -10,7 +10,7 @@
  * by one thread, so no races) and dHb += G W_chunk (per-thread partials,
  * summed in thread order). Backward alone recomputes the logits from the
  * cached lse; forward_backward does everything in one pass. Workspace is
- * about FCE_BLOCK_BYTES plus O(rb * H) per thread, independent of T.
+ * about ss__fce_block_bytes (32 MiB) plus O(rb * H) per thread, independent of T.
  * See docs/derivations/fused_ce.md.
  */
 #include "kernels/gemm.h"
@@ -23,8 +23,10 @@
 #endif
 
 #define FCE_CHUNK 512                      /* vocabulary columns per GEMM */
-#define FCE_BLOCK_BYTES ((size_t)32 << 20) /* logits of one row block */
 #define FCE_MAX_ROWS 256                   /* rows per block */
+
+/* Bytes of logits per row block (32 MiB); tests lower it to get many blocks. */
+size_t ss__fce_block_bytes = (size_t)32 << 20;
 
 enum { MODE_FWD = 1, MODE_BWD = 2, MODE_BOTH = 3 };
 
@@ -107,7 +109,7 @@ static void ws_free(fce_ws *w) {
 
 static int ws_alloc(fce_ws *w, const fce_job *j, int64_t n) {
     memset(w, 0, sizeof *w);
-    int64_t rb = (int64_t)(FCE_BLOCK_BYTES / ((size_t)j->V * sizeof(float)));
+    int64_t rb = (int64_t)(ss__fce_block_bytes / ((size_t)j->V * sizeof(float)));
     rb = rb < 1 ? 1 : rb > FCE_MAX_ROWS ? FCE_MAX_ROWS : rb;
     w->rb = rb < n ? rb : n;
     w->nth = ss__threads();

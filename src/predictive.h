@@ -15,4 +15,8 @@ ss_status ss__check_targets(const char *fn, const int64_t *targets,
 /* label_smoothing in [0, 1]. */
 ss_status ss__check_smoothing(const char *fn, float eps);
 
+/* Bytes of logits per row block in fused_ce.c (default 32 MiB). Tests
+ * lower it to exercise many row blocks on small inputs. */
+extern size_t ss__fce_block_bytes;
+
 #endif

@@ -5,6 +5,7 @@
 #include "direct_predictive.h"
 #include "fixture.h"
 #include "harness.h"
+#include "predictive.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -201,8 +202,16 @@ SS_TEST(fused_vs_direct_awkward_sizes) {
     check_vs_direct(40, 33, 700, 0.05, 1, 0.5, seed++);
 }
 
-/* V = 131072 gives blocks of 64 rows: T = 67 spans two blocks. */
-SS_TEST(row_blocks) { check_vs_direct(67, 2, 131072, 0.1, 1, 0.0, 7); }
+/* Small row blocks: 2 KiB of logits per block is 1 row at V = 600, 2 rows
+ * at V = 300 and 4 at V = 130, so blocks are full, partial and single. */
+SS_TEST(row_blocks) {
+    size_t keep = ss__fce_block_bytes;
+    ss__fce_block_bytes = 2048;
+    check_vs_direct(9, 5, 600, 0.1, 1, 0.2, 7);
+    check_vs_direct(11, 4, 300, 0.0, 1, 0.0, 8);
+    check_vs_direct(23, 3, 130, 0.2, 0, 0.3, 9);
+    ss__fce_block_bytes = keep;
+}
 
 SS_TEST(all_ignored_and_optional_grads) {
     fce_case c = case_new(5, 3, 11, 1.0, 3); /* every target ignored */

@@ -485,10 +485,10 @@ SS_API ss_status ss_mlm_backward(float *dlogits, float dloss,
 /*
  * hidden: (T, H), weight: (V, H), bias: (V) or NULL, targets: (T).
  *     logits = hidden weight^T + bias     (never materialised)
- *     loss   = mean over the n scored rows of
- *              lse_t - (1 - eps) x_{t,y_t} - (eps / V) sum_c x_{t,c}
- * = torch Linear + CrossEntropyLoss(ignore_index, label_smoothing) (no
- * class weights here). Only scored rows are read; the work runs over blocks
+ *     loss   = ss_mlm's loss of these logits (same ignore_index, label
+ *              smoothing and class weights; W = n scored rows unweighted)
+ * = torch Linear + CrossEntropyLoss(weight, ignore_index, label_smoothing).
+ * Only scored rows are read; the work runs over blocks
  * of scored rows and vocabulary chunks with an online log-sum-exp; backward
  * recomputes the logits block by block (Cut Cross-Entropy / Liger).
  * Workspace: about 32 MiB for the logits of one row block plus O(rows * H)
@@ -496,15 +496,17 @@ SS_API ss_status ss_mlm_backward(float *dlogits, float dloss,
  * and backward in one pass (no recompute) when dloss is known up front.
  */
 typedef struct {
-    int64_t ignore_index;  /* default SS_IGNORE_INDEX */
-    float label_smoothing; /* in [0, 1]. Default 0. */
+    int64_t ignore_index;       /* default SS_IGNORE_INDEX */
+    float label_smoothing;      /* in [0, 1]. Default 0. */
+    const float *class_weights; /* (V) finite, >= 0, or NULL (default) */
 } ss_fused_ce_opts;
 
 SS_API ss_fused_ce_opts ss_fused_ce_defaults(void);
 SS_API size_t ss_fused_ce_cache_size(int64_t T, int64_t H, int64_t V);
 /* loss: (1). losses: (T) per-token losses (0 when ignored) or NULL.
- * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM, SS_ERR_NONFINITE (hidden,
- * weight, bias), SS_ERR_LABEL, SS_ERR_NOMEM. */
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (label_smoothing, class
+ * weights), SS_ERR_NONFINITE (hidden, weight, bias), SS_ERR_LABEL,
+ * SS_ERR_NOMEM. */
 SS_API ss_status ss_fused_ce_forward(float *loss, float *losses, void *cache,
                                      const float *hidden, const float *weight,
                                      const float *bias, const int64_t *targets,

@@ -21,6 +21,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define FCE_HAVE_MMAP 1
+#endif
 
 #define FCE_CHUNK 512                      /* vocabulary columns per GEMM */
 #define FCE_MAX_ROWS 256                   /* rows per block */
@@ -59,7 +63,7 @@ static inline float fce_exp(float x) {
 enum { MODE_FWD = 1, MODE_BWD = 2, MODE_BOTH = 3 };
 
 typedef struct {
-    double n; /* scored rows */
+    double W; /* normaliser: sum of w[y_t] over scored rows (n unweighted) */
     double pad;
 } fce_head;
 
@@ -73,12 +77,17 @@ typedef struct {
     float *lse;          /* (T): written (FWD) or read (BWD) */
     double *rowloss;     /* (n) per scored row, FWD */
     float *dhidden, *dweight, *dbias;
-    double scale;        /* dloss / n */
+    double W, sw;        /* sum of w[y_t] over scored rows, sum_c w_c */
+    double scale;        /* dloss / W */
 } fce_job;
 
 ss_fused_ce_opts ss_fused_ce_defaults(void) {
-    ss_fused_ce_opts o = {SS_IGNORE_INDEX, 0.0f};
+    ss_fused_ce_opts o = {SS_IGNORE_INDEX, 0.0f, NULL};
     return o;
+}
+
+static double wt(const fce_job *j, int64_t c) {
+    return j->o.class_weights ? (double)j->o.class_weights[c] : 1.0;
 }
 
 static ss_status check_sizes(const char *fn, int64_t T, int64_t H, int64_t V) {
@@ -104,6 +113,7 @@ static ss_status check_args(const char *fn, const float *hidden,
     SS_TRY(ss__check_ptr(fn, "targets", targets));
     SS_TRY(check_sizes(fn, T, H, V));
     SS_TRY(ss__check_smoothing(fn, o->label_smoothing));
+    SS_TRY(ss__check_class_weights(fn, o->class_weights, V));
     SS_TRY(ss__check_targets(fn, targets, T, V, o->ignore_index, n));
     SS_TRY(ss__check_finite(fn, "hidden", hidden, T * H));
     SS_TRY(ss__check_finite(fn, "weight", weight, V * H));
@@ -126,12 +136,36 @@ typedef struct {
     float *lg;      /* (rb, V) logits / gradient of the block */
     double *st;     /* (nth, rb, 3): running max, sum e^{x - max}, sum x */
     float *dhp;     /* (nth, rb, H) partial dhidden */
+    size_t lg_bytes;
     int64_t rb;
     int nth;
 } fce_ws;
 
+/* The block buffer (up to 32 MiB) is mapped and unmapped directly: through
+ * malloc, glibc's adaptive mmap threshold would move it onto the heap after
+ * the first call, where repeated calls can leave several copies resident. */
+static float *big_alloc(size_t bytes) {
+#ifdef FCE_HAVE_MMAP
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+#else
+    return ss__malloc(bytes);
+#endif
+}
+
+static void big_free(float *p, size_t bytes) {
+    if (!p) return;
+#ifdef FCE_HAVE_MMAP
+    munmap(p, bytes);
+#else
+    (void)bytes;
+    ss__free(p);
+#endif
+}
+
 static void ws_free(fce_ws *w) {
-    ss__free(w->rows), ss__free(w->hb), ss__free(w->lg);
+    ss__free(w->rows), ss__free(w->hb), big_free(w->lg, w->lg_bytes);
     ss__free(w->st), ss__free(w->dhp);
 }
 
@@ -144,7 +178,8 @@ static int ws_alloc(fce_ws *w, const fce_job *j, int64_t n) {
     size_t nth = (size_t)w->nth, r = (size_t)w->rb, H = (size_t)j->H;
     w->rows = ss__malloc(sizeof(int64_t) * (size_t)n);
     w->hb = ss__malloc(sizeof(float) * r * H);
-    w->lg = ss__malloc(sizeof(float) * r * (size_t)j->V);
+    w->lg_bytes = sizeof(float) * r * (size_t)j->V;
+    w->lg = big_alloc(w->lg_bytes);
     w->st = ss__malloc(sizeof(double) * nth * r * 3);
     int need_dh = (j->mode & MODE_BWD) && j->dhidden;
     if (need_dh) w->dhp = ss__malloc(sizeof(float) * nth * r * H);
@@ -168,9 +203,15 @@ static void chunk_logits(const fce_job *j, fce_ws *w, int64_t nb, int64_t c0,
         if (!(j->mode & MODE_FWD)) continue;
         double *s = w->st + ((size_t)thread_id() * (size_t)w->rb + r) * 3;
         float m = -INFINITY, sx = 0.0f, se = 0.0f; /* <= 512 terms each */
+        const float *cwt = j->o.class_weights;
         for (int64_t c = 0; c < cw; c++) m = x[c] > m ? x[c] : m;
-        FCE_SIMD_SUM(sx)
-        for (int64_t c = 0; c < cw; c++) sx += x[c];
+        if (cwt) {
+            FCE_SIMD_SUM(sx)
+            for (int64_t c = 0; c < cw; c++) sx += cwt[c0 + c] * x[c];
+        } else {
+            FCE_SIMD_SUM(sx)
+            for (int64_t c = 0; c < cw; c++) sx += x[c];
+        }
         FCE_SIMD_SUM(se)
         for (int64_t c = 0; c < cw; c++) se += fce_exp(x[c] - m);
         double mn = fmax(s[0], m); /* online merge, s[0] may be -inf */
@@ -184,13 +225,21 @@ static void chunk_grad(const fce_job *j, fce_ws *w, int64_t b0, int64_t nb,
                        int64_t c0, int64_t cw) {
     int64_t V = j->V, H = j->H;
     float *lg = w->lg + c0;
-    double eps = j->o.label_smoothing, s = j->scale;
-    float off = (float)(s * eps / (double)V);
+    /* g_c = s ((a + b S_w) p_c - b w_c - a [c = y]), a = (1 - eps) w_y,
+     * b = eps / V; unweighted: a + b S_w = 1. */
+    double eps = j->o.label_smoothing, s = j->scale, b = eps / (double)V;
+    const float *cwt = j->o.class_weights;
     for (int64_t r = 0; r < nb; r++) {
         int64_t t = w->rows[b0 + r], y = j->targets[t];
-        float *x = lg + r * V, l = j->lse[t], fs = (float)s;
-        for (int64_t c = 0; c < cw; c++) x[c] = fs * fce_exp(x[c] - l) - off;
-        if (y >= c0 && y < c0 + cw) x[y - c0] -= (float)(s * (1.0 - eps));
+        double a = (1.0 - eps) * wt(j, y);
+        float *x = lg + r * V, l = j->lse[t];
+        float fp = (float)(s * (a + b * j->sw)), off = (float)(s * b);
+        if (cwt)
+            for (int64_t c = 0; c < cw; c++)
+                x[c] = fp * fce_exp(x[c] - l) - off * cwt[c0 + c];
+        else
+            for (int64_t c = 0; c < cw; c++) x[c] = fp * fce_exp(x[c] - l) - off;
+        if (y >= c0 && y < c0 + cw) x[y - c0] -= (float)(s * a);
         if (j->dbias)
             for (int64_t c = 0; c < cw; c++) j->dbias[c0 + c] += x[c];
     }
@@ -218,7 +267,9 @@ static void merge_row(const fce_job *j, const fce_ws *w, int64_t b0,
     double lse = m + log(se), eps = j->o.label_smoothing;
     double xy = w->lg[r * j->V + y];
     j->lse[t] = (float)lse;
-    j->rowloss[b0 + r] = lse - (1.0 - eps) * xy - eps / (double)j->V * sx;
+    /* (1 - eps) w_y (lse - x_y) + (eps / V) sum_c w_c (lse - x_c) */
+    j->rowloss[b0 + r] = (1.0 - eps) * wt(j, y) * (lse - xy)
+                         + eps / (double)j->V * (j->sw * lse - sx);
 }
 
 static void run_block(const fce_job *j, fce_ws *w, int64_t b0, int64_t nb) {
@@ -299,7 +350,7 @@ static void write_loss(float *loss, float *losses, const fce_job *j,
                        int64_t n) {
     double total = 0.0;
     for (int64_t k = 0; k < n; k++) total += j->rowloss[k];
-    *loss = n > 0 ? (float)(total / (double)n) : 0.0f;
+    *loss = j->W > 0.0 ? (float)(total / j->W) : 0.0f;
     if (!losses) return;
     for (int64_t t = 0, k = 0; t < j->T; t++)
         losses[t] = j->targets[t] != j->o.ignore_index
@@ -314,6 +365,9 @@ static fce_job job_of(const float *hidden, const float *weight,
     memset(&j, 0, sizeof j);
     j.hidden = hidden, j.weight = weight, j.bias = bias;
     j.targets = targets, j.T = T, j.H = H, j.V = V, j.o = *o, j.mode = mode;
+    for (int64_t c = 0; c < V; c++) j.sw += wt(&j, c);
+    for (int64_t t = 0; t < T; t++)
+        if (targets[t] != o->ignore_index) j.W += wt(&j, targets[t]);
     return j;
 }
 
@@ -332,7 +386,7 @@ ss_status ss_fused_ce_forward(float *loss, float *losses, void *cache,
     fce_head *hd = cache;
     j.lse = (float *)(hd + 1);
     memset(j.lse, 0, sizeof(float) * (size_t)T);
-    hd->n = (double)n;
+    hd->W = j.W;
     if (n > 0) {
         j.rowloss = ss__malloc(sizeof(double) * (size_t)n);
         if (!j.rowloss) return ss__fail(SS_ERR_NOMEM, fn, "row losses");
@@ -358,12 +412,12 @@ ss_status ss_fused_ce_backward(float *dhidden, float *dweight, float *dbias,
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_NONFINITE, fn, "dloss is %g (not finite)",
                         (double)dloss);
-    if (n == 0 || (!dhidden && !dweight && !dbias)) return SS_OK;
     const fce_head *hd = cache;
+    if (!(hd->W > 0.0) || (!dhidden && !dweight && !dbias)) return SS_OK;
     fce_job j = job_of(hidden, weight, bias, targets, T, H, V, &o, MODE_BWD);
     j.lse = (float *)(hd + 1); /* read only in this mode */
     j.dhidden = dhidden, j.dweight = dweight, j.dbias = dbias;
-    j.scale = (double)dloss / (double)n;
+    j.scale = (double)dloss / hd->W;
     return run(fn, &j, n);
 }
 
@@ -382,7 +436,7 @@ ss_status ss_fused_ce_forward_backward(
                         (double)dloss);
     fce_job j = job_of(hidden, weight, bias, targets, T, H, V, &o, MODE_BOTH);
     j.dhidden = dhidden, j.dweight = dweight, j.dbias = dbias;
-    j.scale = n > 0 ? (double)dloss / (double)n : 0.0;
+    j.scale = j.W > 0.0 ? (double)dloss / j.W : 0.0; /* W = 0: no gradient */
     if (n > 0) {
         j.rowloss = ss__malloc(sizeof(double) * (size_t)n);
         j.lse = ss__malloc(sizeof(float) * (size_t)T);

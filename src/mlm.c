@@ -42,6 +42,16 @@ ss_status ss__check_smoothing(const char *fn, float eps) {
                     "label_smoothing must be in [0, 1], got %g", (double)eps);
 }
 
+ss_status ss__check_class_weights(const char *fn, const float *w, int64_t V) {
+    if (!w) return SS_OK;
+    for (int64_t c = 0; c < V; c++)
+        if (!(isfinite(w[c]) && w[c] >= 0.0f))
+            return ss__fail(SS_ERR_PARAM, fn,
+                            "class_weights[%lld] must be finite and >= 0, "
+                            "got %g", (long long)c, (double)w[c]);
+    return SS_OK;
+}
+
 ss_mlm_opts ss_mlm_defaults(void) {
     ss_mlm_opts o = {SS_IGNORE_INDEX, 0.0f, NULL};
     return o;
@@ -65,14 +75,7 @@ static ss_status check_args(const char *fn, const float *logits,
     SS_TRY(ss__check_ptr(fn, "targets", targets));
     SS_TRY(check_sizes(fn, T, V));
     SS_TRY(ss__check_smoothing(fn, o->label_smoothing));
-    if (o->class_weights)
-        for (int64_t c = 0; c < V; c++) {
-            float w = o->class_weights[c];
-            if (!(isfinite(w) && w >= 0.0f))
-                return ss__fail(SS_ERR_PARAM, fn,
-                                "class_weights[%lld] must be finite and >= 0, "
-                                "got %g", (long long)c, (double)w);
-        }
+    SS_TRY(ss__check_class_weights(fn, o->class_weights, V));
     SS_TRY(ss__check_targets(fn, targets, T, V, o->ignore_index, NULL));
     return ss__check_finite(fn, "logits", logits, T * V);
 }

@@ -12,6 +12,8 @@
 ss_status ss__check_targets(const char *fn, const int64_t *targets,
                             int64_t T, int64_t V, int64_t ignore,
                             int64_t *n_scored);
+/* w NULL, or every w[c] (V of them) finite and >= 0. */
+ss_status ss__check_class_weights(const char *fn, const float *w, int64_t V);
 /* label_smoothing in [0, 1]. */
 ss_status ss__check_smoothing(const char *fn, float eps);
 

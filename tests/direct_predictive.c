@@ -41,8 +41,9 @@ double ss_direct_ce(const double *x, const int64_t *y, int64_t T, int64_t V,
 
 double ss_direct_linear_ce(const double *h, const double *w, const double *b,
                            const int64_t *y, int64_t T, int64_t H, int64_t V,
-                           double eps, int64_t ignore, double *losses,
-                           double *dh, double *dw, double *db) {
+                           double eps, const double *cw, int64_t ignore,
+                           double *losses, double *dh, double *dw,
+                           double *db) {
     double *x = calloc((size_t)(T * V), sizeof(double));
     double *dx = calloc((size_t)(T * V), sizeof(double));
     for (int64_t t = 0; t < T; t++)
@@ -51,7 +52,7 @@ double ss_direct_linear_ce(const double *h, const double *w, const double *b,
             for (int64_t k = 0; k < H; k++) s += h[t * H + k] * w[c * H + k];
             x[t * V + c] = s;
         }
-    double loss = ss_direct_ce(x, y, T, V, eps, NULL, ignore, losses, dx);
+    double loss = ss_direct_ce(x, y, T, V, eps, cw, ignore, losses, dx);
     if (dh) memset(dh, 0, sizeof(double) * (size_t)(T * H));
     if (dw) memset(dw, 0, sizeof(double) * (size_t)(V * H));
     if (db) memset(db, 0, sizeof(double) * (size_t)V);

@@ -16,10 +16,12 @@
 double ss_direct_ce(const double *x, const int64_t *y, int64_t T, int64_t V,
                     double eps, const double *w, int64_t ignore,
                     double *losses, double *dx);
-/* CE of logits = h w^T + b (b may be NULL). dh (T, H), dw (V, H), db (V). */
+/* CE of logits = h w^T + b (b may be NULL), class weights cw (V) or NULL.
+ * dh (T, H), dw (V, H), db (V). */
 double ss_direct_linear_ce(const double *h, const double *w, const double *b,
                            const int64_t *y, int64_t T, int64_t H, int64_t V,
-                           double eps, int64_t ignore, double *losses,
+                           double eps, const double *cw, int64_t ignore,
+                           double *losses,
                            double *dh, double *dw, double *db);
 /* Reconstruction: kind / reduction as ss_recon_kind / ss_reduction. Returns
  * the reduced loss, or for NONE sum_i l_i up_i. mask: (n) or NULL. dx, dy:

@@ -16,11 +16,14 @@ typedef struct {
     float *h, *w, *b, *dh, *dw, *db, *losses;
     int64_t *y;
     int64_t T, H, V;
+    float *cw; /* (V) class weights */
 } fce_case;
+
+enum { USE_BIAS = 1, USE_WEIGHTS = 2 };
 
 static void case_free(fce_case *c) {
     free(c->h), free(c->w), free(c->b), free(c->dh), free(c->dw);
-    free(c->db), free(c->losses), free(c->y);
+    free(c->db), free(c->losses), free(c->y), free(c->cw);
 }
 
 static fce_case case_new(int64_t T, int64_t H, int64_t V, double p_ign,
@@ -29,7 +32,9 @@ static fce_case case_new(int64_t T, int64_t H, int64_t V, double p_ign,
     ss_rng_seed(&rng, seed);
     fce_case c = {ss_test_alloc(T * H), ss_test_alloc(V * H), ss_test_alloc(V),
                   ss_test_alloc(T * H), ss_test_alloc(V * H), ss_test_alloc(V),
-                  ss_test_alloc(T), calloc((size_t)T, sizeof(int64_t)), T, H, V};
+                  ss_test_alloc(T), calloc((size_t)T, sizeof(int64_t)), T, H, V,
+                  ss_test_alloc(V)};
+    for (int64_t i = 0; i < V; i++) c.cw[i] = (float)(0.2 + 1.8 * ss_rng_uniform(&rng));
     ss_test_fill_normal(c.h, T * H, &rng);
     ss_test_fill_normal(c.w, V * H, &rng);
     ss_test_fill_normal(c.b, V, &rng);
@@ -43,6 +48,7 @@ static fce_case case_new(int64_t T, int64_t H, int64_t V, double p_ign,
 /* forward + backward (pair) onto the case's gradient buffers. */
 static ss_status run_pair(fce_case *c, float *loss, int use_bias, float dloss,
                           const ss_fused_ce_opts *o) {
+    use_bias &= USE_BIAS;
     void *cache = malloc(ss_fused_ce_cache_size(c->T, c->H, c->V));
     const float *b = use_bias ? c->b : NULL;
     ss_status st = ss_fused_ce_forward(loss, c->losses, cache, c->h, c->w, b,
@@ -55,17 +61,19 @@ static ss_status run_pair(fce_case *c, float *loss, int use_bias, float dloss,
     return st;
 }
 
-static double direct_of(const fce_case *c, int use_bias, double eps,
+static double direct_of(const fce_case *c, int flags, double eps,
                         double *ld, double *dh, double *dw, double *db) {
     int64_t T = c->T, H = c->H, V = c->V;
     double *h = ss_test_alloc_d(T * H), *w = ss_test_alloc_d(V * H);
-    double *b = ss_test_alloc_d(V);
+    double *b = ss_test_alloc_d(V), *cw = ss_test_alloc_d(V);
     for (int64_t i = 0; i < T * H; i++) h[i] = c->h[i];
     for (int64_t i = 0; i < V * H; i++) w[i] = c->w[i];
-    for (int64_t i = 0; i < V; i++) b[i] = c->b[i];
-    double l = ss_direct_linear_ce(h, w, use_bias ? b : NULL, c->y, T, H, V,
-                                   eps, -100, ld, dh, dw, db);
-    free(h), free(w), free(b);
+    for (int64_t i = 0; i < V; i++) b[i] = c->b[i], cw[i] = c->cw[i];
+    double l = ss_direct_linear_ce(h, w, (flags & USE_BIAS) ? b : NULL, c->y,
+                                   T, H, V, eps,
+                                   (flags & USE_WEIGHTS) ? cw : NULL, -100, ld,
+                                   dh, dw, db);
+    free(h), free(w), free(b), free(cw);
     return l;
 }
 
@@ -74,6 +82,7 @@ static void check_vs_direct(int64_t T, int64_t H, int64_t V, double eps,
     fce_case c = case_new(T, H, V, p_ign, seed);
     ss_fused_ce_opts o = ss_fused_ce_defaults();
     o.label_smoothing = (float)eps;
+    o.class_weights = (use_bias & USE_WEIGHTS) ? c.cw : NULL;
     float loss;
     SS_CHECK_OK(run_pair(&c, &loss, use_bias, 1.0f, &o));
     double *ld = ss_test_alloc_d(T), *dh = ss_test_alloc_d(T * H);
@@ -84,14 +93,15 @@ static void check_vs_direct(int64_t T, int64_t H, int64_t V, double eps,
     SS_CHECK_CLOSE_FD(c.losses, ld, T, 2e-5, "losses");
     SS_CHECK_CLOSE_FD(c.dh, dh, T * H, 2e-5, "dhidden");
     SS_CHECK_CLOSE_FD(c.dw, dw, V * H, 2e-5, "dweight");
-    if (use_bias) SS_CHECK_CLOSE_FD(c.db, db, V, 2e-5, "dbias");
+    if (use_bias & USE_BIAS) SS_CHECK_CLOSE_FD(c.db, db, V, 2e-5, "dbias");
     /* the one-pass call gives the same loss and gradients */
     fce_case d = case_new(T, H, V, p_ign, seed);
     float l2;
+    int ub = use_bias & USE_BIAS;
     SS_CHECK_OK(ss_fused_ce_forward_backward(&l2, d.losses, d.dh, d.dw,
-                                             use_bias ? d.db : NULL, 1.0f,
-                                             d.h, d.w, use_bias ? d.b : NULL,
-                                             d.y, T, H, V, &o));
+                                             ub ? d.db : NULL, 1.0f, d.h, d.w,
+                                             ub ? d.b : NULL, d.y, T, H, V,
+                                             &o));
     SS_CHECK_NEAR(l2, loss, 1e-6);
     SS_CHECK_CLOSE_FF(d.dh, c.dh, T * H, 1e-5, "one-pass dhidden");
     SS_CHECK_CLOSE_FF(d.dw, c.dw, V * H, 1e-5, "one-pass dweight");
@@ -124,13 +134,16 @@ SS_TEST(pytorch_fixtures) {
                       fx_f32_copy(fx, KEY("weight"), &n),
                       fx_f32_copy(fx, KEY("bias"), &n), ss_test_alloc(T * H),
                       ss_test_alloc(V * H), ss_test_alloc(V), ss_test_alloc(T),
-                      calloc((size_t)T, sizeof(int64_t)), T, H, V};
+                      calloc((size_t)T, sizeof(int64_t)), T, H, V,
+                      fx_f32_copy(fx, KEY("w"), &n)};
+        int hw = (int)fx_int(fx, KEY("has_w"));
         const int64_t *y = fx_i64(fx, KEY("targets"), &n);
-        SS_CHECK(c.h && c.w && c.b && y && n == T);
-        if (!c.h || !c.w || !c.b || !y) continue;
+        SS_CHECK(c.h && c.w && c.b && c.cw && y && n == T);
+        if (!c.h || !c.w || !c.b || !c.cw || !y) continue;
         memcpy(c.y, y, sizeof(int64_t) * (size_t)T);
         ss_fused_ce_opts o = ss_fused_ce_defaults();
         o.label_smoothing = (float)fx_scalar(fx, KEY("eps"));
+        o.class_weights = hw ? c.cw : NULL;
         float loss;
         SS_CHECK_OK(run_pair(&c, &loss, hb, 1.0f, &o));
         double want = fx_scalar(fx, KEY("loss"));
@@ -151,6 +164,7 @@ SS_TEST(pytorch_fixtures) {
                                        fx_f64(fx, KEY("weight"), &n),
                                        hb ? fx_f64(fx, KEY("bias"), &n) : NULL,
                                        y, T, H, V, fx_scalar(fx, KEY("eps")),
+                                       hw ? fx_f64(fx, KEY("w"), &n) : NULL,
                                        -100, NULL, dh, dw, db);
         SS_CHECK_NEAR(l, want, 1e-10);
         SS_CHECK(ss_test_rel_err_dd(dh, fx_f64(fx, KEY("dhidden"), &n), T * H) <= 1e-10);
@@ -165,14 +179,15 @@ typedef struct {
     const int64_t *y;
     int64_t T, H, V;
     double eps;
+    const double *cw;
 } lin_ctx;
 
 /* x = [h (T*H), w (V*H), b (V)] */
 static double lin_f(const double *x, void *p) {
     lin_ctx *k = p;
     return ss_direct_linear_ce(x, x + k->T * k->H, x + (k->T + k->V) * k->H,
-                               k->y, k->T, k->H, k->V, k->eps, -100, NULL,
-                               NULL, NULL, NULL);
+                               k->y, k->T, k->H, k->V, k->eps, k->cw, -100,
+                               NULL, NULL, NULL, NULL);
 }
 
 SS_TEST(direct_finite_differences) {
@@ -181,11 +196,12 @@ SS_TEST(direct_finite_differences) {
     int64_t T = 5, H = 4, V = 7, n = (T + V) * H + V;
     int64_t y[5] = {3, -100, 0, 6, 2};
     double *x = ss_test_alloc_d(n), *g = ss_test_alloc_d(n);
+    double cw[7] = {0.5, 1.5, 1.0, 0.3, 2.0, 0.8, 1.1};
     ss_test_fill_normal_d(x, n, &rng);
-    for (int e = 0; e < 2; e++) {
-        lin_ctx c = {y, T, H, V, e ? 0.2 : 0.0};
+    for (int e = 0; e < 4; e++) {
+        lin_ctx c = {y, T, H, V, (e & 1) ? 0.2 : 0.0, (e & 2) ? cw : NULL};
         ss_direct_linear_ce(x, x + T * H, x + (T + V) * H, y, T, H, V, c.eps,
-                            -100, NULL, g, g + T * H, g + (T + V) * H);
+                            c.cw, -100, NULL, g, g + T * H, g + (T + V) * H);
         SS_CHECK(ss_test_fd_max_err(lin_f, &c, x, g, n, 1e-5, 4) < 1e-6);
     }
     free(x), free(g);
@@ -200,6 +216,10 @@ SS_TEST(fused_vs_direct_awkward_sizes) {
         check_vs_direct(6, 1, Vs[i], 0.0, 0, 0.2, seed++); /* H = 1 */
     }
     check_vs_direct(40, 33, 700, 0.05, 1, 0.5, seed++);
+    /* class weights, with and without smoothing, across chunks */
+    check_vs_direct(1, 3, CHUNK + 1, 0.1, USE_BIAS | USE_WEIGHTS, 0.0, seed++);
+    check_vs_direct(17, 6, 2 * CHUNK + 7, 0.0, USE_WEIGHTS, 0.3, seed++);
+    check_vs_direct(17, 6, 2 * CHUNK + 7, 0.2, USE_BIAS | USE_WEIGHTS, 0.3, seed++);
 }
 
 /* Small row blocks: 2 KiB of logits per block is 1 row at V = 600, 2 rows
@@ -209,7 +229,7 @@ SS_TEST(row_blocks) {
     ss__fce_block_bytes = 2048;
     check_vs_direct(9, 5, 600, 0.1, 1, 0.2, 7);
     check_vs_direct(11, 4, 300, 0.0, 1, 0.0, 8);
-    check_vs_direct(23, 3, 130, 0.2, 0, 0.3, 9);
+    check_vs_direct(23, 3, 130, 0.2, USE_WEIGHTS, 0.3, 9);
     ss__fce_block_bytes = keep;
 }
 
@@ -224,6 +244,17 @@ SS_TEST(all_ignored_and_optional_grads) {
                                              1.0f, c.h, c.w, c.b, c.y, 5, 3,
                                              11, NULL));
     SS_CHECK(loss == 0.0f && c.dh[0] == pre);
+    /* scored targets whose class weights are all 0: 0, not NaN */
+    ss_fused_ce_opts o = ss_fused_ce_defaults();
+    memset(c.cw, 0, sizeof(float) * 11);
+    o.class_weights = c.cw;
+    c.y[1] = 4;
+    SS_CHECK_OK(run_pair(&c, &loss, 1, 1.0f, &o));
+    SS_CHECK(loss == 0.0f && c.dh[0] == pre && c.dw[0] == 0.5f);
+    SS_CHECK_OK(ss_fused_ce_forward_backward(&loss, NULL, c.dh, c.dw, c.db,
+                                             1.0f, c.h, c.w, c.b, c.y, 5, 3,
+                                             11, &o));
+    SS_CHECK(loss == 0.0f && c.dh[0] == pre && c.dw[0] == 0.5f);
     case_free(&c);
     /* only dweight requested; ignored rows of dhidden stay untouched */
     fce_case d = case_new(6, 4, 9, 0.5, 4), e = case_new(6, 4, 9, 0.5, 4);
@@ -295,6 +326,11 @@ SS_TEST(errors) {
     o.label_smoothing = -0.1f;
     SS_CHECK_STATUS(FWD(&loss, cache, c.h, c.w, c.b, c.y, 3, 2, 5, &o), SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("label_smoothing must be in [0, 1], got -0.1");
+    o = ss_fused_ce_defaults();
+    c.cw[2] = -1.0f;
+    o.class_weights = c.cw;
+    SS_CHECK_STATUS(FWD(&loss, cache, c.h, c.w, c.b, c.y, 3, 2, 5, &o), SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("class_weights[2] must be finite and >= 0, got -1");
     c.y[2] = 5;
     SS_CHECK_STATUS(FWD(&loss, cache, c.h, c.w, c.b, c.y, 3, 2, 5, NULL), SS_ERR_LABEL);
     SS_CHECK_MSG_HAS("targets[2] = 5");

@@ -470,7 +470,7 @@ SS_API size_t ss_mlm_cache_size(int64_t T, int64_t V);
  * of reduction="none"), or NULL. cache: as sized. opts: NULL = defaults.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (label_smoothing, a class
  * weight < 0 or non-finite, naming its index), SS_ERR_NONFINITE (logits),
- * SS_ERR_LABEL, SS_ERR_NOMEM. */
+ * SS_ERR_LABEL, SS_ERR_NOMEM. Rows whose target is ignored are not read. */
 SS_API ss_status ss_mlm_forward(float *loss, float *losses, void *cache,
                                 const float *logits, const int64_t *targets,
                                 int64_t T, int64_t V, const ss_mlm_opts *opts);
@@ -506,7 +506,8 @@ SS_API size_t ss_fused_ce_cache_size(int64_t T, int64_t H, int64_t V);
 /* loss: (1). losses: (T) per-token losses (0 when ignored) or NULL.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (label_smoothing, class
  * weights), SS_ERR_NONFINITE (hidden, weight, bias), SS_ERR_LABEL,
- * SS_ERR_NOMEM. */
+ * SS_ERR_NOMEM. Rows of hidden whose target is ignored are not read (they
+ * may hold anything, e.g. padding). */
 SS_API ss_status ss_fused_ce_forward(float *loss, float *losses, void *cache,
                                      const float *hidden, const float *weight,
                                      const float *bias, const int64_t *targets,

@@ -115,7 +115,14 @@ static ss_status check_args(const char *fn, const float *hidden,
     SS_TRY(ss__check_smoothing(fn, o->label_smoothing));
     SS_TRY(ss__check_class_weights(fn, o->class_weights, V));
     SS_TRY(ss__check_targets(fn, targets, T, V, o->ignore_index, n));
-    SS_TRY(ss__check_finite(fn, "hidden", hidden, T * H));
+    for (int64_t t = 0; t < T; t++) /* ignored rows are never read */
+        if (targets[t] != o->ignore_index)
+            for (int64_t k = 0; k < H; k++)
+                if (!isfinite(hidden[t * H + k]))
+                    return ss__fail(SS_ERR_NONFINITE, fn,
+                                    "hidden[%lld] is %g (not finite)",
+                                    (long long)(t * H + k),
+                                    (double)hidden[t * H + k]);
     SS_TRY(ss__check_finite(fn, "weight", weight, V * H));
     if (bias) SS_TRY(ss__check_finite(fn, "bias", bias, V));
     return SS_OK;

@@ -77,7 +77,15 @@ static ss_status check_args(const char *fn, const float *logits,
     SS_TRY(ss__check_smoothing(fn, o->label_smoothing));
     SS_TRY(ss__check_class_weights(fn, o->class_weights, V));
     SS_TRY(ss__check_targets(fn, targets, T, V, o->ignore_index, NULL));
-    return ss__check_finite(fn, "logits", logits, T * V);
+    for (int64_t t = 0; t < T; t++) /* ignored rows are never read */
+        if (targets[t] != o->ignore_index)
+            for (int64_t c = 0; c < V; c++)
+                if (!isfinite(logits[t * V + c]))
+                    return ss__fail(SS_ERR_NONFINITE, fn,
+                                    "logits[%lld] is %g (not finite)",
+                                    (long long)(t * V + c),
+                                    (double)logits[t * V + c]);
+    return SS_OK;
 }
 
 static double weight_of(const ss_mlm_opts *o, int64_t c) {

@@ -267,6 +267,14 @@ SS_TEST(all_ignored_and_optional_grads) {
     SS_CHECK_OK(run_pair(&e, &loss, 0, 1.0f, NULL));
     SS_CHECK_CLOSE_FF(d.dw, e.dw, 36, 1e-6, "dweight alone");
     for (int h = 0; h < 4; h++) SS_CHECK(e.dh[h] == 0.0f);
+    /* an ignored row is never read: NaN there changes nothing */
+    float l1;
+    memset(e.dh, 0, sizeof(float) * 24);
+    e.h[1] = NAN;
+    SS_CHECK_OK(run_pair(&e, &l1, 0, 1.0f, NULL));
+    SS_CHECK(l1 == loss);
+    for (int h = 0; h < 4; h++) SS_CHECK(e.dh[h] == 0.0f);
+    for (int h = 4; h < 24; h++) SS_CHECK(isfinite(e.dh[h]));
     free(cache), case_free(&d), case_free(&e);
 }
 

@@ -182,6 +182,10 @@ SS_TEST(custom_ignore_index) {
     SS_CHECK(loss == l2);
     SS_CHECK_STATUS(run_mlm(&loss, NULL, dx, 1.0f, x, y2, 2, 3, &o),
                     SS_ERR_LABEL);
+    /* an ignored row is never read */
+    x[4] = NAN;
+    SS_CHECK_OK(run_mlm(&l2, NULL, dx, 1.0f, x, y2, 2, 3, NULL));
+    SS_CHECK(l2 == loss);
 }
 
 SS_TEST(accumulates_and_scales) {

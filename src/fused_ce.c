@@ -32,34 +32,6 @@
 /* Bytes of logits per row block (32 MiB); tests lower it to get many blocks. */
 size_t ss__fce_block_bytes = (size_t)32 << 20;
 
-#ifdef _OPENMP
-#define FCE_PRAGMA(x) _Pragma(#x)
-#define FCE_SIMD_SUM(v) FCE_PRAGMA(omp simd reduction(+ : v))
-#else
-#define FCE_SIMD_SUM(v)
-#endif
-
-/* e^x for x <= 0 (softmax terms), relative error ~2e-7, 0 below -87.
- * Branch-free so that the chunk loops vectorise (glibc's vector expf needs
- * -ffast-math): x = n ln2 + r, |r| <= ln2 / 2, e^r by its degree-6 Taylor
- * polynomial (error < 1.3e-7 on that range), 2^n through the exponent bits. */
-static inline float fce_exp(float x) {
-    float xc = x < -87.0f ? -87.0f : x;
-    float n = xc * 1.44269504f + 12582912.0f; /* round to nearest integer */
-    n -= 12582912.0f;
-    float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 hi - lo */
-    float p = 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.0f ? 0.0f : p * two_n;
-}
-
 enum { MODE_FWD = 1, MODE_BWD = 2, MODE_BOTH = 3 };
 
 typedef struct {
@@ -213,14 +185,14 @@ static void chunk_logits(const fce_job *j, fce_ws *w, int64_t nb, int64_t c0,
         const float *cwt = j->o.class_weights;
         for (int64_t c = 0; c < cw; c++) m = x[c] > m ? x[c] : m;
         if (cwt) {
-            FCE_SIMD_SUM(sx)
+            SS__SIMD_SUM(sx)
             for (int64_t c = 0; c < cw; c++) sx += cwt[c0 + c] * x[c];
         } else {
-            FCE_SIMD_SUM(sx)
+            SS__SIMD_SUM(sx)
             for (int64_t c = 0; c < cw; c++) sx += x[c];
         }
-        FCE_SIMD_SUM(se)
-        for (int64_t c = 0; c < cw; c++) se += fce_exp(x[c] - m);
+        SS__SIMD_SUM(se)
+        for (int64_t c = 0; c < cw; c++) se += ss__exp_le0(x[c] - m);
         double mn = fmax(s[0], m); /* online merge, s[0] may be -inf */
         s[1] = s[1] * exp(s[0] - mn) + se * exp(m - mn);
         s[0] = mn, s[2] += sx;
@@ -243,9 +215,9 @@ static void chunk_grad(const fce_job *j, fce_ws *w, int64_t b0, int64_t nb,
         float fp = (float)(s * (a + b * j->sw)), off = (float)(s * b);
         if (cwt)
             for (int64_t c = 0; c < cw; c++)
-                x[c] = fp * fce_exp(x[c] - l) - off * cwt[c0 + c];
+                x[c] = fp * ss__exp_le0(x[c] - l) - off * cwt[c0 + c];
         else
-            for (int64_t c = 0; c < cw; c++) x[c] = fp * fce_exp(x[c] - l) - off;
+            for (int64_t c = 0; c < cw; c++) x[c] = fp * ss__exp_le0(x[c] - l) - off;
         if (y >= c0 && y < c0 + cw) x[y - c0] -= (float)(s * a);
         if (j->dbias)
             for (int64_t c = 0; c < cw; c++) j->dbias[c0 + c] += x[c];

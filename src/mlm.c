@@ -95,11 +95,17 @@ static double weight_of(const ss_mlm_opts *o, int64_t c) {
 /* Row t: lse and the unnormalised loss_t (see selfsup.h). */
 static double row_loss(const float *x, int64_t y, int64_t V, double sw,
                        const ss_mlm_opts *o, float *lse_out) {
-    double m = -INFINITY, s = 0.0, sx = 0.0;
-    for (int64_t c = 0; c < V; c++) m = fmax(m, x[c]);
-    for (int64_t c = 0; c < V; c++) {
-        s += exp((double)x[c] - m);
-        sx += weight_of(o, c) * x[c];
+    float m = -INFINITY;
+    double s = 0.0, sx = 0.0;
+    for (int64_t c = 0; c < V; c++) m = x[c] > m ? x[c] : m;
+    SS__SIMD_SUM(s)
+    for (int64_t c = 0; c < V; c++) s += ss__exp_le0(x[c] - m);
+    if (o->class_weights) {
+        SS__SIMD_SUM(sx)
+        for (int64_t c = 0; c < V; c++) sx += (double)o->class_weights[c] * x[c];
+    } else {
+        SS__SIMD_SUM(sx)
+        for (int64_t c = 0; c < V; c++) sx += x[c];
     }
     double lse = m + log(s), eps = o->label_smoothing;
     *lse_out = (float)lse;
@@ -169,12 +175,16 @@ ss_status ss_mlm_backward(float *dlogits, float dloss, const void *cache,
         const float *x = logits + t * V;
         float *d = dlogits + t * V;
         double a = (1.0 - eps) * weight_of(&o, y), b = eps / (double)V;
-        double pc = a + b * sw; /* coefficient of p_c */
-        for (int64_t c = 0; c < V; c++) {
-            double p = exp((double)x[c] - lse[t]);
-            double g = pc * p - b * weight_of(&o, c) - (c == y ? a : 0.0);
-            d[c] += (float)(scale * g);
-        }
+        float fp = (float)(scale * (a + b * sw)), fb = (float)(scale * b);
+        float l = lse[t];
+        const float *w = o.class_weights;
+        if (w)
+            for (int64_t c = 0; c < V; c++)
+                d[c] += fp * ss__exp_le0(x[c] - l) - fb * w[c];
+        else
+            for (int64_t c = 0; c < V; c++)
+                d[c] += fp * ss__exp_le0(x[c] - l) - fb;
+        d[y] -= (float)(scale * a);
     }
     return SS_OK;
 }

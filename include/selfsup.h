@@ -1003,6 +1003,262 @@ SS_API ss_status ss_msn_backward(float *danchors, float *dprototypes,
 /* projection + cross-entropy, masking generators, reconstruction, MAE       */
 /* ------------------------------------------------------------------------ */
 /* (section start: predictive) */
+/*
+ * Letters: T tokens (rows of a batch flattened), V vocabulary size (here V
+ * is the number of classes, not views), H hidden size, B batch, C image
+ * channels, L patches per image, P values per patch = p * p * C.
+ *
+ * Targets are int64 class indices in [0, V) or ignore_index (default
+ * SS_IGNORE_INDEX = -100, as torch). Any other value is SS_ERR_LABEL naming
+ * its index and value. A target that is ignored contributes nothing and gets
+ * no gradient.
+ *
+ * Differences from torch, on purpose: when no target is scored (all
+ * ignored, or the scored targets' class weights sum to 0) the loss is 0 and
+ * every gradient is 0, where torch returns NaN.
+ */
+#define SS_IGNORE_INDEX ((int64_t)-100)
+
+/* Masked cross-entropy over logits (MLM head) ----------------------------- */
+/*
+ * logits: (T, V), targets: (T). With eps = label_smoothing, w = class
+ * weights (all 1 when NULL), W = sum over scored rows t of w[y_t]:
+ *     lse_t  = LSE_c logits[t, c]
+ *     loss_t = (1 - eps) w[y_t] (lse_t - x_{t,y_t})
+ *              + (eps / V) sum_c w[c] (lse_t - x_{t,c})
+ *     loss   = (sum over scored t of loss_t) / W
+ * exactly torch.nn.CrossEntropyLoss(weight, ignore_index, label_smoothing,
+ * reduction="mean"), including how torch normalises the smoothing term by
+ * the target weights (W) when weights are given.
+ */
+typedef struct {
+    int64_t ignore_index;       /* default SS_IGNORE_INDEX (-100) */
+    float label_smoothing;      /* in [0, 1]. Default 0. */
+    const float *class_weights; /* (V) finite, >= 0, or NULL (default) */
+} ss_mlm_opts;
+
+SS_API ss_mlm_opts ss_mlm_defaults(void);
+/* Bytes of cache for ss_mlm_forward; 0 (ss_last_error set) on bad sizes. */
+SS_API size_t ss_mlm_cache_size(int64_t T, int64_t V);
+/* loss: (1). losses: (T) per-token loss_t (0 for ignored rows, the values
+ * of reduction="none"), or NULL. cache: as sized. opts: NULL = defaults.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (label_smoothing, a class
+ * weight < 0 or non-finite, naming its index), SS_ERR_NONFINITE (logits),
+ * SS_ERR_LABEL, SS_ERR_NOMEM. Rows whose target is ignored are not read. */
+SS_API ss_status ss_mlm_forward(float *loss, float *losses, void *cache,
+                                const float *logits, const int64_t *targets,
+                                int64_t T, int64_t V, const ss_mlm_opts *opts);
+/* dlogits: (T, V), accumulated: += dloss * dloss/dlogits. Ignored rows are
+ * not touched. cache: from forward with the same inputs and opts. */
+SS_API ss_status ss_mlm_backward(float *dlogits, float dloss,
+                                 const void *cache, const float *logits,
+                                 const int64_t *targets, int64_t T, int64_t V,
+                                 const ss_mlm_opts *opts);
+
+/* Fused output projection + cross-entropy ---------------------------------- */
+/*
+ * hidden: (T, H), weight: (V, H), bias: (V) or NULL, targets: (T).
+ *     logits = hidden weight^T + bias     (never materialised)
+ *     loss   = ss_mlm's loss of these logits (same ignore_index, label
+ *              smoothing and class weights; W = n scored rows unweighted)
+ * = torch Linear + CrossEntropyLoss(weight, ignore_index, label_smoothing).
+ * Only scored rows are read; the work runs over blocks
+ * of scored rows and vocabulary chunks with an online log-sum-exp; backward
+ * recomputes the logits block by block (Cut Cross-Entropy / Liger).
+ * Workspace: about 32 MiB for the logits of one row block plus O(rows * H)
+ * per thread, independent of T. ss_fused_ce_forward_backward does forward
+ * and backward in one pass (no recompute) when dloss is known up front.
+ */
+typedef struct {
+    int64_t ignore_index;       /* default SS_IGNORE_INDEX */
+    float label_smoothing;      /* in [0, 1]. Default 0. */
+    const float *class_weights; /* (V) finite, >= 0, or NULL (default) */
+} ss_fused_ce_opts;
+
+SS_API ss_fused_ce_opts ss_fused_ce_defaults(void);
+SS_API size_t ss_fused_ce_cache_size(int64_t T, int64_t H, int64_t V);
+/* loss: (1). losses: (T) per-token losses (0 when ignored) or NULL.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (label_smoothing, class
+ * weights), SS_ERR_NONFINITE (hidden, weight, bias), SS_ERR_LABEL,
+ * SS_ERR_NOMEM. Rows of hidden whose target is ignored are not read (they
+ * may hold anything, e.g. padding). */
+SS_API ss_status ss_fused_ce_forward(float *loss, float *losses, void *cache,
+                                     const float *hidden, const float *weight,
+                                     const float *bias, const int64_t *targets,
+                                     int64_t T, int64_t H, int64_t V,
+                                     const ss_fused_ce_opts *opts);
+/* dhidden: (T, H), dweight: (V, H), dbias: (V), each accumulated, each may
+ * be NULL (not computed). Rows of dhidden that are ignored are not touched.
+ * cache: from forward with the same inputs. */
+SS_API ss_status ss_fused_ce_backward(float *dhidden, float *dweight,
+                                      float *dbias, float dloss,
+                                      const void *cache, const float *hidden,
+                                      const float *weight, const float *bias,
+                                      const int64_t *targets, int64_t T,
+                                      int64_t H, int64_t V,
+                                      const ss_fused_ce_opts *opts);
+/* Forward and backward in one pass: writes loss (and losses when non-NULL)
+ * and accumulates dloss * gradient like the pair above. No cache. */
+SS_API ss_status ss_fused_ce_forward_backward(
+    float *loss, float *losses, float *dhidden, float *dweight, float *dbias,
+    float dloss, const float *hidden, const float *weight, const float *bias,
+    const int64_t *targets, int64_t T, int64_t H, int64_t V,
+    const ss_fused_ce_opts *opts);
+
+/* Token masking generators (BERT, whole-word, SpanBERT) -------------------- */
+/*
+ * ids: (B, T) token ids in [0, vocab_size). Writes out_ids: (B, T), the
+ * corrupted input, and targets: (B, T), the original id at every selected
+ * position and ignore_index elsewhere. Deterministic given the rng state;
+ * rows are processed in order and the rng advances.
+ *
+ * Candidates: positions that are not special (special_mask[b, t] != 0 or
+ * ids in opts.special_ids). Special positions are never selected.
+ * Units: with word_start == NULL every candidate token is a unit; with
+ * word_start (B, T) (1 = the token starts a word, 0 = it continues the
+ * previous one) a unit is a whole word (whole-word masking): a word's
+ * tokens are selected together. A special token ends a word.
+ * Budget per row: n_sel = max(1, round(n_cand * mask_prob)) tokens (0 when
+ * the row has no candidate), as BERT's create_pretraining_data.
+ * BERT: units in random order are selected while they fit the budget.
+ * Span (SpanBERT): spans of l units, l ~ Geometric(span_p) truncated to
+ * [1, span_max] (p = 0.2, max 10: mean 3.8), anchored at a random
+ * candidate, until n_sel = ceil(n_cand * mask_prob) tokens are selected;
+ * a span stops at a special or already selected token and at the budget.
+ * Replacement: each selected token (BERT) or each span (SpanBERT) becomes
+ * mask_id with probability mask_frac, a uniform random id in [0,
+ * vocab_size) with probability random_frac, else stays unchanged.
+ */
+typedef struct {
+    int64_t vocab_size;         /* > 0, required */
+    int64_t mask_id;            /* in [0, vocab_size), required */
+    int64_t ignore_index;       /* default SS_IGNORE_INDEX */
+    double mask_prob;           /* in (0, 1]. Default 0.15. */
+    double mask_frac;           /* default 0.8 */
+    double random_frac;         /* default 0.1; mask_frac + random_frac <= 1 */
+    const int64_t *special_ids; /* (n_special) ids never selected, or NULL */
+    int64_t n_special;
+    double span_p;              /* in (0, 1]. Default 0.2 (SpanBERT). */
+    int64_t span_max;           /* >= 1. Default 10. */
+} ss_mask_opts;
+
+/* Defaults above with vocab_size and mask_id set from the arguments. */
+SS_API ss_mask_opts ss_mask_defaults(int64_t vocab_size, int64_t mask_id);
+/* special_mask, word_start: (B, T) or NULL. Errors: SS_ERR_NULL,
+ * SS_ERR_SIZE, SS_ERR_PARAM (probabilities, ids, span options),
+ * SS_ERR_LABEL (an id outside [0, vocab_size), naming its index),
+ * SS_ERR_NOMEM. */
+SS_API ss_status ss_mask_bert(int64_t *out_ids, int64_t *targets,
+                              const int64_t *ids, const uint8_t *special_mask,
+                              const uint8_t *word_start, int64_t B, int64_t T,
+                              const ss_mask_opts *opts, ss_rng *rng);
+SS_API ss_status ss_mask_span(int64_t *out_ids, int64_t *targets,
+                              const int64_t *ids, const uint8_t *special_mask,
+                              const uint8_t *word_start, int64_t B, int64_t T,
+                              const ss_mask_opts *opts, ss_rng *rng);
+
+/* Reconstruction losses ---------------------------------------------------- */
+/*
+ * pred, target: (n) flattened. Elementwise l_i, as torch.nn.functional:
+ *     MSE        (x - y)^2
+ *     L1         |x - y|
+ *     SMOOTH_L1  |d| < beta: 0.5 d^2 / beta, else |d| - 0.5 beta  (beta >= 0;
+ *                beta = 0 is L1)
+ *     HUBER      |d| < beta: 0.5 d^2, else beta (|d| - 0.5 beta)  (beta > 0)
+ *     BCE_LOGITS max(x, 0) - x y + log(1 + e^{-|x|})   (y in [0, 1])
+ * mask: (n) or NULL; only elements with mask[i] != 0 count (l_i = 0
+ * elsewhere). Reductions: MEAN = sum / (number of counted elements; 0 when
+ * none), SUM, NONE (losses (n) hold l_i, *loss their sum). No cache: the
+ * backward recomputes from the inputs.
+ */
+typedef enum {
+    SS_RECON_MSE = 0,
+    SS_RECON_L1 = 1,
+    SS_RECON_SMOOTH_L1 = 2,
+    SS_RECON_HUBER = 3,
+    SS_RECON_BCE_LOGITS = 4
+} ss_recon_kind;
+
+typedef enum {
+    SS_REDUCE_MEAN = 0,
+    SS_REDUCE_SUM = 1,
+    SS_REDUCE_NONE = 2
+} ss_reduction;
+
+typedef struct {
+    ss_recon_kind kind;     /* default SS_RECON_MSE */
+    ss_reduction reduction; /* default SS_REDUCE_MEAN */
+    float beta;             /* smooth-L1 beta / Huber delta. Default 1. */
+} ss_recon_opts;
+
+SS_API ss_recon_opts ss_recon_defaults(ss_recon_kind kind);
+/* loss: (1), may be NULL only for NONE. losses: (n) or NULL; required for
+ * NONE. Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (kind, reduction,
+ * beta), SS_ERR_NONFINITE. */
+SS_API ss_status ss_recon_forward(float *loss, float *losses,
+                                  const float *pred, const float *target,
+                                  const uint8_t *mask, int64_t n,
+                                  const ss_recon_opts *opts);
+/* dpred: (n) accumulated; dtarget: (n) accumulated or NULL. The upstream
+ * gradient is dloss for MEAN / SUM and dlosses: (n) for NONE (then dloss is
+ * ignored; dlosses may be NULL otherwise). At |d| = 0 the L1 gradient is 0
+ * (torch's sign). */
+SS_API ss_status ss_recon_backward(float *dpred, float *dtarget, float dloss,
+                                   const float *dlosses, const float *pred,
+                                   const float *target, const uint8_t *mask,
+                                   int64_t n, const ss_recon_opts *opts);
+
+/* MAE: patchify, masked-patch loss, patch-mask generators ------------------ */
+/*
+ * imgs: (B, C, Hi, Wi), patch size p divides Hi and Wi; L = (Hi/p)(Wi/p),
+ * P = p * p * C. MAE's patchify order: patch l = i * (Wi/p) + j, element
+ * (u * p + v) * C + c = imgs[b, c, i p + u, j p + v].
+ */
+SS_API ss_status ss_mae_patchify(float *patches, const float *imgs, int64_t B,
+                                 int64_t C, int64_t Hi, int64_t Wi, int64_t p);
+/*
+ * pred: (B, L, P), mask: (B, L), 1 = masked (predicted), 0 = visible.
+ * target = patchify(imgs), with norm_pix: (target - mean) / sqrt(var +
+ * 1e-6) per patch, var unbiased (divides by P - 1; P = 1 gives var 0).
+ *     loss = sum_{masked (b,l)} mean_k (pred - target)^2 / (masked count)
+ * as MAE's forward_loss; 0 (and zero gradient) when nothing is masked.
+ * losses: (B, L) per-patch mean squared errors (all patches) or NULL.
+ * imgs receive no gradient. No cache.
+ */
+typedef struct {
+    int norm_pix; /* default 1 (MAE's norm_pix_loss for its best models) */
+} ss_mae_opts;
+
+SS_API ss_mae_opts ss_mae_defaults(void);
+/* Errors: SS_ERR_NULL, SS_ERR_SIZE (p does not divide Hi or Wi),
+ * SS_ERR_NONFINITE (pred, imgs), SS_ERR_NOMEM. */
+SS_API ss_status ss_mae_forward(float *loss, float *losses, const float *pred,
+                                const float *imgs, const uint8_t *mask,
+                                int64_t B, int64_t C, int64_t Hi, int64_t Wi,
+                                int64_t p, const ss_mae_opts *opts);
+/* dpred: (B, L, P), accumulated. */
+SS_API ss_status ss_mae_backward(float *dpred, float dloss, const float *pred,
+                                 const float *imgs, const uint8_t *mask,
+                                 int64_t B, int64_t C, int64_t Hi, int64_t Wi,
+                                 int64_t p, const ss_mae_opts *opts);
+/* MAE's random_masking: per sample a uniform random permutation of the L
+ * patches; the first len_keep = int(L * (1 - mask_ratio)) (truncated, as
+ * MAE) stay visible, the rest are masked. mask: (B, L) written.
+ * ids_shuffle: (B, L) permutation (kept ids first) or NULL.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (ratio not in [0, 1)). */
+SS_API ss_status ss_mae_random_mask(uint8_t *mask, int64_t *ids_shuffle,
+                                    int64_t B, int64_t L, double mask_ratio,
+                                    ss_rng *rng);
+/* BEiT's block-wise MaskingGenerator on a gh x gw grid, per sample: blocks
+ * of area in [min_patches, remaining] and aspect ratio e^U(log 0.3, log
+ * 1/0.3) are added while they add 1..remaining new patches, until
+ * num_masked patches are masked or 10 attempts in a row add nothing (so
+ * the count is <= num_masked, usually equal). mask: (B, gh * gw) written.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (num_masked > gh * gw,
+ * min_patches < 1). BEiT: 14 x 14, num_masked 75, min_patches 16. */
+SS_API ss_status ss_mae_block_mask(uint8_t *mask, int64_t B, int64_t gh,
+                                   int64_t gw, int64_t num_masked,
+                                   int64_t min_patches, ss_rng *rng);
 
 /* (section end: predictive) */
 

@@ -1073,6 +1073,9 @@ typedef struct {
     int64_t ignore_index;       /* default SS_IGNORE_INDEX */
     float label_smoothing;      /* in [0, 1]. Default 0. */
     const float *class_weights; /* (V) finite, >= 0, or NULL (default) */
+    size_t block_bytes; /* logits workspace per row block, >= 1. Default
+                         * 32 MiB; a row block holds block_bytes / (4 V)
+                         * rows (at least 1, at most 256). */
 } ss_fused_ce_opts;
 
 SS_API ss_fused_ce_opts ss_fused_ce_defaults(void);

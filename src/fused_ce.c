@@ -10,7 +10,7 @@
  * by one thread, so no races) and dHb += G W_chunk (per-thread partials,
  * summed in thread order). Backward alone recomputes the logits from the
  * cached lse; forward_backward does everything in one pass. Workspace is
- * about ss__fce_block_bytes (32 MiB) plus O(rb * H) per thread, independent of T.
+ * about opts.block_bytes (32 MiB) plus O(rb * H) per thread, independent of T.
  * See docs/derivations/fused_ce.md.
  */
 #include "kernels/gemm.h"
@@ -29,8 +29,7 @@
 #define FCE_CHUNK 512                      /* vocabulary columns per GEMM */
 #define FCE_MAX_ROWS 256                   /* rows per block */
 
-/* Bytes of logits per row block (32 MiB); tests lower it to get many blocks. */
-size_t ss__fce_block_bytes = (size_t)32 << 20;
+#define FCE_BLOCK_BYTES ((size_t)32 << 20) /* default logits per row block */
 
 enum { MODE_FWD = 1, MODE_BWD = 2, MODE_BOTH = 3 };
 
@@ -54,7 +53,7 @@ typedef struct {
 } fce_job;
 
 ss_fused_ce_opts ss_fused_ce_defaults(void) {
-    ss_fused_ce_opts o = {SS_IGNORE_INDEX, 0.0f, NULL};
+    ss_fused_ce_opts o = {SS_IGNORE_INDEX, 0.0f, NULL, FCE_BLOCK_BYTES};
     return o;
 }
 
@@ -85,6 +84,8 @@ static ss_status check_args(const char *fn, const float *hidden,
     SS_TRY(ss__check_ptr(fn, "targets", targets));
     SS_TRY(check_sizes(fn, T, H, V));
     SS_TRY(ss__check_smoothing(fn, o->label_smoothing));
+    if (o->block_bytes == 0)
+        return ss__fail(SS_ERR_PARAM, fn, "block_bytes must be >= 1, got 0");
     SS_TRY(ss__check_class_weights(fn, o->class_weights, V));
     SS_TRY(ss__check_targets(fn, targets, T, V, o->ignore_index, n));
     for (int64_t t = 0; t < T; t++) /* ignored rows are never read */
@@ -150,7 +151,7 @@ static void ws_free(fce_ws *w) {
 
 static int ws_alloc(fce_ws *w, const fce_job *j, int64_t n) {
     memset(w, 0, sizeof *w);
-    int64_t rb = (int64_t)(ss__fce_block_bytes / ((size_t)j->V * sizeof(float)));
+    int64_t rb = (int64_t)(j->o.block_bytes / ((size_t)j->V * sizeof(float)));
     rb = rb < 1 ? 1 : rb > FCE_MAX_ROWS ? FCE_MAX_ROWS : rb;
     w->rb = rb < n ? rb : n;
     w->nth = ss__threads();

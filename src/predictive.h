@@ -47,8 +47,5 @@ ss_status ss__check_class_weights(const char *fn, const float *w, int64_t V);
 /* label_smoothing in [0, 1]. */
 ss_status ss__check_smoothing(const char *fn, float eps);
 
-/* Bytes of logits per row block in fused_ce.c (default 32 MiB). Tests
- * lower it to exercise many row blocks on small inputs. */
-extern size_t ss__fce_block_bytes;
 
 #endif

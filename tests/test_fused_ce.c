@@ -77,10 +77,14 @@ static double direct_of(const fce_case *c, int flags, double eps,
     return l;
 }
 
+/* opts.block_bytes for check_vs_direct; 0 keeps the default. */
+static size_t block_bytes;
+
 static void check_vs_direct(int64_t T, int64_t H, int64_t V, double eps,
                             int use_bias, double p_ign, uint64_t seed) {
     fce_case c = case_new(T, H, V, p_ign, seed);
     ss_fused_ce_opts o = ss_fused_ce_defaults();
+    if (block_bytes) o.block_bytes = block_bytes;
     o.label_smoothing = (float)eps;
     o.class_weights = (use_bias & USE_WEIGHTS) ? c.cw : NULL;
     float loss;
@@ -225,12 +229,11 @@ SS_TEST(fused_vs_direct_awkward_sizes) {
 /* Small row blocks: 2 KiB of logits per block is 1 row at V = 600, 2 rows
  * at V = 300 and 4 at V = 130, so blocks are full, partial and single. */
 SS_TEST(row_blocks) {
-    size_t keep = ss__fce_block_bytes;
-    ss__fce_block_bytes = 2048;
+    block_bytes = 2048;
     check_vs_direct(9, 5, 600, 0.1, 1, 0.2, 7);
     check_vs_direct(11, 4, 300, 0.0, 1, 0.0, 8);
     check_vs_direct(23, 3, 130, 0.2, USE_WEIGHTS, 0.3, 9);
-    ss__fce_block_bytes = keep;
+    block_bytes = 0;
 }
 
 SS_TEST(all_ignored_and_optional_grads) {
@@ -339,6 +342,10 @@ SS_TEST(errors) {
     o.class_weights = c.cw;
     SS_CHECK_STATUS(FWD(&loss, cache, c.h, c.w, c.b, c.y, 3, 2, 5, &o), SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("class_weights[2] must be finite and >= 0, got -1");
+    o = ss_fused_ce_defaults();
+    o.block_bytes = 0;
+    SS_CHECK_STATUS(FWD(&loss, cache, c.h, c.w, c.b, c.y, 3, 2, 5, &o), SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("block_bytes must be >= 1, got 0");
     c.y[2] = 5;
     SS_CHECK_STATUS(FWD(&loss, cache, c.h, c.w, c.b, c.y, 3, 2, 5, NULL), SS_ERR_LABEL);
     SS_CHECK_MSG_HAS("targets[2] = 5");

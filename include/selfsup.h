@@ -501,6 +501,272 @@ SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
 /* ------------------------------------------------------------------------ */
 /* (section start: geometry) */
 
+/*
+ * These losses act on the geometry of a whole batch (its covariance, its
+ * pairwise distances, its singular values) rather than on per-row softmax
+ * statistics. Small matrices (D x D covariances, Cholesky factors, SVDs)
+ * are computed in double precision; with OpenBLAS they go through LAPACK
+ * (dpotrf, dgesdd), otherwise through portable routines (same results to
+ * rounding, slower). Inputs are float32 like everywhere else.
+ */
+
+/* TiCo (Zhu et al. 2022; lightly TiCoLoss) -------------------------------- */
+/*
+ * za, zb: (N, D) the two views (online and momentum branch). With
+ * a = normalize(za), b = normalize(zb) (F.normalize, eps SS_NORM_EPS) and
+ * the running covariance C_old held by an ss_tico_state:
+ *
+ *     C      = beta C_old + (1 - beta) a^T a / N      (update, then use)
+ *     loss_i = 1 - <a_i, b_i> + rho a_i C a_i^T
+ *     loss   = mean_i loss_i
+ *
+ * exactly as lightly's TiCoLoss.forward: C is formed from the current batch
+ * before it is used, the gradient flows through the (1 - beta) a^T a / N
+ * part of C (C_old is a constant), and C, detached, becomes the new state
+ * when opts->update is nonzero (lightly's update_covariance_matrix). A new
+ * state is all zeros, as lightly's first call. zb receives gradient
+ * through the alignment term (pass dzb = NULL for a stop-gradient target).
+ */
+typedef struct ss_tico_state ss_tico_state;
+
+/* *out: new state for dimension D, C = 0, steps = 0.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_NOMEM. */
+SS_API ss_status ss_tico_state_create(ss_tico_state **out, int64_t D);
+SS_API void ss_tico_state_free(ss_tico_state *s);
+SS_API int64_t ss_tico_state_dim(const ss_tico_state *s);   /* D; 0 for NULL */
+/* Updates applied since creation (forward calls with update != 0). */
+SS_API int64_t ss_tico_state_steps(const ss_tico_state *s);
+/* C: (D, D), copied out. Errors: SS_ERR_NULL. */
+SS_API ss_status ss_tico_state_read(const ss_tico_state *s, float *C);
+/* C: (D, D), copied in (steps unchanged). Errors: SS_ERR_NULL,
+ * SS_ERR_NONFINITE. */
+SS_API ss_status ss_tico_state_write(ss_tico_state *s, const float *C);
+/* Writes the state to path atomically (temp file + rename). Format:
+ * magic "SSTICOC1", u32 version 1, u32 0, i64 D, i64 steps, D*D float32.
+ * Errors: SS_ERR_NULL, SS_ERR_IO. */
+SS_API ss_status ss_tico_state_save(const ss_tico_state *s, const char *path);
+/* *out: state read from path. Errors: SS_ERR_NULL, SS_ERR_IO,
+ * SS_ERR_FORMAT (bad magic / version, bad D or steps, truncated, non-finite
+ * C, trailing bytes: naming the byte offset), SS_ERR_NOMEM. */
+SS_API ss_status ss_tico_state_load(ss_tico_state **out, const char *path);
+
+typedef struct {
+    float beta;  /* EMA coefficient in [0, 1]. Default 0.9 (paper, lightly). */
+    float rho;   /* covariance weight, finite. Default 8 (issue 3, the
+                  * research notes' lightly default; the lightly
+                  * versions in our corpus use 20). */
+    int update;  /* nonzero (default): forward stores C in the state. */
+} ss_tico_opts;
+
+SS_API ss_tico_opts ss_tico_defaults(void);
+/* Bytes of cache: about D * D floats. 0 (message set) for invalid sizes. */
+SS_API size_t ss_tico_cache_size(int64_t N, int64_t D);
+/* loss: (1). losses: (N) per-sample loss_i or NULL. cache: as sized.
+ * state: dimension D, read, and updated when opts->update. za, zb: (N, D).
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (N < 2 as lightly, D < 1, D differs
+ * from the state's), SS_ERR_PARAM (beta, rho), SS_ERR_NONFINITE, SS_ERR_NOMEM.
+ * On error the state is unchanged. */
+SS_API ss_status ss_tico_forward(float *loss, float *losses, void *cache,
+                                 ss_tico_state *state, const float *za,
+                                 const float *zb, int64_t N, int64_t D,
+                                 const ss_tico_opts *opts);
+/* dza: (N, D) accumulated. dzb: (N, D) accumulated, or NULL. The cache
+ * holds the C the forward call used, so the state may have changed since. */
+SS_API ss_status ss_tico_backward(float *dza, float *dzb, float dloss,
+                                  const void *cache, const float *za,
+                                  const float *zb, int64_t N, int64_t D,
+                                  const ss_tico_opts *opts);
+
+/* W-MSE (Ermolov et al. 2021; lightly WMSELoss) --------------------------- */
+/*
+ * z: (V, N, D), V >= 2 views of N samples (lightly's (N * V, D) input).
+ * For each of w_iter iterations, the rows are split by a permutation perm
+ * of 0..N-1 into N / w_size sub-batches of w_size consecutive entries;
+ * every view of every sub-batch X (w_size, D) is whitened:
+ *
+ *     Xc = X - mean_rows(X),  S = Xc^T Xc / (w_size - 1)
+ *     L  = cholesky((1 - eps) S + eps I),  W = Xc L^{-T}
+ *
+ * and the whitened views are compared pairwise:
+ *
+ *     loss = mean_{iter} mean_{u < v} (2 - 2 mean_n cos(W_u[n], W_v[n]))
+ *
+ * as lightly's WMSELoss with its norm_mse_loss (value and gradient). The
+ * gradient flows through the whitening, the Cholesky factor included
+ * (docs/derivations/wmse.md). lightly draws torch.randperm(N) per
+ * iteration; here the permutations are an explicit input so results are
+ * reproducible: perm: (w_iter, N), each row a permutation of 0..N-1, or
+ * NULL for the identity (consecutive sub-batches). ss_wmse_permutation
+ * draws them from an ss_rng. The running mean / covariance lightly keeps
+ * for inference are not part of the loss and are not kept here.
+ */
+typedef struct {
+    int64_t w_size; /* rows per sub-batch, >= 2 D. Default 256 (lightly). */
+    int64_t w_iter; /* >= 1. Default 1 (lightly). */
+    float eps;      /* shrinkage in [0, 1). Default 0 (lightly). */
+} ss_wmse_opts;
+
+SS_API ss_wmse_opts ss_wmse_defaults(void);
+/* perm: (w_iter, N), written with w_iter uniform random permutations
+ * (Fisher-Yates). Errors: SS_ERR_NULL, SS_ERR_SIZE. */
+SS_API ss_status ss_wmse_permutation(int64_t *perm, int64_t w_iter,
+                                     int64_t N, ss_rng *rng);
+SS_API size_t ss_wmse_cache_size(int64_t V, int64_t N, int64_t D);
+/* loss: (1). perm: (opts->w_iter, N) or NULL.
+ * Errors: SS_ERR_NULL; SS_ERR_SIZE (V < 2; w_size < 2 D: the sub-batch is
+ * too small for the dimension, lightly's condition; N not a multiple of
+ * w_size or N < w_size); SS_ERR_PARAM (w_size < 2, w_iter < 1, eps; perm
+ * not a permutation, naming the entry; a sub-batch covariance that is not
+ * positive definite, naming iteration, sub-batch and view: raise eps);
+ * SS_ERR_NONFINITE; SS_ERR_NOMEM. */
+SS_API ss_status ss_wmse_forward(float *loss, void *cache, const float *z,
+                                 const int64_t *perm, int64_t V, int64_t N,
+                                 int64_t D, const ss_wmse_opts *opts);
+/* dz: (V, N, D) accumulated. Recomputes the whitening (cheap next to the
+ * backbone) rather than caching it. */
+SS_API ss_status ss_wmse_backward(float *dz, float dloss, const void *cache,
+                                  const float *z, const int64_t *perm,
+                                  int64_t V, int64_t N, int64_t D,
+                                  const ss_wmse_opts *opts);
+
+/* Alignment and uniformity (Wang & Isola 2020; lightly HypersphereLoss) -- */
+/*
+ * za, zb: (N, D), N >= 2. x = normalize(za), y = normalize(zb):
+ *
+ *     align  = mean_i ||x_i - y_i||^alpha
+ *     unif(x) = log mean_{i < j} exp(-t ||x_i - x_j||^2)
+ *     loss   = align + lambda (unif(x) + unif(y)) / 2
+ *
+ * as lightly's HypersphereLoss, but unif is a log-sum-exp over tiles of the
+ * pair matrix (never materialised, O((N + tile) D) memory per thread), so it
+ * stays finite for any t where lightly's exp().mean().log() underflows to
+ * -inf. Work O(N^2 D).
+ */
+typedef struct {
+    float t;      /* > 0. Default 1. */
+    float lambda; /* finite. Default 1. */
+    float alpha;  /* > 0. Default 2. */
+} ss_hypersphere_opts;
+
+SS_API ss_hypersphere_opts ss_hypersphere_defaults(void);
+SS_API size_t ss_hypersphere_cache_size(int64_t N, int64_t D);
+/* loss: (1). Errors: SS_ERR_NULL, SS_ERR_SIZE (N < 2), SS_ERR_PARAM,
+ * SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_hypersphere_forward(float *loss, void *cache,
+                                        const float *za, const float *zb,
+                                        int64_t N, int64_t D,
+                                        const ss_hypersphere_opts *opts);
+/* dza, dzb: (N, D) accumulated (either may be NULL to skip it). */
+SS_API ss_status ss_hypersphere_backward(float *dza, float *dzb, float dloss,
+                                         const void *cache, const float *za,
+                                         const float *zb, int64_t N,
+                                         int64_t D,
+                                         const ss_hypersphere_opts *opts);
+
+/* KoLeo (Sablayrolles et al. 2019; DINOv2 KoLeoLoss) ----------------------- */
+/*
+ * x: (N, D), N >= 2. u = x / max(||x||, eps) (F.normalize with DINOv2's
+ * eps), n(i) = the nearest other row by cosine (argmax_{j != i} <u_i, u_j>,
+ * lowest index on ties), and, as torch's PairwiseDistance(p=2, eps):
+ *
+ *     d_i    = || u_i - u_n(i) + eps ||      (eps added to each component)
+ *     loss_i = -log(d_i + eps),   loss = mean_i loss_i
+ *
+ * The nearest-neighbour search is tiled (O((N + tile) D) memory per
+ * thread, O(N^2 D) work). The neighbour choice is piecewise constant, so
+ * the gradient flows to both x_i and x_n(i) with n fixed, as autograd does.
+ */
+typedef struct {
+    float eps; /* > 0. Default 1e-8 (DINOv2). */
+} ss_koleo_opts;
+
+SS_API ss_koleo_opts ss_koleo_defaults(void);
+SS_API size_t ss_koleo_cache_size(int64_t N, int64_t D);
+/* loss: (1). losses: (N) or NULL. Errors: SS_ERR_NULL, SS_ERR_SIZE (N < 2:
+ * no neighbour), SS_ERR_PARAM (eps), SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_koleo_forward(float *loss, float *losses, void *cache,
+                                  const float *x, int64_t N, int64_t D,
+                                  const ss_koleo_opts *opts);
+/* dx: (N, D) accumulated. */
+SS_API ss_status ss_koleo_backward(float *dx, float dloss, const void *cache,
+                                   const float *x, int64_t N, int64_t D,
+                                   const ss_koleo_opts *opts);
+
+/* MMCR (Yerxa et al. 2023; lightly MMCRLoss) ------------------------------- */
+/*
+ * online: (B, K, D) K views of B samples; momentum: (B, K, D) or NULL. With
+ * z_b = the (Kt, D) views of sample b (online rows, then momentum rows;
+ * Kt = 2K, or K without momentum) and c: (B, D) their means over views:
+ *
+ *     loss = -||c||_* + lambda / B sum_b ||z_b||_*
+ *
+ * (||.||_* the nuclear norm, sum of singular values), as lightly's
+ * MMCRLoss(online, momentum). Singular values come from LAPACK's dgesdd.
+ * The gradient of ||A||_* is U V^T over the singular vectors; where A is
+ * rank deficient we use the minimal subgradient, U_r V_r^T over singular
+ * values above max(m, n) sigma_max 2^-52 (torch's value there depends on
+ * the SVD's arbitrary null-space basis). The loss does not normalise its
+ * inputs (the paper projects to the sphere before it).
+ */
+typedef struct {
+    float lambda; /* >= 0, finite. Default 5e-3 (lightly, paper). */
+} ss_mmcr_opts;
+
+SS_API ss_mmcr_opts ss_mmcr_defaults(void);
+/* Bytes of cache: about (B D + B Kt D) floats (the U V^T factors). */
+SS_API size_t ss_mmcr_cache_size(int64_t B, int64_t K, int64_t D);
+/* loss: (1). Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (lambda; an SVD
+ * that did not converge), SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_mmcr_forward(float *loss, void *cache,
+                                 const float *online, const float *momentum,
+                                 int64_t B, int64_t K, int64_t D,
+                                 const ss_mmcr_opts *opts);
+/* donline: (B, K, D) accumulated, or NULL. dmomentum: (B, K, D)
+ * accumulated, or NULL (the momentum branch is normally stop-gradient).
+ * momentum must be NULL exactly when it was in forward. */
+SS_API ss_status ss_mmcr_backward(float *donline, float *dmomentum,
+                                  float dloss, const void *cache,
+                                  const float *online, const float *momentum,
+                                  int64_t B, int64_t K, int64_t D,
+                                  const ss_mmcr_opts *opts);
+
+/* EMP-SSL: total coding rate + invariance (Tong et al. 2023) -------------- */
+/*
+ * z: (V, N, D), V views (patches) of N samples. For each view
+ *
+ *     R(Z_v) = 1/2 logdet(I_D + D / (N tcr_eps) Z_v^T Z_v)
+ *
+ * (the total coding rate; lightly and the official code use tcr_eps, not
+ * its square). The log-determinant comes from a Cholesky factor of the
+ * smaller of the D x D or N x N Gram forms (equal by Sylvester's identity).
+ *
+ *     loss = -mean_v R(Z_v) + inv_coef * (-mean_{v,n} cos(z_vn, zbar_n))
+ *
+ * with zbar_n = mean_v z_vn (gradient through the mean too).
+ * SIGN: the coding rate is MAXIMISED, so it enters the loss as -R, as in
+ * the paper and the official TotalCodingRate (which returns -logdet / 2).
+ * lightly's EMPSSLLoss adds +R, i.e. minimises the coding rate: its loss
+ * differs from this one in the sign of the first term.
+ * inv_coef = 0 gives the pure coding-rate objective -mean_v R(Z_v).
+ */
+typedef struct {
+    float tcr_eps;  /* > 0. Default 0.2 (paper, lightly). */
+    float inv_coef; /* finite. Default 200 (paper, lightly). */
+} ss_empssl_opts;
+
+SS_API ss_empssl_opts ss_empssl_defaults(void);
+SS_API size_t ss_empssl_cache_size(int64_t V, int64_t N, int64_t D);
+/* loss: (1). rates: (V) the coding rates R(Z_v), or NULL.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM, SS_ERR_NONFINITE,
+ * SS_ERR_NOMEM. */
+SS_API ss_status ss_empssl_forward(float *loss, float *rates, void *cache,
+                                   const float *z, int64_t V, int64_t N,
+                                   int64_t D, const ss_empssl_opts *opts);
+/* dz: (V, N, D) accumulated. */
+SS_API ss_status ss_empssl_backward(float *dz, float dloss, const void *cache,
+                                    const float *z, int64_t V, int64_t N,
+                                    int64_t D, const ss_empssl_opts *opts);
+
 /* (section end: geometry) */
 
 /* ------------------------------------------------------------------------ */
@@ -737,6 +1003,265 @@ SS_API ss_status ss_msn_backward(float *danchors, float *dprototypes,
 /* projection + cross-entropy, masking generators, reconstruction, MAE       */
 /* ------------------------------------------------------------------------ */
 /* (section start: predictive) */
+/*
+ * Letters: T tokens (rows of a batch flattened), V vocabulary size (here V
+ * is the number of classes, not views), H hidden size, B batch, C image
+ * channels, L patches per image, P values per patch = p * p * C.
+ *
+ * Targets are int64 class indices in [0, V) or ignore_index (default
+ * SS_IGNORE_INDEX = -100, as torch). Any other value is SS_ERR_LABEL naming
+ * its index and value. A target that is ignored contributes nothing and gets
+ * no gradient.
+ *
+ * Differences from torch, on purpose: when no target is scored (all
+ * ignored, or the scored targets' class weights sum to 0) the loss is 0 and
+ * every gradient is 0, where torch returns NaN.
+ */
+#define SS_IGNORE_INDEX ((int64_t)-100)
+
+/* Masked cross-entropy over logits (MLM head) ----------------------------- */
+/*
+ * logits: (T, V), targets: (T). With eps = label_smoothing, w = class
+ * weights (all 1 when NULL), W = sum over scored rows t of w[y_t]:
+ *     lse_t  = LSE_c logits[t, c]
+ *     loss_t = (1 - eps) w[y_t] (lse_t - x_{t,y_t})
+ *              + (eps / V) sum_c w[c] (lse_t - x_{t,c})
+ *     loss   = (sum over scored t of loss_t) / W
+ * exactly torch.nn.CrossEntropyLoss(weight, ignore_index, label_smoothing,
+ * reduction="mean"), including how torch normalises the smoothing term by
+ * the target weights (W) when weights are given.
+ */
+typedef struct {
+    int64_t ignore_index;       /* default SS_IGNORE_INDEX (-100) */
+    float label_smoothing;      /* in [0, 1]. Default 0. */
+    const float *class_weights; /* (V) finite, >= 0, or NULL (default) */
+} ss_mlm_opts;
+
+SS_API ss_mlm_opts ss_mlm_defaults(void);
+/* Bytes of cache for ss_mlm_forward; 0 (ss_last_error set) on bad sizes. */
+SS_API size_t ss_mlm_cache_size(int64_t T, int64_t V);
+/* loss: (1). losses: (T) per-token loss_t (0 for ignored rows, the values
+ * of reduction="none"), or NULL. cache: as sized. opts: NULL = defaults.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (label_smoothing, a class
+ * weight < 0 or non-finite, naming its index), SS_ERR_NONFINITE (logits),
+ * SS_ERR_LABEL, SS_ERR_NOMEM. Rows whose target is ignored are not read. */
+SS_API ss_status ss_mlm_forward(float *loss, float *losses, void *cache,
+                                const float *logits, const int64_t *targets,
+                                int64_t T, int64_t V, const ss_mlm_opts *opts);
+/* dlogits: (T, V), accumulated: += dloss * dloss/dlogits. Ignored rows are
+ * not touched. cache: from forward with the same inputs and opts. */
+SS_API ss_status ss_mlm_backward(float *dlogits, float dloss,
+                                 const void *cache, const float *logits,
+                                 const int64_t *targets, int64_t T, int64_t V,
+                                 const ss_mlm_opts *opts);
+
+/* Fused output projection + cross-entropy ---------------------------------- */
+/*
+ * hidden: (T, H), weight: (V, H), bias: (V) or NULL, targets: (T).
+ *     logits = hidden weight^T + bias     (never materialised)
+ *     loss   = ss_mlm's loss of these logits (same ignore_index, label
+ *              smoothing and class weights; W = n scored rows unweighted)
+ * = torch Linear + CrossEntropyLoss(weight, ignore_index, label_smoothing).
+ * Only scored rows are read; the work runs over blocks
+ * of scored rows and vocabulary chunks with an online log-sum-exp; backward
+ * recomputes the logits block by block (Cut Cross-Entropy / Liger).
+ * Workspace: about 32 MiB for the logits of one row block plus O(rows * H)
+ * per thread, independent of T. ss_fused_ce_forward_backward does forward
+ * and backward in one pass (no recompute) when dloss is known up front.
+ */
+typedef struct {
+    int64_t ignore_index;       /* default SS_IGNORE_INDEX */
+    float label_smoothing;      /* in [0, 1]. Default 0. */
+    const float *class_weights; /* (V) finite, >= 0, or NULL (default) */
+    size_t block_bytes; /* logits workspace per row block, >= 1. Default
+                         * 32 MiB; a row block holds block_bytes / (4 V)
+                         * rows (at least 1, at most 256). */
+} ss_fused_ce_opts;
+
+SS_API ss_fused_ce_opts ss_fused_ce_defaults(void);
+SS_API size_t ss_fused_ce_cache_size(int64_t T, int64_t H, int64_t V);
+/* loss: (1). losses: (T) per-token losses (0 when ignored) or NULL.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (label_smoothing, class
+ * weights), SS_ERR_NONFINITE (hidden, weight, bias), SS_ERR_LABEL,
+ * SS_ERR_NOMEM. Rows of hidden whose target is ignored are not read (they
+ * may hold anything, e.g. padding). */
+SS_API ss_status ss_fused_ce_forward(float *loss, float *losses, void *cache,
+                                     const float *hidden, const float *weight,
+                                     const float *bias, const int64_t *targets,
+                                     int64_t T, int64_t H, int64_t V,
+                                     const ss_fused_ce_opts *opts);
+/* dhidden: (T, H), dweight: (V, H), dbias: (V), each accumulated, each may
+ * be NULL (not computed). Rows of dhidden that are ignored are not touched.
+ * cache: from forward with the same inputs. */
+SS_API ss_status ss_fused_ce_backward(float *dhidden, float *dweight,
+                                      float *dbias, float dloss,
+                                      const void *cache, const float *hidden,
+                                      const float *weight, const float *bias,
+                                      const int64_t *targets, int64_t T,
+                                      int64_t H, int64_t V,
+                                      const ss_fused_ce_opts *opts);
+/* Forward and backward in one pass: writes loss (and losses when non-NULL)
+ * and accumulates dloss * gradient like the pair above. No cache. */
+SS_API ss_status ss_fused_ce_forward_backward(
+    float *loss, float *losses, float *dhidden, float *dweight, float *dbias,
+    float dloss, const float *hidden, const float *weight, const float *bias,
+    const int64_t *targets, int64_t T, int64_t H, int64_t V,
+    const ss_fused_ce_opts *opts);
+
+/* Token masking generators (BERT, whole-word, SpanBERT) -------------------- */
+/*
+ * ids: (B, T) token ids in [0, vocab_size). Writes out_ids: (B, T), the
+ * corrupted input, and targets: (B, T), the original id at every selected
+ * position and ignore_index elsewhere. Deterministic given the rng state;
+ * rows are processed in order and the rng advances.
+ *
+ * Candidates: positions that are not special (special_mask[b, t] != 0 or
+ * ids in opts.special_ids). Special positions are never selected.
+ * Units: with word_start == NULL every candidate token is a unit; with
+ * word_start (B, T) (1 = the token starts a word, 0 = it continues the
+ * previous one) a unit is a whole word (whole-word masking): a word's
+ * tokens are selected together. A special token ends a word.
+ * Budget per row: n_sel = max(1, round(n_cand * mask_prob)) tokens (0 when
+ * the row has no candidate), as BERT's create_pretraining_data.
+ * BERT: units in random order are selected while they fit the budget.
+ * Span (SpanBERT): spans of l units, l ~ Geometric(span_p) truncated to
+ * [1, span_max] (p = 0.2, max 10: mean 3.8), anchored at a random
+ * candidate, until n_sel = ceil(n_cand * mask_prob) tokens are selected;
+ * a span stops at a special or already selected token and at the budget.
+ * Replacement: each selected token (BERT) or each span (SpanBERT) becomes
+ * mask_id with probability mask_frac, a uniform random id in [0,
+ * vocab_size) with probability random_frac, else stays unchanged.
+ */
+typedef struct {
+    int64_t vocab_size;         /* > 0, required */
+    int64_t mask_id;            /* in [0, vocab_size), required */
+    int64_t ignore_index;       /* default SS_IGNORE_INDEX */
+    double mask_prob;           /* in (0, 1]. Default 0.15. */
+    double mask_frac;           /* default 0.8 */
+    double random_frac;         /* default 0.1; mask_frac + random_frac <= 1 */
+    const int64_t *special_ids; /* (n_special) ids never selected, or NULL */
+    int64_t n_special;
+    double span_p;              /* in (0, 1]. Default 0.2 (SpanBERT). */
+    int64_t span_max;           /* >= 1. Default 10. */
+} ss_mask_opts;
+
+/* Defaults above with vocab_size and mask_id set from the arguments. */
+SS_API ss_mask_opts ss_mask_defaults(int64_t vocab_size, int64_t mask_id);
+/* special_mask, word_start: (B, T) or NULL. Errors: SS_ERR_NULL,
+ * SS_ERR_SIZE, SS_ERR_PARAM (probabilities, ids, span options),
+ * SS_ERR_LABEL (an id outside [0, vocab_size), naming its index),
+ * SS_ERR_NOMEM. */
+SS_API ss_status ss_mask_bert(int64_t *out_ids, int64_t *targets,
+                              const int64_t *ids, const uint8_t *special_mask,
+                              const uint8_t *word_start, int64_t B, int64_t T,
+                              const ss_mask_opts *opts, ss_rng *rng);
+SS_API ss_status ss_mask_span(int64_t *out_ids, int64_t *targets,
+                              const int64_t *ids, const uint8_t *special_mask,
+                              const uint8_t *word_start, int64_t B, int64_t T,
+                              const ss_mask_opts *opts, ss_rng *rng);
+
+/* Reconstruction losses ---------------------------------------------------- */
+/*
+ * pred, target: (n) flattened. Elementwise l_i, as torch.nn.functional:
+ *     MSE        (x - y)^2
+ *     L1         |x - y|
+ *     SMOOTH_L1  |d| < beta: 0.5 d^2 / beta, else |d| - 0.5 beta  (beta >= 0;
+ *                beta = 0 is L1)
+ *     HUBER      |d| < beta: 0.5 d^2, else beta (|d| - 0.5 beta)  (beta > 0)
+ *     BCE_LOGITS max(x, 0) - x y + log(1 + e^{-|x|})   (y in [0, 1])
+ * mask: (n) or NULL; only elements with mask[i] != 0 count (l_i = 0
+ * elsewhere). Reductions: MEAN = sum / (number of counted elements; 0 when
+ * none), SUM, NONE (losses (n) hold l_i, *loss their sum). No cache: the
+ * backward recomputes from the inputs.
+ */
+typedef enum {
+    SS_RECON_MSE = 0,
+    SS_RECON_L1 = 1,
+    SS_RECON_SMOOTH_L1 = 2,
+    SS_RECON_HUBER = 3,
+    SS_RECON_BCE_LOGITS = 4
+} ss_recon_kind;
+
+typedef enum {
+    SS_REDUCE_MEAN = 0,
+    SS_REDUCE_SUM = 1,
+    SS_REDUCE_NONE = 2
+} ss_reduction;
+
+typedef struct {
+    ss_recon_kind kind;     /* default SS_RECON_MSE */
+    ss_reduction reduction; /* default SS_REDUCE_MEAN */
+    float beta;             /* smooth-L1 beta / Huber delta. Default 1. */
+} ss_recon_opts;
+
+SS_API ss_recon_opts ss_recon_defaults(ss_recon_kind kind);
+/* loss: (1), may be NULL only for NONE. losses: (n) or NULL; required for
+ * NONE. Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (kind, reduction,
+ * beta), SS_ERR_NONFINITE. */
+SS_API ss_status ss_recon_forward(float *loss, float *losses,
+                                  const float *pred, const float *target,
+                                  const uint8_t *mask, int64_t n,
+                                  const ss_recon_opts *opts);
+/* dpred: (n) accumulated; dtarget: (n) accumulated or NULL. The upstream
+ * gradient is dloss for MEAN / SUM and dlosses: (n) for NONE (then dloss is
+ * ignored; dlosses may be NULL otherwise). At |d| = 0 the L1 gradient is 0
+ * (torch's sign). */
+SS_API ss_status ss_recon_backward(float *dpred, float *dtarget, float dloss,
+                                   const float *dlosses, const float *pred,
+                                   const float *target, const uint8_t *mask,
+                                   int64_t n, const ss_recon_opts *opts);
+
+/* MAE: patchify, masked-patch loss, patch-mask generators ------------------ */
+/*
+ * imgs: (B, C, Hi, Wi), patch size p divides Hi and Wi; L = (Hi/p)(Wi/p),
+ * P = p * p * C. MAE's patchify order: patch l = i * (Wi/p) + j, element
+ * (u * p + v) * C + c = imgs[b, c, i p + u, j p + v].
+ */
+SS_API ss_status ss_mae_patchify(float *patches, const float *imgs, int64_t B,
+                                 int64_t C, int64_t Hi, int64_t Wi, int64_t p);
+/*
+ * pred: (B, L, P), mask: (B, L), 1 = masked (predicted), 0 = visible.
+ * target = patchify(imgs), with norm_pix: (target - mean) / sqrt(var +
+ * 1e-6) per patch, var unbiased (divides by P - 1; P = 1 gives var 0).
+ *     loss = sum_{masked (b,l)} mean_k (pred - target)^2 / (masked count)
+ * as MAE's forward_loss; 0 (and zero gradient) when nothing is masked.
+ * losses: (B, L) per-patch mean squared errors (all patches) or NULL.
+ * imgs receive no gradient. No cache.
+ */
+typedef struct {
+    int norm_pix; /* default 1 (MAE's norm_pix_loss for its best models) */
+} ss_mae_opts;
+
+SS_API ss_mae_opts ss_mae_defaults(void);
+/* Errors: SS_ERR_NULL, SS_ERR_SIZE (p does not divide Hi or Wi),
+ * SS_ERR_NONFINITE (pred, imgs), SS_ERR_NOMEM. */
+SS_API ss_status ss_mae_forward(float *loss, float *losses, const float *pred,
+                                const float *imgs, const uint8_t *mask,
+                                int64_t B, int64_t C, int64_t Hi, int64_t Wi,
+                                int64_t p, const ss_mae_opts *opts);
+/* dpred: (B, L, P), accumulated. */
+SS_API ss_status ss_mae_backward(float *dpred, float dloss, const float *pred,
+                                 const float *imgs, const uint8_t *mask,
+                                 int64_t B, int64_t C, int64_t Hi, int64_t Wi,
+                                 int64_t p, const ss_mae_opts *opts);
+/* MAE's random_masking: per sample a uniform random permutation of the L
+ * patches; the first len_keep = int(L * (1 - mask_ratio)) (truncated, as
+ * MAE) stay visible, the rest are masked. mask: (B, L) written.
+ * ids_shuffle: (B, L) permutation (kept ids first) or NULL.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (ratio not in [0, 1)). */
+SS_API ss_status ss_mae_random_mask(uint8_t *mask, int64_t *ids_shuffle,
+                                    int64_t B, int64_t L, double mask_ratio,
+                                    ss_rng *rng);
+/* BEiT's block-wise MaskingGenerator on a gh x gw grid, per sample: blocks
+ * of area in [min_patches, remaining] and aspect ratio e^U(log 0.3, log
+ * 1/0.3) are added while they add 1..remaining new patches, until
+ * num_masked patches are masked or 10 attempts in a row add nothing (so
+ * the count is <= num_masked, usually equal). mask: (B, gh * gw) written.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (num_masked > gh * gw,
+ * min_patches < 1). BEiT: 14 x 14, num_masked 75, min_patches 16. */
+SS_API ss_status ss_mae_block_mask(uint8_t *mask, int64_t B, int64_t gh,
+                                   int64_t gw, int64_t num_masked,
+                                   int64_t min_patches, ss_rng *rng);
 
 /* (section end: predictive) */
 

@@ -224,9 +224,9 @@ SS_TEST(tiled_vs_direct_awkward_sizes) {
         if (Ms[a] % 2 == 0) check_vs_direct(2, Ms[a] / 2, 3, &o, 1.0, 1e-4, 20 + a);
         if (Ms[a] % 3 == 0) check_vs_direct(3, Ms[a] / 3, 3, &o, 1.0, 1e-4, 30 + a);
     }
-    check_vs_direct(2, T - 1, 3, &o, 1.0, 1e-4, 40); /* N at the tile edge */
-    check_vs_direct(2, T, 2, &o, 1.0, 1e-4, 41);
-    check_vs_direct(3, T + 1, 2, &o, 1.0, 1e-4, 42);
+    for (int64_t V = 2; V <= 3; V++) /* N at the tile edge */
+        for (int64_t N = T - 1; N <= T + 1; N++)
+            check_vs_direct(V, N, 2, &o, 1.0, 1e-4, 40 + (uint64_t)(V * N));
     check_vs_direct(2, 3, 1000, &o, 1.0, 1e-4, 43);
     ss_ntxent_opts dot = opts_of(0.7f, 0, 0, 0);
     check_vs_direct(3, 50, 7, &dot, 0.5, 1e-4, 44);

@@ -161,7 +161,8 @@ MlmOpts = _struct("MlmOpts", [("ignore_index", L), ("label_smoothing", F),
                               ("class_weights", ctypes.c_void_p)])
 FusedCeOpts = _struct("FusedCeOpts", [("ignore_index", L),
                                       ("label_smoothing", F),
-                                      ("class_weights", ctypes.c_void_p)])
+                                      ("class_weights", ctypes.c_void_p),
+                                      ("block_bytes", ctypes.c_size_t)])
 MaeOpts = _struct("MaeOpts", [("norm_pix", I)])
 
 

@@ -3,8 +3,9 @@
  * (a few hundred rows, K = D or a tile edge), independent of the BLAS
  * build. It exists because a DYNAMIC_ARCH OpenBLAS that does not know the
  * CPU falls back to its SSE3 "Prescott" kernels (seen with 0.3.21 on
- * Sapphire Rapids: 5x slower than its AVX-512 kernels); this kernel is
- * within ~20% of a well-tuned BLAS at the tile shapes.
+ * an AVX-512 Xeon: 5x slower than its AVX-512 kernels). At the tile shapes
+ * this kernel matches OpenBLAS's AVX-512 kernels (NT-Xent N = 4096, D = 128,
+ * one thread: 0.35 s here vs 0.39 s with OPENBLAS_CORETYPE=SkylakeX).
  *
  * C (m, n) = A (m, k) B (k, n)   (accumulate = 0)
  * C (m, n) += A (m, k) B (k, n)  (accumulate = 1)
@@ -20,7 +21,7 @@
  * FMA); otherwise it forwards to ss__sgemm. */
 int ss__tgemm_native(void);
 
-/* Floats of scratch ss__tgemm needs for inner dimension k and width n. */
+/* Floats of scratch ss__tgemm needs for inner dimension k. */
 int64_t ss__tgemm_scratch(int64_t k);
 
 /* scratch: ss__tgemm_scratch(k) floats, private to the calling thread. */

@@ -107,14 +107,25 @@ ss_status sst_conv2d_out_size(const sst_conv2d_dims *d, int64_t *OH,
     return SS_OK;
 }
 
-/* col (Cin KH KW, OH OW) from one image x (Cin, H, W); zero in the padding. */
-static void im2col(float *col, const float *x, const sst_conv2d_dims *d,
-                   int64_t OH, int64_t OW) {
+/* Images per GEMM: small feature maps (L = OH OW of 49 or 196) make thin
+ * GEMMs, so a chunk of images shares one column buffer of >= SST_CONV_COLS
+ * columns; large maps go one image at a time. */
+#define SST_CONV_COLS 512
+
+static int64_t conv_chunk(int64_t L, int64_t N) {
+    int64_t B = (SST_CONV_COLS + L - 1) / L;
+    return B < N ? B : N;
+}
+
+/* Rows of col (Cin KH KW, ldc) from one image x (Cin, H, W): this image's
+ * OH OW columns start at col; zero in the padding. */
+static void im2col(float *col, int64_t ldc, const float *x,
+                   const sst_conv2d_dims *d, int64_t OH, int64_t OW) {
     const int64_t s = d->stride, p = d->pad;
     for (int64_t c = 0; c < d->Cin; c++)
         for (int64_t kh = 0; kh < d->KH; kh++)
             for (int64_t kw = 0; kw < d->KW; kw++) {
-                float *row = col + ((c * d->KH + kh) * d->KW + kw) * OH * OW;
+                float *row = col + ((c * d->KH + kh) * d->KW + kw) * ldc;
                 const float *xc = x + c * d->H * d->W;
                 for (int64_t oh = 0; oh < OH; oh++) {
                     int64_t ih = oh * s - p + kh;
@@ -124,6 +135,17 @@ static void im2col(float *col, const float *x, const sst_conv2d_dims *d,
                         continue;
                     }
                     const float *xr = xc + ih * d->W;
+                    if (s == 1) { /* contiguous middle, zero edges */
+                        int64_t lo = p - kw > 0 ? p - kw : 0;
+                        int64_t hi = d->W + p - kw < OW ? d->W + p - kw : OW;
+                        for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+                        if (hi > lo)
+                            memcpy(r + lo, xr + lo - p + kw,
+                                   (size_t)(hi - lo) * sizeof *r);
+                        for (int64_t ow = hi > lo ? hi : lo; ow < OW; ow++)
+                            r[ow] = 0.0f;
+                        continue;
+                    }
                     for (int64_t ow = 0; ow < OW; ow++) {
                         int64_t iw = ow * s - p + kw;
                         r[ow] = (iw >= 0 && iw < d->W) ? xr[iw] : 0.0f;
@@ -132,16 +154,16 @@ static void im2col(float *col, const float *x, const sst_conv2d_dims *d,
             }
 }
 
-/* dx (Cin, H, W) = scatter-add of dcol (Cin KH KW, OH OW); dx zeroed here. */
-static void col2im(float *dx, const float *dcol, const sst_conv2d_dims *d,
-                   int64_t OH, int64_t OW) {
+/* dx (Cin, H, W) = scatter-add of this image's columns of dcol
+ * (Cin KH KW, ldc); dx zeroed here. */
+static void col2im(float *dx, const float *dcol, int64_t ldc,
+                   const sst_conv2d_dims *d, int64_t OH, int64_t OW) {
     const int64_t s = d->stride, p = d->pad;
     memset(dx, 0, (size_t)(d->Cin * d->H * d->W) * sizeof *dx);
     for (int64_t c = 0; c < d->Cin; c++)
         for (int64_t kh = 0; kh < d->KH; kh++)
             for (int64_t kw = 0; kw < d->KW; kw++) {
-                const float *row =
-                    dcol + ((c * d->KH + kh) * d->KW + kw) * OH * OW;
+                const float *row = dcol + ((c * d->KH + kh) * d->KW + kw) * ldc;
                 float *xc = dx + c * d->H * d->W;
                 for (int64_t oh = 0; oh < OH; oh++) {
                     int64_t ih = oh * s - p + kh;
@@ -164,20 +186,30 @@ ss_status sst_conv2d_forward(float *y, const float *x, const float *w,
     SS_TRY(ss__check_ptr(fn, "w", w));
     int64_t OH, OW;
     SS_TRY(sst_conv2d_out_size(d, &OH, &OW));
-    const int64_t K = d->Cin * d->KH * d->KW, L = OH * OW;
+    const int64_t K = d->Cin * d->KH * d->KW, L = OH * OW, Co = d->Cout;
+    const int64_t B = conv_chunk(L, d->N), BL = B * L;
+    const int64_t chunks = (d->N + B - 1) / B;
     const int nt = ss__threads();
-    float *ws = ss__malloc((size_t)(nt * K * L) * sizeof(float));
+    /* per thread: col (K, B L), GEMM output (Cout, B L) */
+    const int64_t per = K * BL + Co * BL;
+    float *ws = ss__malloc((size_t)(nt * per) * sizeof(float));
     if (!ws) return ss__fail(SS_ERR_NOMEM, fn, "im2col buffer of %lld floats",
-                             (long long)(nt * K * L));
+                             (long long)(nt * per));
 #pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t n = 0; n < d->N; n++) {
-        float *col = ws + (int64_t)THREAD_ID() * K * L;
-        float *yn = y + n * d->Cout * L;
-        im2col(col, x + n * d->Cin * d->H * d->W, d, OH, OW);
-        ss__sgemm(0, 0, d->Cout, L, K, 1.0f, w, K, col, L, 0.0f, yn, L);
-        if (b)
-            for (int64_t o = 0; o < d->Cout; o++)
-                for (int64_t l = 0; l < L; l++) yn[o * L + l] += b[o];
+    for (int64_t ch = 0; ch < chunks; ch++) {
+        float *col = ws + (int64_t)THREAD_ID() * per, *out = col + K * BL;
+        const int64_t n0 = ch * B, nb = d->N - n0 < B ? d->N - n0 : B;
+        for (int64_t j = 0; j < nb; j++)
+            im2col(col + j * L, BL, x + (n0 + j) * d->Cin * d->H * d->W, d,
+                   OH, OW);
+        ss__sgemm(0, 0, Co, nb * L, K, 1.0f, w, K, col, BL, 0.0f, out, BL);
+        for (int64_t j = 0; j < nb; j++)
+            for (int64_t o = 0; o < Co; o++) {
+                float *yo = y + ((n0 + j) * Co + o) * L;
+                const float *src = out + o * BL + j * L;
+                const float bo = b ? b[o] : 0.0f;
+                for (int64_t l = 0; l < L; l++) yo[l] = src[l] + bo;
+            }
     }
     ss__free(ws);
     return SS_OK;
@@ -194,37 +226,48 @@ ss_status sst_conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     int64_t OH, OW;
     SS_TRY(sst_conv2d_out_size(d, &OH, &OW));
     const int64_t K = d->Cin * d->KH * d->KW, L = OH * OW, Co = d->Cout;
+    const int64_t B = conv_chunk(L, d->N), BL = B * L;
+    const int64_t chunks = (d->N + B - 1) / B;
     const int nt = ss__threads();
-    /* per thread: col (K L), dcol (K L), dw partial (Co K), db partial (Co) */
-    const int64_t per = 2 * K * L + Co * K + Co;
+    /* per thread: col (K, B L), dcol (K, B L), dy chunk (Co, B L),
+     * dw partial (Co K), db partial (Co) */
+    const int64_t per = 2 * K * BL + Co * BL + Co * K + Co;
     float *ws = ss__malloc((size_t)(nt * per) * sizeof(float));
     if (!ws) return ss__fail(SS_ERR_NOMEM, fn, "workspace of %lld floats",
                              (long long)(nt * per));
 #pragma omp parallel num_threads(nt)
     {
-        float *col = ws + (int64_t)THREAD_ID() * per, *dcol = col + K * L;
-        float *dwt = dcol + K * L, *dbt = dwt + Co * K;
+        float *col = ws + (int64_t)THREAD_ID() * per, *dcol = col + K * BL;
+        float *dyc = dcol + K * BL, *dwt = dyc + Co * BL, *dbt = dwt + Co * K;
         memset(dwt, 0, (size_t)(Co * K + Co) * sizeof(float));
 #pragma omp for schedule(static)
-        for (int64_t n = 0; n < d->N; n++) {
-            const float *dyn = dy + n * Co * L;
-            im2col(col, x + n * d->Cin * d->H * d->W, d, OH, OW);
-            ss__sgemm(0, 1, Co, K, L, 1.0f, dyn, L, col, L, 1.0f, dwt, K);
-            if (db)
+        for (int64_t ch = 0; ch < chunks; ch++) {
+            const int64_t n0 = ch * B, nb = d->N - n0 < B ? d->N - n0 : B;
+            for (int64_t j = 0; j < nb; j++) {
+                im2col(col + j * L, BL, x + (n0 + j) * d->Cin * d->H * d->W,
+                       d, OH, OW);
                 for (int64_t o = 0; o < Co; o++) {
+                    const float *src = dy + ((n0 + j) * Co + o) * L;
                     float s = 0.0f;
-                    for (int64_t l = 0; l < L; l++) s += dyn[o * L + l];
+                    for (int64_t l = 0; l < L; l++) s += src[l];
                     dbt[o] += s;
+                    memcpy(dyc + o * BL + j * L, src, (size_t)L * sizeof *src);
                 }
+            }
+            const int64_t cols = nb * L;
+            ss__sgemm(0, 1, Co, K, cols, 1.0f, dyc, BL, col, BL, 1.0f, dwt, K);
             if (dx) {
-                ss__sgemm(1, 0, K, L, Co, 1.0f, w, K, dyn, L, 0.0f, dcol, L);
-                col2im(dx + n * d->Cin * d->H * d->W, dcol, d, OH, OW);
+                ss__sgemm(1, 0, K, cols, Co, 1.0f, w, K, dyc, BL, 0.0f, dcol,
+                          BL);
+                for (int64_t j = 0; j < nb; j++)
+                    col2im(dx + (n0 + j) * d->Cin * d->H * d->W, dcol + j * L,
+                           BL, d, OH, OW);
             }
         }
     }
     /* Sum the partials in thread order (thread t's block is fixed). */
     for (int t = 0; t < nt; t++) {
-        const float *dwt = ws + (int64_t)t * per + 2 * K * L;
+        const float *dwt = ws + (int64_t)t * per + 2 * K * BL + Co * BL;
         for (int64_t i = 0; i < Co * K; i++) dw[i] += dwt[i];
         if (db)
             for (int64_t o = 0; o < Co; o++) db[o] += dwt[Co * K + o];

@@ -61,8 +61,8 @@ def conv_cases(rng, out, n=5):
 
 def bn_cases(rng, out):
     # (N, C, S, train): 2d train, 1d train, 2d eval
-    shapes = [(rng.integers(2, 5), rng.integers(1, 5), rng.integers(1, 13), 1),
-              (rng.integers(2, 9), rng.integers(1, 6), 1, 1),
+    shapes = [(rng.integers(2, 5), rng.integers(1, 5), rng.integers(3, 13), 1),
+              (rng.integers(4, 9), rng.integers(1, 6), 1, 1),  # N = 2 gives dx = 0
               (rng.integers(1, 4), rng.integers(1, 4), rng.integers(1, 10), 0)]
     for i, (N, C, S, train) in enumerate(shapes):
         x = t(rng.normal(size=(N, C, S)) * 2 + 0.5)

@@ -238,4 +238,16 @@ double sst_momentum_cosine(int64_t step, int64_t total, double base,
 ss_status sst_ema_update(float *target, const float *online, int64_t n,
                          double m);
 
+/* ---- BLAS kernels (train/blas.c) --------------------------------------------
+ * When Debian's DYNAMIC_ARCH OpenBLAS fell back to generic SSE3 kernels on a
+ * CPU that has AVX2 / AVX-512 (a VM with a masked CPU model), returns the
+ * OPENBLAS_CORETYPE to force ("SkylakeX", "Haswell"); else NULL (also
+ * without OpenBLAS or off x86). */
+const char *sst_blas_coretype_hint(void);
+/* Call first thing in main(): when a hint exists and OPENBLAS_CORETYPE is
+ * unset, sets it and re-executes /proc/self/exe with argv (does not return
+ * on success). Returns 0 when nothing was needed, -1 when exec failed (the
+ * program continues, slower). Linux only; elsewhere returns 0. */
+int sst_blas_reexec(char **argv);
+
 #endif /* SST_ENGINE_H */

@@ -249,6 +249,7 @@ ss_status sst_conv2d_backward(float *dx, float *dw, float *db, const float *dy,
                 for (int64_t o = 0; o < Co; o++) {
                     const float *src = dy + ((n0 + j) * Co + o) * L;
                     float s = 0.0f;
+#pragma omp simd reduction(+ : s)
                     for (int64_t l = 0; l < L; l++) s += src[l];
                     dbt[o] += s;
                     memcpy(dyc + o * BL + j * L, src, (size_t)L * sizeof *src);
@@ -323,11 +324,13 @@ ss_status sst_batchnorm_forward(float *y, float *saved, const float *x,
             double s = 0.0, q = 0.0;
             for (int64_t n = 0; n < N; n++) {
                 const float *xc = x + (n * C + c) * S;
+#pragma omp simd reduction(+ : s)
                 for (int64_t i = 0; i < S; i++) s += xc[i];
             }
             mean = s / (double)M;
             for (int64_t n = 0; n < N; n++) {
                 const float *xc = x + (n * C + c) * S;
+#pragma omp simd reduction(+ : q)
                 for (int64_t i = 0; i < S; i++) {
                     double t = xc[i] - mean;
                     q += t * t;
@@ -378,6 +381,7 @@ ss_status sst_batchnorm_backward(float *dx, float *dgamma, float *dbeta,
         double sdy = 0.0, sdyx = 0.0; /* sums of dy and dy * xhat */
         for (int64_t n = 0; n < N; n++) {
             const float *xc = x + (n * C + c) * S, *dc = dy + (n * C + c) * S;
+#pragma omp simd reduction(+ : sdy, sdyx)
             for (int64_t i = 0; i < S; i++) {
                 sdy += dc[i];
                 sdyx += dc[i] * ((xc[i] - mean) * istd);
@@ -563,6 +567,48 @@ static ss_status pool_check(const char *fn, int64_t P, int64_t H, int64_t W,
     return SS_OK;
 }
 
+/* max of a and b, NaN-propagating as torch (a NaN anywhere wins). */
+static inline float nanmax(float a, float b) {
+    return (b > a || isnan(b)) ? b : a;
+}
+
+/* The encoder's pool: 2x2, stride 2, one (H, W) plane. */
+static void maxpool2_plane(float *y, const float *x, int64_t W, int64_t OH,
+                           int64_t OW) {
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        float *yr = y + oh * OW;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            float m = nanmax(r0[2 * ow], r0[2 * ow + 1]);
+            m = nanmax(m, r1[2 * ow]);
+            yr[ow] = nanmax(m, r1[2 * ow + 1]);
+        }
+    }
+}
+
+/* Backward of maxpool2_plane; writes all of dx (H, W), zero off the argmax
+ * (first maximum in window order, as the generic path). */
+static void maxpool2_plane_bwd(float *dx, const float *dy, const float *x,
+                               int64_t H, int64_t W, int64_t OH, int64_t OW) {
+    if (2 * OH != H || 2 * OW != W) memset(dx, 0, (size_t)(H * W) * sizeof *dx);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        float *d0 = dx + 2 * oh * W, *d1 = d0 + W;
+        const float *g = dy + oh * OW;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow],
+                                r1[2 * ow + 1]};
+            int best = 0;
+            for (int k = 1; k < 4; k++)
+                if (v[k] > v[best] || isnan(v[k])) best = k;
+            d0[2 * ow] = best == 0 ? g[ow] : 0.0f;
+            d0[2 * ow + 1] = best == 1 ? g[ow] : 0.0f;
+            d1[2 * ow] = best == 2 ? g[ow] : 0.0f;
+            d1[2 * ow + 1] = best == 3 ? g[ow] : 0.0f;
+        }
+    }
+}
+
 ss_status sst_maxpool2d_forward(float *y, const float *x, int64_t P, int64_t H,
                                 int64_t W, int64_t K, int64_t stride) {
     static const char fn[] = "sst_maxpool2d_forward";
@@ -570,6 +616,12 @@ ss_status sst_maxpool2d_forward(float *y, const float *x, int64_t P, int64_t H,
     SS_TRY(ss__check_ptr(fn, "y", y));
     SS_TRY(ss__check_ptr(fn, "x", x));
     SS_TRY(pool_check(fn, P, H, W, K, stride, &OH, &OW));
+    if (K == 2 && stride == 2) {
+#pragma omp parallel for schedule(static) num_threads(ss__threads())
+        for (int64_t p = 0; p < P; p++)
+            maxpool2_plane(y + p * OH * OW, x + p * H * W, W, OH, OW);
+        return SS_OK;
+    }
 #pragma omp parallel for schedule(static) num_threads(ss__threads())
     for (int64_t p = 0; p < P; p++) {
         const float *xp = x + p * H * W;
@@ -596,6 +648,13 @@ ss_status sst_maxpool2d_backward(float *dx, const float *dy, const float *x,
     SS_TRY(ss__check_ptr(fn, "dy", dy));
     SS_TRY(ss__check_ptr(fn, "x", x));
     SS_TRY(pool_check(fn, P, H, W, K, stride, &OH, &OW));
+    if (K == 2 && stride == 2) {
+#pragma omp parallel for schedule(static) num_threads(ss__threads())
+        for (int64_t p = 0; p < P; p++)
+            maxpool2_plane_bwd(dx + p * H * W, dy + p * OH * OW, x + p * H * W,
+                               H, W, OH, OW);
+        return SS_OK;
+    }
 #pragma omp parallel for schedule(static) num_threads(ss__threads())
     for (int64_t p = 0; p < P; p++) {
         const float *xp = x + p * H * W;

@@ -111,6 +111,9 @@ def pool_cases(rng, out, n=3):
             K = int(rng.integers(1, 4))
             H, W = int(rng.integers(K, 9)), int(rng.integers(K, 9))
             s = int(rng.integers(1, 3))
+            if i < 2:  # the encoder's 2x2 / 2 pool (a fast path), odd sizes too
+                K, s = 2, 2
+                H, W = int(rng.integers(2, 10)), int(rng.integers(2, 10))
             xs = rng.normal(size=(1, P, H, W))
             if name == "maxpool" and i == 0:
                 xs = np.maximum(xs, 0)  # ReLU output: ties at zero

@@ -88,6 +88,12 @@ static const char *g_names[8] = {"conv fwd", "bn fwd", "relu/pool fwd",
         g_t[k] += now() - t0_;       \
     } while (0)
 
+static void block_free(block *k) {
+    float *all[] = {k->w, k->dw, k->g, k->b, k->dg, k->db, k->rm, k->rv,
+                    k->saved, k->c, k->a, k->p};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) ss__free(all[i]);
+}
+
 static void check(ss_status st) {
     if (st != SS_OK) {
         fprintf(stderr, "engine_bench: %s\n", ss_last_error());
@@ -178,5 +184,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < 6; k++)
             printf("  %-14s %7.1f ms/iter\n", g_names[k],
                    1e3 * g_t[k] / (iters + 2));
+    block_free(&b1), block_free(&b2), block_free(&b3);
+    ss__free(x), ss__free(dout), ss__free(dc), ss__free(dp1), ss__free(dp2);
     return 0;
 }

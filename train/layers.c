@@ -328,21 +328,20 @@ ss_status sst_batchnorm_forward(float *y, float *saved, const float *x,
     for (int64_t c = 0; c < C; c++) {
         double mean, var;
         if (train) {
+            /* One pass: sums of x and x^2 in double (cancellation in
+             * E[x^2] - mean^2 stays far below float resolution). */
             double s = 0.0, q = 0.0;
             for (int64_t n = 0; n < N; n++) {
                 const float *xc = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : s)
-                for (int64_t i = 0; i < S; i++) s += xc[i];
-            }
-            mean = s / (double)M;
-            for (int64_t n = 0; n < N; n++) {
-                const float *xc = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : q)
+#pragma omp simd reduction(+ : s, q)
                 for (int64_t i = 0; i < S; i++) {
-                    double t = xc[i] - mean;
-                    q += t * t;
+                    s += xc[i];
+                    q += (double)xc[i] * xc[i];
                 }
             }
+            mean = s / (double)M;
+            q = q - s * mean; /* sum of squared deviations */
+            if (q < 0.0) q = 0.0;
             var = q / (double)M;
             if (running_mean) {
                 double unb = q / (double)(M - 1);

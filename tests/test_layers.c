@@ -458,3 +458,39 @@ SS_TEST(bad_inputs) {
     SS_CHECK_STATUS(sst_gap_forward(v, v, 0, 4), SS_ERR_SIZE);
     SS_CHECK_STATUS(sst_gap_backward(NULL, v, 1, 4), SS_ERR_NULL);
 }
+
+/* BatchNorm, LayerNorm, pooling and Linear at 1 vs 2 threads. */
+SS_TEST(other_layers_thread_independent) {
+    ss_rng rng;
+    ss_rng_seed(&rng, 8);
+    const int64_t N = 6, C = 5, S = 36, n = N * C * S; /* S = 6 x 6 */
+    float *x = prefill(n, &rng), *gy = prefill(n, &rng), *g = prefill(C, &rng);
+    float *b = prefill(C, &rng), *w = prefill(C * S, &rng);
+    float *out[2][8];
+    for (int t = 0; t < 2; t++) {
+        for (int k = 0; k < 8; k++) out[t][k] = ss_test_alloc(n);
+        float saved[64], rm[5] = {0}, rv[5] = {1, 1, 1, 1, 1};
+        SS_CHECK_OK(ss_set_num_threads(t + 1));
+        SS_CHECK_OK(sst_batchnorm_forward(out[t][0], saved, x, g, b, rm, rv, N,
+                                          C, S, SST_BN_EPS, SST_BN_MOMENTUM, 1));
+        SS_CHECK_OK(sst_batchnorm_backward(out[t][1], out[t][2], out[t][2] + C,
+                                           gy, saved, x, g, N, C, S, 1));
+        SS_CHECK_OK(sst_layernorm_forward(out[t][3], saved, x, NULL, NULL,
+                                          N * C, S, 1e-5f));
+        SS_CHECK_OK(sst_maxpool2d_forward(out[t][4], x, N * C, 6, 6, 2, 2));
+        SS_CHECK_OK(sst_maxpool2d_backward(out[t][5], gy, x, N * C, 6, 6, 2, 2));
+        SS_CHECK_OK(sst_linear_forward(out[t][6], x, w, NULL, N, C * S, 1));
+        SS_CHECK_OK(sst_linear_backward(out[t][7], out[t][6] + N, NULL,
+                                        gy, x, w, N, C * S, 1));
+    }
+    SS_CHECK_OK(ss_set_num_threads(0));
+    const int64_t len[8] = {n, n, 2 * C, n, n / 4, n, N + C * S, n};
+    for (int k = 0; k < 8; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "output %d, 1 vs 2 threads", k);
+        SS_CHECK_CLOSE_FF(out[1][k], out[0][k], len[k], 1e-6, what);
+    }
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 8; k++) free(out[t][k]);
+    free(x), free(gy), free(g), free(b), free(w);
+}

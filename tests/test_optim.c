@@ -164,6 +164,8 @@ SS_TEST(arena) {
     SS_CHECK(P.data && P.grad);
     SS_CHECK_STATUS(sst_params_add(&P, "late", 3, 0, NULL), SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("after sst_params_alloc");
+    SS_CHECK_INT(sst_params_find(&P, "conv1.b"), 1);
+    SS_CHECK_INT(sst_params_find(&P, "nope"), -1);
     sst_params_grad(&P, o2)[0] = 3.0f;
     sst_params_zero_grad(&P);
     SS_CHECK(sst_params_grad(&P, o2)[0] == 0.0f);
@@ -223,4 +225,22 @@ SS_TEST(bad_inputs) {
     SS_CHECK_STATUS(sst_ema_update(buf, NULL, 4, 0.5), SS_ERR_NULL);
     SS_CHECK_STATUS(sst_ema_update(buf, buf, 0, 0.5), SS_ERR_SIZE);
     sst_params_free(&P);
+}
+
+SS_TEST(torch_default_init) {
+    ss_rng rng;
+    ss_rng_seed(&rng, 9);
+    int64_t n = 100000, fan_in = 288;
+    float *w = ss_test_alloc(n);
+    sst_init_torch_default(w, n, fan_in, &rng);
+    double bound = 1.0 / sqrt((double)fan_in), s = 0.0, q = 0.0, mx = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        s += w[i], q += (double)w[i] * w[i];
+        mx = fmax(mx, fabs(w[i]));
+    }
+    SS_CHECK(mx <= bound);
+    SS_CHECK(mx > 0.99 * bound);
+    SS_CHECK_NEAR(s / n / bound, 0.0, 0.01);
+    SS_CHECK_NEAR(q / n / (bound * bound), 1.0 / 3.0, 0.01); /* U variance */
+    free(w);
 }

@@ -178,6 +178,12 @@ ss_status sst_params_alloc(sst_params *P);
 float *sst_params_data(sst_params *P, int64_t offset);
 float *sst_params_grad(sst_params *P, int64_t offset);
 void sst_params_zero_grad(sst_params *P);
+/* Index of the tensor called name, or -1. */
+int64_t sst_params_find(const sst_params *P, const char *name);
+/* torch's default init of Conv2d / Linear weights and biases
+ * (kaiming_uniform with a = sqrt(5)): w[i] ~ U(-1/sqrt(fan_in),
+ * 1/sqrt(fan_in)), fan_in = Cin KH KW (conv) or D (linear). n values. */
+void sst_init_torch_default(float *w, int64_t n, int64_t fan_in, ss_rng *rng);
 /* Frees the buffers (the struct can be reused after sst_params_init). */
 void sst_params_free(sst_params *P);
 

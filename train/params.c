@@ -5,6 +5,7 @@
 
 #include "internal.h"
 
+#include <math.h>
 #include <string.h>
 
 void sst_params_init(sst_params *P) { memset(P, 0, sizeof *P); }
@@ -59,6 +60,18 @@ float *sst_params_grad(sst_params *P, int64_t offset) {
 
 void sst_params_zero_grad(sst_params *P) {
     if (P->grad) memset(P->grad, 0, (size_t)P->numel * sizeof(float));
+}
+
+int64_t sst_params_find(const sst_params *P, const char *name) {
+    for (int64_t k = 0; P && name && k < P->count; k++)
+        if (strcmp(P->t[k].name, name) == 0) return k;
+    return -1;
+}
+
+void sst_init_torch_default(float *w, int64_t n, int64_t fan_in, ss_rng *rng) {
+    const double bound = fan_in > 0 ? 1.0 / sqrt((double)fan_in) : 0.0;
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)((2.0 * ss_rng_uniform(rng) - 1.0) * bound);
 }
 
 void sst_params_free(sst_params *P) {

@@ -26,6 +26,30 @@
  *
  * Threads: OpenMP over the batch (ss__threads()); results do not depend on
  * the thread count beyond float summation order.
+ *
+ * Example: one conv block and an SGD step (error checks left out).
+ *
+ *   sst_params P; int64_t ow, og, ob;
+ *   sst_params_init(&P);
+ *   sst_params_add(&P, "conv1.w", 32 * 1 * 9, 0, &ow);
+ *   sst_params_add(&P, "bn1.g", 32, SST_P_NO_DECAY, &og);
+ *   sst_params_add(&P, "bn1.b", 32, SST_P_NO_DECAY, &ob);
+ *   sst_params_alloc(&P);                       // + init, running stats
+ *   sst_conv2d_dims d = {256, 1, 28, 28, 32, 3, 3, 1, 1};
+ *   sst_conv2d_forward(c, x, P.data + ow, NULL, &d);          // c (256,32,28,28)
+ *   sst_batchnorm_forward(a, saved, c, P.data + og, P.data + ob, rm, rv,
+ *                         256, 32, 784, SST_BN_EPS, SST_BN_MOMENTUM, 1);
+ *   sst_relu_forward(a, a, 256 * 32 * 784);
+ *   ... loss, da = dloss/da ...
+ *   sst_params_zero_grad(&P);
+ *   sst_relu_backward(da, da, a, 256 * 32 * 784);
+ *   sst_batchnorm_backward(da, P.grad + og, P.grad + ob, da, saved, c,
+ *                          P.data + og, 256, 32, 784, 1);
+ *   sst_conv2d_backward(NULL, P.grad + ow, NULL, da, x, P.data + ow, &d);
+ *   sst_sgd_step(&P, momentum_buf, &(sst_sgd_cfg){lr, 0.9, 0, 5e-4, 0}, t);
+ *
+ * Speed: call sst_blas_reexec(argv) first in main() (see the end of this
+ * file): inside VMs Debian's OpenBLAS may pick SSE3 kernels otherwise.
  */
 #ifndef SST_ENGINE_H
 #define SST_ENGINE_H

@@ -497,30 +497,39 @@ SS_TEST(other_layers_thread_independent) {
 
 /* Several images per GEMM (chunks of ceil(512 / L), the last one partial)
  * against one call per image, whose single-image path the fixtures check. */
-SS_TEST(conv2d_chunks_match_per_image) {
-    ss_rng rng;
-    ss_rng_seed(&rng, 10);
-    sst_conv2d_dims d = {7, 3, 14, 13, 5, 3, 3, 1, 1}; /* L = 182: chunks of 3 */
-    const int64_t xs = 3 * 14 * 13, ys = 5 * 14 * 13, nw = 5 * 27;
-    float *x = prefill(7 * xs, &rng), *w = prefill(nw, &rng), *b = prefill(5, &rng);
-    float *gy = prefill(7 * ys, &rng);
-    float *y = ss_test_alloc(7 * ys), *dx = ss_test_alloc(7 * xs);
-    float *dw = ss_test_alloc(nw), *db = ss_test_alloc(5);
-    float *y1 = ss_test_alloc(7 * ys), *dx1 = ss_test_alloc(7 * xs);
-    float *dw1 = ss_test_alloc(nw), *db1 = ss_test_alloc(5);
+static void conv_chunk_case(sst_conv2d_dims d, ss_rng *rng) {
+    int64_t OH, OW;
+    SS_CHECK_OK(sst_conv2d_out_size(&d, &OH, &OW));
+    const int64_t N = d.N, xs = d.Cin * d.H * d.W, ys = d.Cout * OH * OW;
+    const int64_t nw = d.Cout * d.Cin * d.KH * d.KW, C = d.Cout;
+    float *x = prefill(N * xs, rng), *w = prefill(nw, rng), *b = prefill(C, rng);
+    float *gy = prefill(N * ys, rng);
+    float *y = ss_test_alloc(N * ys), *dx = ss_test_alloc(N * xs);
+    float *dw = ss_test_alloc(nw), *db = ss_test_alloc(C);
+    float *y1 = ss_test_alloc(N * ys), *dx1 = ss_test_alloc(N * xs);
+    float *dw1 = ss_test_alloc(nw), *db1 = ss_test_alloc(C);
     SS_CHECK_OK(sst_conv2d_forward(y, x, w, b, &d));
     SS_CHECK_OK(sst_conv2d_backward(dx, dw, db, gy, x, w, &d));
     sst_conv2d_dims one = d;
     one.N = 1;
-    for (int64_t n = 0; n < 7; n++) {
+    for (int64_t n = 0; n < N; n++) {
         SS_CHECK_OK(sst_conv2d_forward(y1 + n * ys, x + n * xs, w, b, &one));
         SS_CHECK_OK(sst_conv2d_backward(dx1 + n * xs, dw1, db1, gy + n * ys,
                                         x + n * xs, w, &one));
     }
-    SS_CHECK_CLOSE_FF(y, y1, 7 * ys, 1e-6, "conv chunked y");
-    SS_CHECK_CLOSE_FF(dx, dx1, 7 * xs, 1e-6, "conv chunked dx");
+    SS_CHECK_CLOSE_FF(y, y1, N * ys, 1e-6, "conv chunked y");
+    SS_CHECK_CLOSE_FF(dx, dx1, N * xs, 1e-6, "conv chunked dx");
     SS_CHECK_CLOSE_FF(dw, dw1, nw, 1e-5, "conv chunked dw");
-    SS_CHECK_CLOSE_FF(db, db1, 5, 1e-5, "conv chunked db");
+    SS_CHECK_CLOSE_FF(db, db1, C, 1e-5, "conv chunked db");
     free(x), free(w), free(b), free(gy), free(y), free(dx), free(dw), free(db);
     free(y1), free(dx1), free(dw1), free(db1);
+}
+
+SS_TEST(conv2d_chunks_match_per_image) {
+    ss_rng rng;
+    ss_rng_seed(&rng, 10);
+    /* L = 182: chunks of 3 images, the last one partial */
+    conv_chunk_case((sst_conv2d_dims){7, 3, 14, 13, 5, 3, 3, 1, 1}, &rng);
+    /* L = 552 > 512: one image per GEMM, written in place */
+    conv_chunk_case((sst_conv2d_dims){3, 2, 24, 23, 4, 3, 3, 1, 1}, &rng);
 }

@@ -209,6 +209,14 @@ ss_status sst_conv2d_forward(float *y, const float *x, const float *w,
         for (int64_t j = 0; j < nb; j++)
             im2col(col + j * L, BL, x + (n0 + j) * d->Cin * d->H * d->W, d,
                    OH, OW);
+        if (B == 1) { /* large maps: the GEMM writes y directly */
+            float *yn = y + n0 * Co * L;
+            ss__sgemm(0, 0, Co, L, K, 1.0f, w, K, col, L, 0.0f, yn, L);
+            if (b)
+                for (int64_t o = 0; o < Co; o++)
+                    for (int64_t l = 0; l < L; l++) yn[o * L + l] += b[o];
+            continue;
+        }
         ss__sgemm(0, 0, Co, nb * L, K, 1.0f, w, K, col, BL, 0.0f, out, BL);
         for (int64_t j = 0; j < nb; j++)
             for (int64_t o = 0; o < Co; o++) {
@@ -250,6 +258,9 @@ ss_status sst_conv2d_backward(float *dx, float *dw, float *db, const float *dy,
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < chunks; ch++) {
             const int64_t n0 = ch * B, nb = d->N - n0 < B ? d->N - n0 : B;
+            /* dy of the chunk as (Co, nb L): gathered, or in place when
+             * the chunk is one image */
+            const float *dyp = B == 1 ? dy + n0 * Co * L : dyc;
             for (int64_t j = 0; j < nb; j++) {
                 im2col(col + j * L, BL, x + (n0 + j) * d->Cin * d->H * d->W,
                        d, OH, OW);
@@ -259,13 +270,15 @@ ss_status sst_conv2d_backward(float *dx, float *dw, float *db, const float *dy,
 #pragma omp simd reduction(+ : s)
                     for (int64_t l = 0; l < L; l++) s += src[l];
                     dbt[o] += s;
-                    memcpy(dyc + o * BL + j * L, src, (size_t)L * sizeof *src);
+                    if (B > 1)
+                        memcpy(dyc + o * BL + j * L, src,
+                               (size_t)L * sizeof *src);
                 }
             }
             const int64_t cols = nb * L;
-            ss__sgemm(0, 1, Co, K, cols, 1.0f, dyc, BL, col, BL, 1.0f, dwt, K);
+            ss__sgemm(0, 1, Co, K, cols, 1.0f, dyp, BL, col, BL, 1.0f, dwt, K);
             if (dx) {
-                ss__sgemm(1, 0, K, cols, Co, 1.0f, w, K, dyc, BL, 0.0f, dcol,
+                ss__sgemm(1, 0, K, cols, Co, 1.0f, w, K, dyp, BL, 0.0f, dcol,
                           BL);
                 for (int64_t j = 0; j < nb; j++)
                     col2im(dx + (n0 + j) * d->Cin * d->H * d->W, dcol + j * L,

@@ -591,11 +591,12 @@ static ss_status pool_check(const char *fn, int64_t P, int64_t H, int64_t W,
  * made the branchy version mispredict on every window. Unlike the generic
  * path, a NaN in a window is not propagated (training stops on a NaN loss
  * before pooling would matter). */
-static void maxpool2_plane(float *y, const float *x, int64_t W, int64_t OH,
-                           int64_t OW) {
+static void maxpool2_plane(float *restrict y, const float *restrict x,
+                           int64_t W, int64_t OH, int64_t OW) {
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
         float *yr = y + oh * OW;
+#pragma omp simd
         for (int64_t ow = 0; ow < OW; ow++) {
             float a = r0[2 * ow], b = r0[2 * ow + 1];
             float c = r1[2 * ow], e = r1[2 * ow + 1];
@@ -607,24 +608,30 @@ static void maxpool2_plane(float *y, const float *x, int64_t W, int64_t OH,
 
 /* Backward of maxpool2_plane; writes all of dx (H, W), zero off the argmax
  * (the first maximum in window order, as torch). */
-static void maxpool2_plane_bwd(float *dx, const float *dy, const float *x,
-                               int64_t H, int64_t W, int64_t OH, int64_t OW) {
+static void maxpool2_plane_bwd(float *restrict dx, const float *restrict dy,
+                               const float *restrict x, int64_t H, int64_t W,
+                               int64_t OH, int64_t OW) {
     if (2 * OH != H || 2 * OW != W) memset(dx, 0, (size_t)(H * W) * sizeof *dx);
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
         float *d0 = dx + 2 * oh * W, *d1 = d0 + W;
         const float *g = dy + oh * OW;
+#pragma omp simd
         for (int64_t ow = 0; ow < OW; ow++) {
             float a = r0[2 * ow], b = r0[2 * ow + 1];
             float c = r1[2 * ow], e = r1[2 * ow + 1];
             float m1 = b > a ? b : a, m2 = e > c ? e : c;
             float m = m2 > m1 ? m2 : m1;
-            int ta = a == m, tb = (b == m) & !ta;
-            int tc = (c == m) & !(ta | tb), te = !(ta | tb | tc);
-            d0[2 * ow] = ta ? g[ow] : 0.0f;
-            d0[2 * ow + 1] = tb ? g[ow] : 0.0f;
-            d1[2 * ow] = tc ? g[ow] : 0.0f;
-            d1[2 * ow + 1] = te ? g[ow] : 0.0f;
+            /* pass the gradient along until the first element equal to m
+             * takes it (float selects only, so the loop vectorises) */
+            float rest = g[ow];
+            d0[2 * ow] = a == m ? rest : 0.0f;
+            rest = a == m ? 0.0f : rest;
+            d0[2 * ow + 1] = b == m ? rest : 0.0f;
+            rest = b == m ? 0.0f : rest;
+            d1[2 * ow] = c == m ? rest : 0.0f;
+            rest = c == m ? 0.0f : rest;
+            d1[2 * ow + 1] = rest;
         }
     }
 }

@@ -20,7 +20,8 @@
  *   - the input gradient dx is WRITTEN (=), so activation gradients need no
  *     zeroing; where a layer is elementwise, dx may alias dy (in place).
  *     A branch that feeds two consumers sums their dx itself.
- *   - dx == NULL skips the input gradient (the first layer needs none).
+ *   - where a contract says "dx ... or NULL", NULL skips the input gradient
+ *     (the first layer needs none; for conv1 this saves the col2im).
  * Backward functions trust that forward was called with the same sizes;
  * they re-check pointers and sizes, not values.
  *

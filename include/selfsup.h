@@ -95,6 +95,13 @@ SS_API unsigned ss_version_hex(void);
 /* One line naming the optional features compiled in, e.g.
  * "openmp=yes blas=openblas-0.3.21". Static string. */
 SS_API const char *ss_build_info(void);
+/* When the linked OpenBLAS chose generic SSE3 kernels on a CPU that has
+ * AVX2 or AVX-512 (Debian's DYNAMIC_ARCH build picks them from the CPUID
+ * model when it loads, and some VMs mask the model), the OPENBLAS_CORETYPE
+ * value that selects the right ones ("SkylakeX", "Haswell"); else NULL.
+ * It only takes effect in a process started with it set: the selfsup
+ * command sets it and re-executes itself. */
+SS_API const char *ss_blas_coretype_hint(void);
 
 /* ------------------------------------------------------------------------ */
 /* Status codes: one table gives the enum, ss_status_name and ss_strerror.  */

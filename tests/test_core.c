@@ -39,6 +39,8 @@ SS_TEST(version) {
     SS_CHECK(strcmp(ss_version(), want) == 0);
     SS_CHECK_INT(ss_version_hex(), SS_VERSION_HEX);
     SS_CHECK(strstr(ss_build_info(), "openmp=") != NULL);
+    const char *hint = ss_blas_coretype_hint();
+    SS_CHECK(!hint || !strcmp(hint, "SkylakeX") || !strcmp(hint, "Haswell"));
 }
 
 SS_TEST(threads) {

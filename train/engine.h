@@ -272,12 +272,9 @@ ss_status sst_ema_update(float *target, const float *online, int64_t n,
                          double m);
 
 /* ---- BLAS kernels (train/blas.c) --------------------------------------------
- * When Debian's DYNAMIC_ARCH OpenBLAS fell back to generic SSE3 kernels on a
- * CPU that has AVX2 / AVX-512 (a VM with a masked CPU model), returns the
- * OPENBLAS_CORETYPE to force ("SkylakeX", "Haswell"); else NULL (also
- * without OpenBLAS or off x86). */
-const char *sst_blas_coretype_hint(void);
-/* Call first thing in main(): when a hint exists and OPENBLAS_CORETYPE is
+ * ss_blas_coretype_hint() (selfsup.h) tells when Debian's DYNAMIC_ARCH
+ * OpenBLAS fell back to generic SSE3 kernels on an AVX2 / AVX-512 CPU.
+ * Call first thing in main(): when a hint exists and OPENBLAS_CORETYPE is
  * unset, sets it and re-executes /proc/self/exe with argv (does not return
  * on success). Returns 0 when nothing was needed, -1 when exec failed (the
  * program continues, slower). Linux only; elsewhere returns 0. */

@@ -2,8 +2,10 @@
 #include "gemm.h"
 #include "../internal.h"
 
+#include <string.h>
 #ifdef SS_HAVE_CBLAS
 #include <cblas.h>
+char *openblas_get_corename(void);
 #endif
 
 #if defined(SS_HAVE_CBLAS) && defined(SS_HAVE_OPENBLAS_THREADS)
@@ -82,4 +84,24 @@ void ss__sgemm_threaded(int ta, int tb, int64_t m, int64_t n, int64_t k,
 #else
     gemm_any(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+}
+
+const char *ss_blas_coretype_hint(void) {
+#if defined(SS_HAVE_CBLAS) && (defined(__x86_64__) || defined(__i386__)) && \
+    defined(__GNUC__)
+    static const char *generic[] = {"Prescott", "Core2", "Penryn", "Nehalem",
+                                    "Dunnington", "Atom", "Sandybridge"};
+    const char *core = openblas_get_corename();
+    int is_generic = 0;
+    for (size_t i = 0; core && i < sizeof generic / sizeof *generic; i++)
+        if (strcmp(core, generic[i]) == 0) is_generic = 1;
+    if (!is_generic) return NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+#endif
+    return NULL;
 }

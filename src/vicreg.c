@@ -233,9 +233,9 @@ ss_status ss_vicreg_backward(float *da, float *db, float dloss,
     for (int k = 0; k < 2; k++) {
         ss__col_center(X, x[k], v.mean[k], NULL, N, D);
         if (f == SS_MOMENT_GRAM)
-            ss__sgemm_threaded(0, 0, N, D, N, 1.0f, v.K[k], N, X, D, 0.0f, P, D);
+            ss__gemm_par(0, 0, N, D, N, 1.0f, v.K[k], N, X, D, 0.0f, P, D);
         else
-            ss__sgemm_threaded(0, 0, N, D, D, 1.0f, X, D, v.K[k], D, 0.0f, P, D);
+            ss__gemm_par(0, 0, N, D, D, 1.0f, X, D, v.K[k], D, 0.0f, P, D);
         vr_view_backward(dx[k], P, X, v.var[k], col, N, D, dloss, &o);
     }
     /* invariance: d/da lambda mean (a - b)^2 = 2 lambda (a - b) / (N D) */

@@ -81,6 +81,30 @@ void ss__col_apply(float *dx, const float *g, const double *a, const double *b,
         }
 }
 
+void ss__gemm_par(int ta, int tb, int64_t m, int64_t n, int64_t k,
+                  float alpha, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, float beta, float *C, int64_t ldc) {
+    int threads = ss__threads();
+    int64_t T = 512, nm, nn;
+    for (;; T /= 2) { /* several tiles per thread, none tiny */
+        nm = (m + T - 1) / T, nn = (n + T - 1) / T;
+        if (nm * nn >= 4 * (int64_t)threads || T <= 128) break;
+    }
+    int64_t ntiles = nm * nn;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) \
+    if (ntiles > 1 && m * n * k > PAR_MIN)
+#endif
+    for (int64_t t = 0; t < ntiles; t++) {
+        int64_t i0 = (t / nn) * T, j0 = (t % nn) * T;
+        int64_t mi = min64(T, m - i0), nj = min64(T, n - j0);
+        const float *a = ta ? A + i0 : A + i0 * lda;
+        const float *b = tb ? B + j0 * ldb : B + j0;
+        ss__sgemm(ta, tb, mi, nj, k, alpha, a, lda, b, ldb, beta, C + i0 * ldc + j0,
+                  ldc);
+    }
+}
+
 /* Tile edge for ss__syrk: large enough for an efficient GEMM, small enough
  * to give every thread several upper-triangle tiles. */
 static int64_t syrk_tile(int64_t n, int threads) {

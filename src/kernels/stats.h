@@ -37,6 +37,14 @@ void ss__col_apply(float *dx, const float *g, const double *a, const double *b,
 void ss__syrk(float *G, const float *X, int64_t n, int64_t k, int trans,
               float alpha);
 
+/* ss__sgemm's product (same arguments), with the output split into tiles
+ * that OpenMP threads compute with single-threaded GEMMs. One thread pool
+ * (ours) instead of OpenMP's and OpenBLAS's spinning side by side, which
+ * costs 5-10x on a loaded 2-core machine. Call outside parallel regions. */
+void ss__gemm_par(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                  float alpha, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, float beta, float *C, int64_t ldc);
+
 /* sum_ij X_ij Y_ij in double for (n, n) X, Y; Y NULL: sum_ij X_ij^2;
  * offdiag: only i != j. part: (n) doubles of scratch. Fixed summation
  * order (per-row partials), so the result does not depend on the thread

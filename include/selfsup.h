@@ -417,6 +417,8 @@ SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
  * gradient instead of 3 N D^2. The formulation option picks one; both give
  * the same result up to float32 rounding. Their cache holds those matrices:
  * about 2 min(N, D)^2 floats plus O(D) doubles (ss_*_cache_size says).
+ * Workspace allocated per call and freed before return: Barlow Twins 2 N D
+ * floats (forward) and 3 N D (backward); VICReg N D and 2 N D.
  */
 
 /* Which second-moment formulation Barlow Twins and VICReg use. */

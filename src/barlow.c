@@ -120,13 +120,14 @@ ss_status ss_barlow_forward(float *loss, float *terms, void *cache,
     SS_TRY(ss__check_ptr(fn, "cache", cache));
     SS_TRY(bt_check(fn, a, b, N, D, &o));
     ss_moment_form form = bt_form(&o, N, D);
-    float *A = ss__malloc(2 * (size_t)(N * D) * sizeof(float)), *B = A + N * D;
+    float *A = ss__malloc(2 * (size_t)(N * D) * sizeof(float));
     double *part = ss__malloc((size_t)(N > D ? N : D) * sizeof(double));
     if (!A || !part) {
         ss__free(A), ss__free(part);
         return ss__fail(SS_ERR_NOMEM, fn, "out of memory for 2 N D floats (N=%lld, D=%lld)",
                         (long long)N, (long long)D);
     }
+    float *B = A + N * D;
     bt_view v = bt_layout(cache, N, D, form);
     bt_stats(v.mean_a, v.scale_a, a, N, D, o.bn_eps);
     bt_stats(v.mean_b, v.scale_b, b, N, D, o.bn_eps);

@@ -182,7 +182,7 @@ static void bt_add_diag(float *P, const float *Y, const double *g, int64_t N,
                         int64_t D) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > 32768)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t n = 0; n < N; n++)
         for (int64_t d = 0; d < D; d++)

@@ -8,6 +8,7 @@
  * autograd graph, so the clamped value also appears in the derivative).
  */
 #include "internal.h"
+#include "kernels/stats.h"
 
 #include <string.h>
 
@@ -68,7 +69,7 @@ static double nc_pair_forward(double *rows, float *losses, const float *p,
                               double eps) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > 32768)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t n = 0; n < N; n++) {
         const float *pn = p + n * D, *zn = z + n * D;
@@ -94,7 +95,7 @@ static void nc_pair_backward(float *dp, float *dz, const double *rows,
                              int64_t D, double w) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > 32768)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t n = 0; n < N; n++) {
         const float *pn = p + n * D, *zn = z + n * D;

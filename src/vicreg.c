@@ -111,7 +111,7 @@ static double vr_sqdiff(const float *a, const float *b, double *part,
                         int64_t N, int64_t D) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > 32768)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t n = 0; n < N; n++) {
         double s = 0.0;
@@ -242,7 +242,7 @@ ss_status ss_vicreg_backward(float *da, float *db, float dloss,
     double w = 2.0 * o.lambda * dloss / ((double)N * D);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > 32768)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t i = 0; i < N * D; i++) {
         float t = (float)(w * ((double)a[i] - b[i]));

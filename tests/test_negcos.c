@@ -167,7 +167,7 @@ SS_TEST(zero_rows_are_finite) {
 }
 
 SS_TEST(thread_count_independent) {
-    int64_t N = 301, D = 130, n = N * D;
+    int64_t N = 1100, D = 1000, n = N * D; /* > SS__PAR_STREAM: parallel loops */
     ss_rng rng;
     ss_rng_seed(&rng, 12);
     float *p = ss_test_alloc(n), *z = ss_test_alloc(n), *d1 = ss_test_alloc(n),

@@ -157,7 +157,7 @@ SS_TEST(constant_input_finite) {
 SS_TEST(thread_count_independent) {
     ss_rng rng;
     ss_rng_seed(&rng, 43);
-    int64_t shapes[2][2] = {{150, 600}, {600, 150}};
+    int64_t shapes[2][2] = {{300, 3600}, {1100, 1000}}; /* > SS__PAR_STREAM */
     for (int s = 0; s < 2; s++) {
         int64_t N = shapes[s][0], D = shapes[s][1], n = N * D;
         float *a = ss_test_alloc(n), *b = ss_test_alloc(n), *d1 = ss_test_alloc(2 * n),

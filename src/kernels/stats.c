@@ -10,7 +10,7 @@
 /* Columns per parallel block: the block's double accumulators stay in L1
  * while the rows stream by. */
 #define COL_BLOCK 256
-/* Enough work to be worth a parallel region. */
+/* Enough GEMM work to be worth a parallel region. */
 #define PAR_MIN 32768
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -20,7 +20,7 @@ void ss__col_stats(double *mean, double *m2, const float *x, int64_t N,
     int64_t nb = (D + COL_BLOCK - 1) / COL_BLOCK;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > PAR_MIN)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t blk = 0; blk < nb; blk++) {
         int64_t d0 = blk * COL_BLOCK, d1 = min64(D, d0 + COL_BLOCK);
@@ -40,7 +40,7 @@ void ss__col_center(float *y, const float *x, const double *mean,
                     const double *scale, int64_t N, int64_t D) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > PAR_MIN)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t n = 0; n < N; n++)
         for (int64_t d = 0; d < D; d++) {
@@ -54,7 +54,7 @@ void ss__col_dot(double *s, const float *x, const float *y, int64_t N,
     int64_t nb = (D + COL_BLOCK - 1) / COL_BLOCK;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > PAR_MIN)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t blk = 0; blk < nb; blk++) {
         int64_t d0 = blk * COL_BLOCK, d1 = min64(D, d0 + COL_BLOCK);
@@ -69,7 +69,7 @@ void ss__col_apply(float *dx, const float *g, const double *a, const double *b,
                    const double *c, const float *y, int64_t N, int64_t D) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (N * D > PAR_MIN)
+    if (N * D > SS__PAR_STREAM)
 #endif
     for (int64_t n = 0; n < N; n++)
         for (int64_t d = 0; d < D; d++) {
@@ -145,7 +145,7 @@ void ss__syrk(float *G, const float *X, int64_t n, int64_t k, int trans,
      * whole; copying makes them exactly symmetric as well) */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads) \
-    if (n * n > PAR_MIN)
+    if (n * n > SS__PAR_STREAM)
 #endif
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < i; j++)
@@ -156,7 +156,7 @@ double ss__frob_dot(const float *X, const float *Y, int64_t n, int offdiag,
                     double *part) {
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (n * n > PAR_MIN)
+    if (n * n > SS__PAR_STREAM)
 #endif
     for (int64_t i = 0; i < n; i++) {
         double s = 0.0;

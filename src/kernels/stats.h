@@ -11,6 +11,11 @@
 
 #include <stdint.h>
 
+/* Element count above which the O(N D) streaming loops of the redundancy
+ * losses go parallel. Below it a serial pass takes about a millisecond,
+ * less than the barriers of a parallel region cost on a loaded machine. */
+#define SS__PAR_STREAM ((int64_t)1 << 20)
+
 /* mean: (D) column means; m2: (D) sums of squared deviations
  * sum_n (x_nd - mean_d)^2 (two passes, in double). */
 void ss__col_stats(double *mean, double *m2, const float *x, int64_t N,

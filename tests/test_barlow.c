@@ -186,10 +186,10 @@ SS_TEST(affine_invariant_and_constant_columns_finite) {
 SS_TEST(thread_count_independent) {
     ss_rng rng;
     ss_rng_seed(&rng, 41);
-    /* Gram, then DxD; above SS__PAR_STREAM elements so the streaming loops
-     * run parallel too */
-    int64_t shapes[2][2] = {{300, 3600}, {1100, 1000}};
-    for (int s = 0; s < 2; s++) {
+    /* Gram and D x D with several SYRK tiles, then both with more than
+     * SS__PAR_STREAM elements so the streaming loops run parallel too */
+    int64_t shapes[4][2] = {{300, 600}, {600, 300}, {64, 17000}, {17000, 64}};
+    for (int s = 0; s < 4; s++) {
         int64_t N = shapes[s][0], D = shapes[s][1], n = N * D;
         float *a = ss_test_alloc(n), *b = ss_test_alloc(n), *d1 = ss_test_alloc(2 * n),
               *d2 = ss_test_alloc(2 * n), l1, l2;

@@ -16,7 +16,6 @@
  * The diagonal C_ii is formed directly in double, O(N D).
  */
 #include "internal.h"
-#include "kernels/gemm.h"
 #include "kernels/stats.h"
 
 #include <string.h>
@@ -146,7 +145,7 @@ ss_status ss_barlow_forward(float *loss, float *terms, void *cache,
         off = ss__frob_dot(v.Ga, v.Gb, N, 0, part) / ((double)N * N) - diag2;
     } else {
         ss__gemm_par(1, 0, D, D, N, 1.0f / (float)N, A, D, B, D, 0.0f,
-                           v.C, D);
+                     v.C, D);
         off = ss__frob_dot(v.C, NULL, D, 1, part);
     }
     ss__free(A), ss__free(part);
@@ -227,19 +226,19 @@ ss_status ss_barlow_backward(float *da, float *db, float dloss,
     /* view a: P = dL/dA */
     if (form == SS_MOMENT_GRAM)
         ss__gemm_par(0, 0, N, D, N, lam2 / ((float)N * (float)N), v.Gb, N,
-                           A, D, 0.0f, P, D);
+                     A, D, 0.0f, P, D);
     else
         ss__gemm_par(0, 1, N, D, D, lam2 / (float)N, B, D, v.C, D, 0.0f,
-                           P, D);
+                     P, D);
     bt_add_diag(P, B, g, N, D);
     bt_view_backward(da, P, A, v.scale_a, col, N, D, dloss);
     /* view b: P = dL/dB */
     if (form == SS_MOMENT_GRAM)
         ss__gemm_par(0, 0, N, D, N, lam2 / ((float)N * (float)N), v.Ga, N,
-                           B, D, 0.0f, P, D);
+                     B, D, 0.0f, P, D);
     else
         ss__gemm_par(0, 0, N, D, D, lam2 / (float)N, A, D, v.C, D, 0.0f,
-                           P, D);
+                     P, D);
     bt_add_diag(P, A, g, N, D);
     bt_view_backward(db, P, B, v.scale_b, col, N, D, dloss);
     ss__free(A), ss__free(col);

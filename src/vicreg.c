@@ -11,7 +11,6 @@
  * The variance term adds X diag(.) and the invariance term is O(N D).
  */
 #include "internal.h"
-#include "kernels/gemm.h"
 #include "kernels/stats.h"
 
 #include <string.h>

@@ -500,6 +500,147 @@ SS_API ss_status ss_dcl_backward(float *dz, float dloss, const void *cache,
 /* ------------------------------------------------------------------------ */
 /* (section start: redundancy) */
 
+/*
+ * Sizes: N >= 1 rows (samples) per view, D >= 1 dimensions; Barlow Twins and
+ * VICReg need N >= 2 (batch statistics). Every view is (N, D) float32.
+ *
+ * Barlow Twins and VICReg compute D x D second-moment matrices. When N < D
+ * they use the N x N Gram matrices instead, through
+ * ||A^T B||_F^2 = <A A^T, B B^T>_F: about 3 N^2 D multiply-adds for loss and
+ * gradient instead of 3 N D^2. The formulation option picks one; both give
+ * the same result up to float32 rounding. Their cache holds those matrices:
+ * about 2 min(N, D)^2 floats plus O(D) doubles (ss_*_cache_size says).
+ * Workspace allocated per call and freed before return: Barlow Twins 2 N D
+ * floats (forward) and 3 N D (backward); VICReg N D and 2 N D.
+ */
+
+/* Which second-moment formulation Barlow Twins and VICReg use. */
+typedef enum {
+    SS_MOMENT_AUTO = 0, /* N x N Gram when N < D, else D x D (default) */
+    SS_MOMENT_GRAM = 1, /* N x N Gram matrices of the views */
+    SS_MOMENT_DXD = 2   /* D x D cross-correlation / covariance */
+} ss_moment_form;
+
+/* Negative cosine similarity (BYOL, SimSiam) ------------------------------ */
+/*
+ * p: (N, D) predictions, z: (N, D) targets.
+ *     cos_n  = <p_n, z_n> / (max(||p_n||, eps) * max(||z_n||, eps))
+ *     loss_n = -cos_n,   loss = mean_n loss_n
+ * as lightly's NegativeCosineSimilarity (torch cosine_similarity, dim 1,
+ * eps 1e-8; below eps the gradient is torch 1.13's).
+ * Gradient: the target z is stop-gradient (BYOL/SimSiam's z.detach()):
+ * backward accumulates into dp only, and into dz only when the caller asks
+ * for it with a non-NULL dz (lightly's loss without the detach).
+ */
+typedef struct {
+    float eps; /* > 0, finite. Default 1e-8 (torch / lightly). */
+} ss_negcos_opts;
+
+SS_API ss_negcos_opts ss_negcos_defaults(void);
+/* Bytes of cache; 0 (with ss_last_error set) for invalid sizes. */
+SS_API size_t ss_negcos_cache_size(int64_t N, int64_t D);
+/* loss: (1). losses: (N) per-row -cos, or NULL. cache: as sized.
+ * opts: NULL means ss_negcos_defaults().
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (eps), SS_ERR_NONFINITE. */
+SS_API ss_status ss_negcos_forward(float *loss, float *losses, void *cache,
+                                   const float *p, const float *z, int64_t N,
+                                   int64_t D, const ss_negcos_opts *opts);
+/* dp: (N, D) accumulated. dz: (N, D) accumulated, or NULL (stop-gradient
+ * target, the BYOL/SimSiam case). Errors as forward, plus SS_ERR_STATE for a
+ * cache not written by forward with the same sizes and opts. */
+SS_API ss_status ss_negcos_backward(float *dp, float *dz, float dloss,
+                                    const void *cache, const float *p,
+                                    const float *z, int64_t N, int64_t D,
+                                    const ss_negcos_opts *opts);
+
+/* Symmetric two-view form (SimSiam, BYOL):
+ *     loss = 0.5 * (Dn(p1, z2) + Dn(p2, z1)),  Dn(p, z) = -mean_n cos(p_n, z_n)
+ * losses: (2, N): row 0 holds -cos(p1_n, z2_n), row 1 -cos(p2_n, z1_n), so
+ * loss is their mean. p1, p2, z1, z2: (N, D). */
+SS_API size_t ss_negcos_sym_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_negcos_sym_forward(float *loss, float *losses, void *cache,
+                                       const float *p1, const float *p2,
+                                       const float *z1, const float *z2,
+                                       int64_t N, int64_t D,
+                                       const ss_negcos_opts *opts);
+/* dp1, dp2: (N, D) accumulated. dz1, dz2: accumulated, or NULL
+ * (stop-gradient targets, the SimSiam/BYOL case). */
+SS_API ss_status ss_negcos_sym_backward(float *dp1, float *dp2, float *dz1,
+                                        float *dz2, float dloss,
+                                        const void *cache, const float *p1,
+                                        const float *p2, const float *z1,
+                                        const float *z2, int64_t N, int64_t D,
+                                        const ss_negcos_opts *opts);
+
+/* Barlow Twins (Zbontar et al. 2021) --------------------------------------- */
+/*
+ * a, b: (N, D), N >= 2. Each view is standardised per dimension over the
+ * batch, as torch F.batch_norm in training mode without affine (biased
+ * variance):
+ *     A_nd = (a_nd - mean_d) / sqrt(var_d + bn_eps)      (same for B)
+ *     C    = A^T B / N                                   (D, D)
+ *     loss = sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2
+ * equal to lightly's BarlowTwinsLoss (views normalised separately, as since
+ * lightly PR #1806). The gradient flows through the standardisation.
+ */
+typedef struct {
+    float lambda;  /* >= 0, finite. Default 5e-3 (paper, lightly). */
+    float bn_eps;  /* > 0, finite. Default 1e-5 (torch batch_norm). */
+    ss_moment_form form; /* default SS_MOMENT_AUTO */
+} ss_barlow_opts;
+
+SS_API ss_barlow_opts ss_barlow_defaults(void);
+/* Bytes of cache (depends on opts->form; NULL = defaults); 0 with
+ * ss_last_error set for invalid sizes or options. */
+SS_API size_t ss_barlow_cache_size(int64_t N, int64_t D,
+                                   const ss_barlow_opts *opts);
+/* loss: (1). terms: (2) or NULL: [sum_i (1 - C_ii)^2, sum_{i!=j} C_ij^2]
+ * (unweighted). cache: as sized.
+ * Errors: SS_ERR_NULL, SS_ERR_SIZE (N < 2, D < 1, too large), SS_ERR_PARAM
+ * (lambda, bn_eps, form), SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_barlow_forward(float *loss, float *terms, void *cache,
+                                   const float *a, const float *b, int64_t N,
+                                   int64_t D, const ss_barlow_opts *opts);
+/* da, db: (N, D) accumulated. Errors as forward, plus SS_ERR_STATE. */
+SS_API ss_status ss_barlow_backward(float *da, float *db, float dloss,
+                                    const void *cache, const float *a,
+                                    const float *b, int64_t N, int64_t D,
+                                    const ss_barlow_opts *opts);
+
+/* VICReg (Bardes, Ponce, LeCun 2022) --------------------------------------- */
+/*
+ * a, b: (N, D), N >= 2 (N = 1 is SS_ERR_SIZE: unbiased variance).
+ *     inv  = mean_{n,d} (a_nd - b_nd)^2
+ *     var  = 0.5 * (mean_d relu(1 - sqrt(Var_d(a) + eps)) + same for b)
+ *     cov  = sum_{i != j} Cov(a)_ij^2 / D + sum_{i != j} Cov(b)_ij^2 / D
+ *     loss = lambda * inv + mu * var + nu * cov
+ * Var and Cov are unbiased (1 / (N - 1)) over the batch, as lightly's
+ * VICRegLoss (2-D inputs, no gather). relu'(0) = 0, as torch.
+ */
+typedef struct {
+    float lambda; /* invariance weight, finite. Default 25. */
+    float mu;     /* variance weight, finite. Default 25. */
+    float nu;     /* covariance weight, finite. Default 1. */
+    float eps;    /* >= 0, finite. Default 1e-4. */
+    ss_moment_form form; /* default SS_MOMENT_AUTO */
+} ss_vicreg_opts;
+
+SS_API ss_vicreg_opts ss_vicreg_defaults(void);
+SS_API size_t ss_vicreg_cache_size(int64_t N, int64_t D,
+                                   const ss_vicreg_opts *opts);
+/* loss: (1). terms: (3) or NULL: [inv, var, cov] (unweighted). Errors:
+ * SS_ERR_NULL, SS_ERR_SIZE (N < 2, D < 1, too large), SS_ERR_PARAM,
+ * SS_ERR_NONFINITE, SS_ERR_NOMEM. */
+SS_API ss_status ss_vicreg_forward(float *loss, float *terms, void *cache,
+                                   const float *a, const float *b, int64_t N,
+                                   int64_t D, const ss_vicreg_opts *opts);
+/* da, db: (N, D) accumulated. Errors as forward, plus SS_ERR_STATE. */
+SS_API ss_status ss_vicreg_backward(float *da, float *db, float dloss,
+                                    const void *cache, const float *a,
+                                    const float *b, int64_t N, int64_t D,
+                                    const ss_vicreg_opts *opts);
+
+
 /* (section end: redundancy) */
 
 /* ------------------------------------------------------------------------ */

@@ -1413,6 +1413,13 @@ SS_API ss_status ss_mae_block_mask(uint8_t *mask, int64_t B, int64_t gh,
 
 /* (section end: predictive) */
 
+/* ------------------------------------------------------------------------ */
+/* Composite objectives: weighted sums of the library's losses              */
+/* ------------------------------------------------------------------------ */
+/* (section start: composite) */
+
+/* (section end: composite) */
+
 #ifdef __cplusplus
 }
 #endif

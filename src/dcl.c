@@ -31,6 +31,7 @@
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/tgemm.h"
+#include "kernels/vexp.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -66,29 +67,6 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 /* The fixed shift scale * max||x||^2 replaces the online max when the
  * logit range [-2 shift, 0] stays inside float exp's normal range. */
 #define DCL_FIXED_SHIFT_MAX 40.0
-
-/* e^x, ~2 ulp, 0 for x < -87.3 (and -inf), x <= 88.3; branch-free so that
- * the tile loops vectorise (libm's expf does not). Cephes' polynomial on
- * [-ln 2 / 2, ln 2 / 2] after the range reduction x = n ln 2 + r. */
-static inline float dcl_exp(float x) {
-    float xc = x > 88.3f ? 88.3f : x;
-    xc = xc < -87.3f ? -87.3f : xc;
-    float n = xc * 1.44269504089f + 12582912.0f; /* round to nearest */
-    n -= 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float q = 1.9875691500e-4f;
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
-    q = q * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.3f ? 0.0f : q * two_n;
-}
 
 typedef struct {
     const float *x; /* (V, N, D), normalised when cosine */
@@ -186,7 +164,7 @@ static void lse_accumulate(double *mx, double *sm, const float *row, int64_t tc,
         m = (float)*mx;
     }
     DCL_SIMD_SUM(s)
-    for (int64_t j = 0; j < tc; j++) s += dcl_exp(row[j] * sc - m);
+    for (int64_t j = 0; j < tc; j++) s += ss__vexp(row[j] * sc - m);
     *sm += s;
 }
 
@@ -252,8 +230,8 @@ static void dcl_lse_backward(float *dx, const float *w, const float *lse,
                         DCL_SIMD
                         for (int64_t j = 0; j < tc;
                              j++) /* masked: e^-inf = 0 */
-                            row[j] = wr * dcl_exp(row[j] * sc - li) +
-                                     wc * dcl_exp(row[j] * sc - lcc[j]);
+                            row[j] = wr * ss__vexp(row[j] * sc - li) +
+                                     wc * ss__vexp(row[j] * sc - lcc[j]);
                     }
                     tile_update(dx, &ws, p, v, r0, tr, u, c0, tc);
                 }

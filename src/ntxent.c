@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "kernels/contrast.h"
 #include "kernels/norm.h"
+#include "kernels/vexp.h"
 
 #include <string.h>
 
@@ -207,7 +208,7 @@ static double hcl_pair(double s, double lneg, double lnq, double inv_t,
     double sig = u >= 0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
     *wneg = active ? sig * r : 0.0;
     *ws = active ? -sig * r : -sig;
-    return u > 0 ? u + log1p(exp(-u)) : log1p(exp(u));
+    return ss__softplus(u);
 }
 
 /* log neg_i from the engine's lse (see file comment). */

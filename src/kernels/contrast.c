@@ -18,6 +18,7 @@
 #include "contrast.h"
 #include "gemm.h"
 #include "tgemm.h"
+#include "vexp.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -34,29 +35,6 @@
 #define GC_SIMD
 #define GC_SIMD_SUM(v)
 #endif
-
-/* e^x with <= 1.5 ulp relative error, 0 for x < -87.3 (including -inf), for
- * x <= 88.3. Branch-free so that the tile loops vectorise (glibc's vector
- * expf needs -ffast-math). Cephes polynomial on [-ln2/2, ln2/2]. */
-static inline float gc_exp(float x) {
-    float xc = x > 88.3f ? 88.3f : x;
-    xc = xc < -87.3f ? -87.3f : xc;
-    float n = xc * 1.44269504089f + 12582912.0f; /* round to nearest */
-    n -= 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.3f ? 0.0f : p * two_n;
-}
 
 /* ---- plan shared by forward and backward ------------------------------- */
 
@@ -200,7 +178,7 @@ static void fwd_tile_fixed(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
         float row = 0.0f;
         GC_SIMD_SUM(row)
         for (int64_t k = 0; k < nk; k++) {
-            float e = gc_exp(gc_logit(s[k], sc) - sh);
+            float e = ss__vexp(gc_logit(s[k], sc) - sh);
             row += e;
             col[k] += e;
         }
@@ -228,7 +206,7 @@ static void fwd_tile_online(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
         if (m == -INFINITY) continue;
         float row = 0.0f;
         GC_SIMD_SUM(row)
-        for (int64_t k = 0; k < nk; k++) row += gc_exp(gc_logit(s[k], sc) - m);
+        for (int64_t k = 0; k < nk; k++) row += ss__vexp(gc_logit(s[k], sc) - m);
         merge_online(ref + i0 + r, sum + i0 + r, m, row);
     }
     for (int64_t k = 0; k < nk; k++) /* all-masked column: keep -inf - 0 */
@@ -237,7 +215,7 @@ static void fwd_tile_online(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
         const float *s = S + r * pl->T;
         GC_SIMD
         for (int64_t k = 0; k < nk; k++)
-            csum[k] += gc_exp(gc_logit(s[k], sc) - cmax[k]);
+            csum[k] += ss__vexp(gc_logit(s[k], sc) - cmax[k]);
     }
     for (int64_t k = 0; k < nk; k++)
         merge_online(ref + k0 + k, sum + k0 + k, cmax[k], csum[k]);
@@ -344,12 +322,12 @@ static void bwd_tile_g(float *G, const float *S, const gc_bwd_rows *rw,
                 if (c == 0) {
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++)
-                        g[k] = sc * gc_exp(gc_logit(s[k], sc) - sh) *
+                        g[k] = sc * ss__vexp(gc_logit(s[k], sc) - sh) *
                                (ai + ak[k]);
                 } else {
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++)
-                        g[k] += sc * gc_exp(gc_logit(s[k], sc) - sh) *
+                        g[k] += sc * ss__vexp(gc_logit(s[k], sc) - sh) *
                                 (ai + ak[k]);
                 }
             } else {
@@ -357,15 +335,15 @@ static void bwd_tile_g(float *G, const float *S, const gc_bwd_rows *rw,
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++) {
                         float v = gc_logit(s[k], sc);
-                        g[k] = sc * (ai * gc_exp(v - li) +
-                                     ak[k] * gc_exp(v - lk[k]));
+                        g[k] = sc * (ai * ss__vexp(v - li) +
+                                     ak[k] * ss__vexp(v - lk[k]));
                     }
                 } else {
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++) {
                         float v = gc_logit(s[k], sc);
-                        g[k] += sc * (ai * gc_exp(v - li) +
-                                      ak[k] * gc_exp(v - lk[k]));
+                        g[k] += sc * (ai * ss__vexp(v - li) +
+                                      ak[k] * ss__vexp(v - lk[k]));
                     }
                 }
             }

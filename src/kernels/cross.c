@@ -2,64 +2,13 @@
 #include "cross.h"
 #include "gemm.h"
 #include "norm.h"
+#include "vexp.h"
 
 #include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-/* The kernels below select with float compares; GCC if-converts (and so
- * vectorises) those loops only when FP compares may not trap. Nothing here
- * reads the FP exception flags. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
-/* ---- vectorisable elementwise math --------------------------------------- */
-
-/* exp(x) for the arguments the kernels use (x - max <= 0, up to rounding):
- * Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, then a degree-7
- * Taylor polynomial (error below 1 ulp on that range) times 2^n built from
- * the exponent bits. Results below ~1e-38 flush to 0. Written with selects
- * and no calls so that the loops below vectorise. */
-static inline float fexp(float x) {
-    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = floorf(xc * 1.44269504f + 0.5f);
-    float r = xc - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    float y = p * two_n;
-    return x < -87.0f ? 0.0f : y;
-}
-
-/* softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), never
- * overflowing. log1p(e) = 2 atanh(s), s = e / (2 + e) in [0, 1/3]: the
- * series in s^2 <= 1/9 converges to float precision in 8 terms and keeps
- * full relative accuracy for tiny e (where 1 + e would round). */
-static inline float fsoftplus(float z) {
-    float e = fexp(-fabsf(z));
-    float s = e / (2.0f + e), q = s * s;
-    float p = 1.0f / 15.0f;
-    p = p * q + 1.0f / 13.0f;
-    p = p * q + 1.0f / 11.0f;
-    p = p * q + 1.0f / 9.0f;
-    p = p * q + 1.0f / 7.0f;
-    p = p * q + 1.0f / 5.0f;
-    p = p * q + 1.0f / 3.0f;
-    p = p * q + 1.0f;
-    return (z > 0.0f ? z : 0.0f) + 2.0f * s * p;
-}
 
 static float vec_max(const float *x, int64_t n) {
     float m = -INFINITY;
@@ -77,7 +26,7 @@ static float vec_sum_exp(const float *x, int64_t n, float shift) {
 #pragma omp simd reduction(+ : s)
 #endif
     for (int64_t j = 0; j < n; j++)
-        s += fexp(x[j] - shift);
+        s += ss__vexp(x[j] - shift);
     return s;
 }
 
@@ -185,7 +134,7 @@ static void tile_cols_lse(const float *T, int64_t bi, int64_t bj, float *cmax,
 #pragma omp simd
 #endif
         for (int64_t j = 0; j < bj; j++)
-            tmp[j] += fexp(r[j] - cmax[j]);
+            tmp[j] += ss__vexp(r[j] - cmax[j]);
     }
     for (int64_t j = 0; j < bj; j++)
         csum[j] += tmp[j];
@@ -209,7 +158,7 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
 #endif
             for (int64_t j = 0; j < bj; j++) {
                 float x = r[j];
-                float g = a * fexp(x - l) + wc[j] * fexp(x - lc[j]);
+                float g = a * ss__vexp(x - l) + wc[j] * ss__vexp(x - lc[j]);
                 acc += g * x;
                 r[j] = g;
             }
@@ -219,7 +168,7 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
 #pragma omp simd reduction(+ : acc)
 #endif
             for (int64_t j = 0; j < bj; j++) {
-                float x = r[j], g = a * fexp(x - l);
+                float x = r[j], g = a * ss__vexp(x - l);
                 acc += g * x;
                 r[j] = g;
             }
@@ -228,7 +177,7 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
 #pragma omp simd reduction(+ : acc)
 #endif
             for (int64_t j = 0; j < bj; j++) {
-                float x = r[j], g = wc[j] * fexp(x - lc[j]);
+                float x = r[j], g = wc[j] * ss__vexp(x - lc[j]);
                 acc += g * x;
                 r[j] = g;
             }
@@ -255,7 +204,7 @@ static void tile_sig_loss(const float *T, int64_t bi, int64_t bj, float bias,
 #endif
         for (int64_t j = 0; j < bj; j++) {
             float x = r[j] + bias;
-            acc += fsoftplus(j == jd ? -x : x);
+            acc += ss__vsoftplus(j == jd ? -x : x);
         }
         rloss[i] += acc;
     }
@@ -272,7 +221,7 @@ static void tile_sig_grad(float *T, int64_t bi, int64_t bj, float bias,
 #endif
         for (int64_t j = 0; j < bj; j++) {
             float t = r[j], x = t + bias;
-            float e = fexp(-fabsf(x)), big = 1.0f / (1.0f + e), small = e * big;
+            float e = ss__vexp(-fabsf(x)), big = 1.0f / (1.0f + e), small = e * big;
             float sig = x >= 0.0f ? big : small;  /* sigmoid(x) */
             float sigm = x >= 0.0f ? small : big; /* sigmoid(-x) = 1 - sig */
             float g = w * (j == jd ? -sigm : sig);

@@ -25,8 +25,10 @@
  * exponent bits. n is rounded by adding 1.5 * 2^23, not floorf, so that
  * the loops vectorise even with trapping math. */
 static inline float ss__vexp(float x) {
-    float xc = x > SS__VEXP_HI ? SS__VEXP_HI : x;
-    xc = xc < SS__VEXP_LO ? SS__VEXP_LO : xc;
+    /* clamps written so that NaN becomes a bound: n stays a small integer
+     * (converting NaN to int32_t is undefined) */
+    float xc = x < SS__VEXP_HI ? x : SS__VEXP_HI;
+    xc = xc > SS__VEXP_LO ? xc : SS__VEXP_LO;
     float n = xc * 1.44269504089f + 12582912.0f; /* round to nearest */
     n -= 12582912.0f;
     float r = xc - n * 0.693359375f;
@@ -41,7 +43,7 @@ static inline float ss__vexp(float x) {
     int32_t bits = ((int32_t)n + 127) * (1 << 23);
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
-    return x < SS__VEXP_LO ? 0.0f : p * two_n;
+    return x < SS__VEXP_LO ? 0.0f : (x == x ? p * two_n : x);
 }
 
 /* softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}) in float, never

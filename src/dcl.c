@@ -106,15 +106,6 @@ static const float *row_of(const dcl_problem *p, int64_t v, int64_t n) {
     return p->x + (v * p->N + n) * p->D;
 }
 
-/* dst (D, n) = src (n, D)^T, in 16 x 16 blocks. */
-static void transpose(float *dst, const float *src, int64_t n, int64_t D) {
-    for (int64_t k0 = 0; k0 < n; k0 += 16)
-        for (int64_t d0 = 0; d0 < D; d0 += 16)
-            for (int64_t d = d0; d < min64(d0 + 16, D); d++)
-                for (int64_t k = k0; k < min64(k0 + 16, n); k++)
-                    dst[d * n + k] = src[k * D + d];
-}
-
 /* S (tr, tc), row stride tc = X_v[r0 :] X_u[c0 :]^T (dot products, not yet
  * scaled), with the masked diagonal j = n set to -INFINITY. */
 static void tile_dots(const dcl_ws *w, const dcl_problem *p, int64_t v,
@@ -430,7 +421,7 @@ static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
     }
     s->p.shift = fixed_shift(&s->p);
     if (want_xt) {
-        transpose(s->xt, s->p.x, M, D);
+        ss__transpose(s->xt, M, s->p.x, M, D);
         s->p.xt = s->xt;
     }
     positive_weights(s->w, &s->p, o);

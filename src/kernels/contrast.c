@@ -86,27 +86,12 @@ static ss_status gc_plan_init(gc_plan *pl, const ss__gc *p) {
     return SS_OK;
 }
 
-/* Row stride of a transposed tile: padded off a power of two so that its
- * rows do not all fall into the same L1 sets. */
-#define GC_LDT(T) ((T) + 16)
+#define GC_LDT(T) SS__TGEMM_LDT(T)
 
 /* Floats of per-thread tile workspace beyond S: X_J^T and GEMM scratch. */
 static int64_t gc_gemm_floats(const ss__gc *p, int64_t T) {
     int64_t k = p->D > T ? p->D : T;
     return p->D * GC_LDT(T) + ss__tgemm_scratch(k);
-}
-
-/* dst (D, n) with row stride ldd = src (n, D)^T, in 16 x 16 blocks. */
-static void gc_transpose(float *dst, int64_t ldd, const float *src, int64_t n,
-                         int64_t D) {
-    for (int64_t k0 = 0; k0 < n; k0 += 16)
-        for (int64_t d0 = 0; d0 < D; d0 += 16) {
-            int64_t k1 = k0 + 16 < n ? k0 + 16 : n;
-            int64_t d1 = d0 + 16 < D ? d0 + 16 : D;
-            for (int64_t d = d0; d < d1; d++)
-                for (int64_t k = k0; k < k1; k++)
-                    dst[d * ldd + k] = src[k * D + d];
-        }
 }
 
 /* S = X_I X_J^T with masked entries set to -INFINITY. gw: gc_gemm_floats. */
@@ -117,7 +102,7 @@ static void gc_tile(float *S, float *gw, const ss__gc *p, const gc_plan *pl,
     int64_t nk = p->M - k0 < T ? p->M - k0 : T;
     if (ss__tgemm_native()) {
         float *Bt = gw; /* X_J^T: (D, GC_LDT(T)) */
-        gc_transpose(Bt, GC_LDT(T), p->x + k0 * D, nk, D);
+        ss__transpose(Bt, GC_LDT(T), p->x + k0 * D, nk, D);
         ss__tgemm(ni, nk, D, p->x + i0 * D, D, 1, Bt, GC_LDT(T), 0, S, T,
                   gw + D * GC_LDT(T));
     } else {

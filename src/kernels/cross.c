@@ -2,6 +2,7 @@
 #include "cross.h"
 #include "gemm.h"
 #include "norm.h"
+#include "tgemm.h"
 #include "vexp.h"
 
 #include <float.h>
@@ -47,6 +48,7 @@ typedef struct {
 
 typedef struct {
     float *T, *tmp;      /* tile (tile^2), column scratch (tile) */
+    float *Bt, *scr;     /* B tile^T and ss__tgemm scratch, or NULL */
     float *rmax, *cmax;  /* (M), (K) running maxima */
     double *rsum, *csum; /* (M), (K) sums of exp(x - max); rsum = row loss */
     float *dA, *dB;      /* (M, D), (K, D) gradient accumulators */
@@ -69,6 +71,10 @@ static size_t slot_layout(slot *s, char *base, const job *jb) {
     } while (0)
     SS__TAKE(T, float, tile * tile);
     SS__TAKE(tmp, float, tile);
+    if (ss__tgemm_native()) {
+        SS__TAKE(Bt, float, D * SS__TGEMM_LDT(tile));
+        SS__TAKE(scr, float, (size_t)ss__tgemm_scratch(D > tile ? D : tile));
+    }
     if (rows) {
         SS__TAKE(rmax, float, M);
         SS__TAKE(rsum, double, M);
@@ -234,18 +240,61 @@ static void tile_sig_grad(float *T, int64_t bi, int64_t bj, float bias,
     }
 }
 
-/* One tile: form it with a GEMM, then reduce or back-propagate it. */
-static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
-                    int64_t bj) {
-    const ss__cross *p = jb->p;
-    int64_t D = p->D;
+/* T <- x = scale c_j <A_i, B_j> for the tile (bi, bj) at (i0, j0). */
+static void tile_dots(slot *s, const ss__cross *p, int64_t i0, int64_t bi,
+                      int64_t j0, int64_t bj) {
+    int64_t D = p->D, ldt = SS__TGEMM_LDT(SS__CROSS_TILE);
     float *T = s->T;
-    ss__sgemm(0, 1, bi, bj, D, p->scale, p->A + i0 * D, D, p->B + j0 * D, D,
-              0.0f, T, bj);
+    if (s->Bt) {
+        ss__transpose(s->Bt, ldt, p->B + j0 * D, bj, D);
+        ss__tgemm(bi, bj, D, p->A + i0 * D, D, 1, s->Bt, ldt, 0, T, bj,
+                  s->scr);
+        for (int64_t e = 0; e < bi * bj; e++) T[e] *= p->scale;
+    } else {
+        ss__sgemm(0, 1, bi, bj, D, p->scale, p->A + i0 * D, D, p->B + j0 * D,
+                  D, 0.0f, T, bj);
+    }
     if (p->col_scale)
         for (int64_t i = 0; i < bi; i++)
             for (int64_t j = 0; j < bj; j++)
                 T[i * bj + j] *= p->col_scale[j0 + j];
+}
+
+/* T holds G = dL/dx, x = scale c_j <A_i, B_j>: dB_j += scale G^T A_i and
+ * dA_i += scale (G c) B_j. Overwrites T. */
+static void tile_backprop(slot *s, const ss__cross *p, int64_t i0, int64_t bi,
+                          int64_t j0, int64_t bj) {
+    int64_t D = p->D;
+    float *T = s->T;
+    if (s->Bt) /* ss__tgemm has no alpha: fold scale into G */
+        for (int64_t e = 0; e < bi * bj; e++) T[e] *= p->scale;
+    if (s->dB) {
+        if (s->Bt)
+            ss__tgemm(bj, D, bi, T, 1, bj, p->A + i0 * D, D, 1,
+                      s->dB + j0 * D, D, s->scr);
+        else
+            ss__sgemm(1, 0, bj, D, bi, p->scale, T, bj, p->A + i0 * D, D,
+                      1.0f, s->dB + j0 * D, D);
+    }
+    if (!s->dA) return;
+    if (p->col_scale)
+        for (int64_t i = 0; i < bi; i++)
+            for (int64_t j = 0; j < bj; j++)
+                T[i * bj + j] *= p->col_scale[j0 + j];
+    if (s->Bt)
+        ss__tgemm(bi, D, bj, T, bj, 1, p->B + j0 * D, D, 1, s->dA + i0 * D, D,
+                  s->scr);
+    else
+        ss__sgemm(0, 0, bi, D, bj, p->scale, T, bj, p->B + j0 * D, D, 1.0f,
+                  s->dA + i0 * D, D);
+}
+
+/* One tile: form it with a GEMM, then reduce or back-propagate it. */
+static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
+                    int64_t bj) {
+    const ss__cross *p = jb->p;
+    float *T = s->T;
+    tile_dots(s, p, i0, bi, j0, bj);
     switch (jb->mode) {
     case MODE_LSE:
         if (s->rmax) tile_rows_lse(T, bi, bj, s->rmax + i0, s->rsum + i0);
@@ -269,18 +318,7 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
         tile_sig_grad(T, bi, bj, p->bias, i0 - j0, jb->w, &s->gx, &s->gb);
         break;
     }
-    /* T now holds G = dL/dx. x = scale c_j <A_i, B_j>. */
-    if (s->dB)
-        ss__sgemm(1, 0, bj, D, bi, p->scale, T, bj, p->A + i0 * D, D, 1.0f,
-                  s->dB + j0 * D, D);
-    if (s->dA) {
-        if (p->col_scale)
-            for (int64_t i = 0; i < bi; i++)
-                for (int64_t j = 0; j < bj; j++)
-                    T[i * bj + j] *= p->col_scale[j0 + j];
-        ss__sgemm(0, 0, bi, D, bj, p->scale, T, bj, p->B + j0 * D, D, 1.0f,
-                  s->dA + i0 * D, D);
-    }
+    tile_backprop(s, p, i0, bi, j0, bj);
 }
 
 /* Tiles t in [lo, hi) of the row-major list of tiles. */

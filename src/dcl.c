@@ -245,35 +245,6 @@ typedef struct {
     int32_t weighted, cosine, joint;
 } dcl_header;
 
-/* Largest accepted bound max ||x||^2 / temperature on |logit| (x the rows
- * in the dot products; unit rows when cosine): beyond it float32 logits,
- * losses or gradients could overflow. */
-#define MAX_LOGIT 1e30
-
-static ss_status check_temperature(const char *fn, float t) {
-    SS_TRY(ss__check_positive(fn, "temperature", t));
-    if (!isfinite(1.0f / t))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "temperature must be >= 1/FLT_MAX, got %g", (double)t);
-    return SS_OK;
-}
-
-static ss_status check_logit_bound(const char *fn, const float *z, int64_t M,
-                                   int64_t D, float t, int cosine) {
-    double maxsq = cosine ? 1.0 : 0.0;
-    for (int64_t i = 0; i < M && !cosine; i++) {
-        double s = 0.0;
-        for (int64_t d = 0; d < D; d++)
-            s += (double)z[i * D + d] * z[i * D + d];
-        if (s > maxsq) maxsq = s;
-    }
-    if (maxsq / t <= MAX_LOGIT) return SS_OK;
-    return ss__fail(SS_ERR_PARAM, fn,
-                    "logits overflow float32: max ||x||^2 / temperature = %g "
-                    "> %g",
-                    maxsq / t, MAX_LOGIT);
-}
-
 ss_dcl_opts ss_dcl_defaults(void) {
     ss_dcl_opts o = {0.1f, 0, 0.5f, 1, 0};
     return o;
@@ -296,7 +267,7 @@ static ss_status check_sizes(const char *fn, int64_t V, int64_t N, int64_t D) {
 static ss_status check_call(const char *fn, const float *z, int64_t V,
                             int64_t N, int64_t D, const ss_dcl_opts *o) {
     SS_TRY(check_sizes(fn, V, N, D));
-    SS_TRY(check_temperature(fn, o->temperature));
+    SS_TRY(ss__gc_check_temperature(fn, o->temperature));
     if (o->weighted) {
         SS_TRY(ss__check_positive(fn, "sigma", o->sigma));
         if (V != 2)
@@ -305,7 +276,7 @@ static ss_status check_call(const char *fn, const float *z, int64_t V,
                             (long long)V);
     }
     SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
-    return check_logit_bound(fn, z, V * N, D, o->temperature, o->cosine);
+    return ss__gc_check_logit_bound(fn, z, V * N, D, o->temperature, o->cosine);
 }
 
 static dcl_header make_header(int64_t V, int64_t N, int64_t D,

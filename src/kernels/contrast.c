@@ -426,3 +426,27 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
                         (long long)p->M, (long long)p->D);
     return SS_OK;
 }
+
+ss_status ss__gc_check_temperature(const char *fn, float t) {
+    SS_TRY(ss__check_positive(fn, "temperature", t));
+    if (!isfinite(1.0f / t))
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "temperature must be >= 1/FLT_MAX, got %g", (double)t);
+    return SS_OK;
+}
+
+ss_status ss__gc_check_logit_bound(const char *fn, const float *z, int64_t M,
+                                   int64_t D, float t, int cosine) {
+    double maxsq = cosine ? 1.0 : 0.0;
+    for (int64_t i = 0; i < M && !cosine; i++) {
+        double s = 0.0;
+        for (int64_t d = 0; d < D; d++)
+            s += (double)z[i * D + d] * z[i * D + d];
+        if (s > maxsq) maxsq = s;
+    }
+    if (maxsq / t <= SS__GC_MAX_LOGIT) return SS_OK;
+    return ss__fail(SS_ERR_PARAM, fn,
+                    "logits overflow float32: max ||x||^2 / temperature = %g "
+                    "> %g",
+                    maxsq / t, SS__GC_MAX_LOGIT);
+}

@@ -581,3 +581,9 @@ ss_status ss__cross_check_loss(const char *fn, double loss) {
                     "large; scale the inputs or the logit scale down",
                     loss);
 }
+
+ss_status ss__cross_check_sizes(const char *fn, int64_t N, int64_t D) {
+    SS_TRY(ss__check_size(fn, "N", N, 1));
+    SS_TRY(ss__check_size(fn, "D", D, 1));
+    return ss__check_product(fn, N, D, 1);
+}

@@ -22,14 +22,8 @@ ss_clip_opts ss_clip_defaults(void) {
     return o;
 }
 
-static ss_status check_sizes(const char *fn, int64_t N, int64_t D) {
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    return ss__check_product(fn, N, D, 1);
-}
-
 size_t ss_clip_cache_size(int64_t N, int64_t D) {
-    if (check_sizes("ss_clip_cache_size", N, D) != SS_OK) return 0;
+    if (ss__cross_check_sizes("ss_clip_cache_size", N, D) != SS_OK) return 0;
     return hdr_bytes() + 2 * (size_t)N * sizeof(float);
 }
 
@@ -39,7 +33,7 @@ static ss_status check_inputs(const char *fn, const float *a, const float *b,
                               float *scale) {
     SS_TRY(ss__check_ptr(fn, "a", a));
     SS_TRY(ss__check_ptr(fn, "b", b));
-    SS_TRY(check_sizes(fn, N, D));
+    SS_TRY(ss__cross_check_sizes(fn, N, D));
     double s = exp((double)log_scale);
     if (!isfinite(log_scale) || !(s <= FLT_MAX))
         return ss__fail(SS_ERR_PARAM, fn,

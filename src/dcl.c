@@ -31,6 +31,7 @@
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
 #include "kernels/tgemm.h"
+#include "kernels/vexp.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -66,29 +67,6 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 /* The fixed shift scale * max||x||^2 replaces the online max when the
  * logit range [-2 shift, 0] stays inside float exp's normal range. */
 #define DCL_FIXED_SHIFT_MAX 40.0
-
-/* e^x, ~2 ulp, 0 for x < -87.3 (and -inf), x <= 88.3; branch-free so that
- * the tile loops vectorise (libm's expf does not). Cephes' polynomial on
- * [-ln 2 / 2, ln 2 / 2] after the range reduction x = n ln 2 + r. */
-static inline float dcl_exp(float x) {
-    float xc = x > 88.3f ? 88.3f : x;
-    xc = xc < -87.3f ? -87.3f : xc;
-    float n = xc * 1.44269504089f + 12582912.0f; /* round to nearest */
-    n -= 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float q = 1.9875691500e-4f;
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
-    q = q * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.3f ? 0.0f : q * two_n;
-}
 
 typedef struct {
     const float *x; /* (V, N, D), normalised when cosine */
@@ -126,15 +104,6 @@ static dcl_ws ws_of(const dcl_problem *p) {
 
 static const float *row_of(const dcl_problem *p, int64_t v, int64_t n) {
     return p->x + (v * p->N + n) * p->D;
-}
-
-/* dst (D, n) = src (n, D)^T, in 16 x 16 blocks. */
-static void transpose(float *dst, const float *src, int64_t n, int64_t D) {
-    for (int64_t k0 = 0; k0 < n; k0 += 16)
-        for (int64_t d0 = 0; d0 < D; d0 += 16)
-            for (int64_t d = d0; d < min64(d0 + 16, D); d++)
-                for (int64_t k = k0; k < min64(k0 + 16, n); k++)
-                    dst[d * n + k] = src[k * D + d];
 }
 
 /* S (tr, tc), row stride tc = X_v[r0 :] X_u[c0 :]^T (dot products, not yet
@@ -186,7 +155,7 @@ static void lse_accumulate(double *mx, double *sm, const float *row, int64_t tc,
         m = (float)*mx;
     }
     DCL_SIMD_SUM(s)
-    for (int64_t j = 0; j < tc; j++) s += dcl_exp(row[j] * sc - m);
+    for (int64_t j = 0; j < tc; j++) s += ss__vexp(row[j] * sc - m);
     *sm += s;
 }
 
@@ -252,8 +221,8 @@ static void dcl_lse_backward(float *dx, const float *w, const float *lse,
                         DCL_SIMD
                         for (int64_t j = 0; j < tc;
                              j++) /* masked: e^-inf = 0 */
-                            row[j] = wr * dcl_exp(row[j] * sc - li) +
-                                     wc * dcl_exp(row[j] * sc - lcc[j]);
+                            row[j] = wr * ss__vexp(row[j] * sc - li) +
+                                     wc * ss__vexp(row[j] * sc - lcc[j]);
                     }
                     tile_update(dx, &ws, p, v, r0, tr, u, c0, tc);
                 }
@@ -275,35 +244,6 @@ typedef struct {
     float temperature, sigma;
     int32_t weighted, cosine, joint;
 } dcl_header;
-
-/* Largest accepted bound max ||x||^2 / temperature on |logit| (x the rows
- * in the dot products; unit rows when cosine): beyond it float32 logits,
- * losses or gradients could overflow. */
-#define MAX_LOGIT 1e30
-
-static ss_status check_temperature(const char *fn, float t) {
-    SS_TRY(ss__check_positive(fn, "temperature", t));
-    if (!isfinite(1.0f / t))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "temperature must be >= 1/FLT_MAX, got %g", (double)t);
-    return SS_OK;
-}
-
-static ss_status check_logit_bound(const char *fn, const float *z, int64_t M,
-                                   int64_t D, float t, int cosine) {
-    double maxsq = cosine ? 1.0 : 0.0;
-    for (int64_t i = 0; i < M && !cosine; i++) {
-        double s = 0.0;
-        for (int64_t d = 0; d < D; d++)
-            s += (double)z[i * D + d] * z[i * D + d];
-        if (s > maxsq) maxsq = s;
-    }
-    if (maxsq / t <= MAX_LOGIT) return SS_OK;
-    return ss__fail(SS_ERR_PARAM, fn,
-                    "logits overflow float32: max ||x||^2 / temperature = %g "
-                    "> %g",
-                    maxsq / t, MAX_LOGIT);
-}
 
 ss_dcl_opts ss_dcl_defaults(void) {
     ss_dcl_opts o = {0.1f, 0, 0.5f, 1, 0};
@@ -327,7 +267,7 @@ static ss_status check_sizes(const char *fn, int64_t V, int64_t N, int64_t D) {
 static ss_status check_call(const char *fn, const float *z, int64_t V,
                             int64_t N, int64_t D, const ss_dcl_opts *o) {
     SS_TRY(check_sizes(fn, V, N, D));
-    SS_TRY(check_temperature(fn, o->temperature));
+    SS_TRY(ss__gc_check_temperature(fn, o->temperature));
     if (o->weighted) {
         SS_TRY(ss__check_positive(fn, "sigma", o->sigma));
         if (V != 2)
@@ -336,7 +276,7 @@ static ss_status check_call(const char *fn, const float *z, int64_t V,
                             (long long)V);
     }
     SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
-    return check_logit_bound(fn, z, V * N, D, o->temperature, o->cosine);
+    return ss__gc_check_logit_bound(fn, z, V * N, D, o->temperature, o->cosine);
 }
 
 static dcl_header make_header(int64_t V, int64_t N, int64_t D,
@@ -452,7 +392,7 @@ static ss_status setup_init(dcl_setup *s, const char *fn, const float *z,
     }
     s->p.shift = fixed_shift(&s->p);
     if (want_xt) {
-        transpose(s->xt, s->p.x, M, D);
+        ss__transpose(s->xt, M, s->p.x, M, D);
         s->p.xt = s->xt;
     }
     positive_weights(s->w, &s->p, o);

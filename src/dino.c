@@ -114,21 +114,6 @@ ss_status ss_center_save(const ss_center *c, const char *path) {
                             3);
 }
 
-/* Reads n finite values of size elt (4: float, 8: double). */
-static ss_status read_finite(ss__reader *r, void *dst, int64_t n, size_t elt,
-                             const char *what) {
-    long at = r->off;
-    SS_TRY(ss__read(r, dst, elt * (size_t)n, what));
-    for (int64_t i = 0; i < n; i++) {
-        double x = elt == 4 ? ((float *)dst)[i] : ((double *)dst)[i];
-        if (!isfinite(x))
-            return ss__fail(SS_ERR_FORMAT, r->fn,
-                            "%s: %s[%lld] = %g at byte offset %ld is not finite",
-                            r->path, what, (long long)i, x, at + (long)(elt * (size_t)i));
-    }
-    return SS_OK;
-}
-
 /* The payload left must be K floats and K doubles: checked before allocating
  * so that a corrupt K cannot ask for terabytes. */
 static ss_status check_remaining(ss__reader *r, int64_t K) {
@@ -159,8 +144,8 @@ ss_status ss_center_load(ss_center **out, const char *path) {
     if (st == SS_OK) st = ss__read_i64(&r, &pending, 0, INT64_MAX, "pending rows");
     if (st == SS_OK) st = check_remaining(&r, K);
     if (st == SS_OK) st = center_alloc(&c, fn, K);
-    if (st == SS_OK) st = read_finite(&r, c->value, K, sizeof(float), "centre");
-    if (st == SS_OK) st = read_finite(&r, c->sum, K, sizeof(double), "pending sum");
+    if (st == SS_OK) st = ss__read_finite(&r, c->value, K, sizeof(float), "centre");
+    if (st == SS_OK) st = ss__read_finite(&r, c->sum, K, sizeof(double), "pending sum");
     if (st == SS_OK) st = ss__reader_expect_eof(&r);
     ss__reader_close(&r);
     if (st != SS_OK) {

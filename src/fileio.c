@@ -2,6 +2,7 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -98,10 +99,32 @@ ss_status ss__read_i64(ss__reader *r, int64_t *v, int64_t lo, int64_t hi,
     return SS_OK;
 }
 
+ss_status ss__read_finite(ss__reader *r, void *dst, int64_t n, size_t elt,
+                          const char *what) {
+    long at = r->off;
+    size_t want = elt * (size_t)n, got = fread(dst, 1, want, r->f);
+    int64_t whole = (int64_t)(got / elt);
+    for (int64_t i = 0; i < whole; i++) {
+        double x = elt == 4 ? ((float *)dst)[i] : ((double *)dst)[i];
+        if (!isfinite(x))
+            return ss__fail(SS_ERR_FORMAT, r->fn,
+                            "%s: %s[%lld] = %g at byte offset %ld is not finite",
+                            r->path, what, (long long)i, x,
+                            at + (long)elt * (long)i);
+    }
+    if (got != want)
+        return ss__fail(SS_ERR_FORMAT, r->fn,
+                        "%s: truncated reading %s at byte offset %ld", r->path,
+                        what, at + (long)elt * (long)whole);
+    r->off += (long)want;
+    return SS_OK;
+}
+
 ss_status ss__reader_expect_eof(ss__reader *r) {
     if (fgetc(r->f) == EOF) return SS_OK;
     return ss__fail(SS_ERR_FORMAT, r->fn,
-                    "%s: unexpected bytes after the payload at byte offset %ld",
+                    "%s: unexpected bytes after the payload at byte offset %ld "
+                    "(trailing data or a wrong size field)",
                     r->path, r->off);
 }
 

@@ -38,6 +38,11 @@ ss_status ss__read(ss__reader *r, void *dst, size_t n, const char *what);
  * and its byte offset. */
 ss_status ss__read_i64(ss__reader *r, int64_t *v, int64_t lo, int64_t hi,
                        const char *what);
+/* Reads n values of elt bytes (4: float, 8: double) that must be finite.
+ * SS_ERR_FORMAT "<what>[i] = v at byte offset X is not finite", or
+ * "truncated reading <what>" at the offset of the first incomplete value. */
+ss_status ss__read_finite(ss__reader *r, void *dst, int64_t n, size_t elt,
+                          const char *what);
 /* SS_ERR_FORMAT when bytes remain after the payload. */
 ss_status ss__reader_expect_eof(ss__reader *r);
 void ss__reader_close(ss__reader *r);

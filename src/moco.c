@@ -14,6 +14,7 @@
  */
 #include "internal.h"
 #include "kernels/cross.h"
+#include "kernels/vexp.h"
 
 #include <float.h>
 
@@ -82,11 +83,6 @@ static ss_status prepare(ss__cross_pair *wk, float **inv, const float *q,
     return SS_OK;
 }
 
-/* log(1 + e^x) without overflow. */
-static double log_one_plus_exp(double x) {
-    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
-
 static double pos_logit(const float *q, const float *k, int64_t i, int64_t D,
                         float scale) {
     double s = 0.0;
@@ -98,7 +94,7 @@ static double pos_logit(const float *q, const float *k, int64_t i, int64_t D,
 /* loss_i = lse_i - l_i0 = log(1 + e^{lq_i - l_i0}). */
 static double query_loss(const float *lq, const float *q, const float *k,
                          int64_t i, int64_t D, float scale) {
-    return log_one_plus_exp((double)lq[i] - pos_logit(q, k, i, D, scale));
+    return ss__softplus((double)lq[i] - pos_logit(q, k, i, D, scale));
 }
 
 ss_status ss_moco_forward(float *loss, float *losses, void *cache,
@@ -166,7 +162,7 @@ ss_status ss_moco_backward(float *dq, float *dk, float dloss, const void *cache,
     }
     for (int64_t i = 0; i < N; i++) {
         pos[i] = pos_logit(wk.a, wk.b, i, D, scale);
-        lse[i] = (float)(pos[i] + log_one_plus_exp((double)lq[i] - pos[i]));
+        lse[i] = (float)(pos[i] + ss__softplus((double)lq[i] - pos[i]));
         wk.w[i] = (float)w;
     }
     ss__cross p = {wk.a, queue, inv, N, K, D, scale, 0.0f};

@@ -13,13 +13,13 @@
 #include "internal.h"
 #include "kernels/contrast.h"
 #include "kernels/norm.h"
+#include "kernels/vexp.h"
 
 #include <string.h>
 
 #define NTX_MAGIC 0x3130544e58545353ull /* "SSTXNT01" */
 /* Largest |logit| bound max||x||^2 (1 + beta) / t accepted: beyond it
  * float32 dot products themselves may overflow. */
-#define NTX_MAX_LOGIT 1e30
 
 typedef struct {
     uint64_t magic;
@@ -40,11 +40,7 @@ static ss_status ntx_check_sizes(const char *fn, int64_t V, int64_t N,
 }
 
 static ss_status ntx_check_opts(const char *fn, const ss_ntxent_opts *o) {
-    SS_TRY(ss__check_positive(fn, "temperature", o->temperature));
-    if (!isfinite(1.0f / o->temperature))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "temperature must be >= 1/FLT_MAX, got %g",
-                        (double)o->temperature);
+    SS_TRY(ss__gc_check_temperature(fn, o->temperature));
     if (!(o->hard_beta >= 0.0f && isfinite(o->hard_beta)))
         return ss__fail(SS_ERR_PARAM, fn,
                         "hard_beta must be finite and >= 0, got %g",
@@ -70,11 +66,11 @@ static ss_status ntx_check(const char *fn, const float *z, int64_t V,
         if (s > maxsq) maxsq = s;
     }
     double bound = maxsq * (1.0 + o->hard_beta) / o->temperature;
-    if (!(bound <= NTX_MAX_LOGIT))
+    if (!(bound <= SS__GC_MAX_LOGIT))
         return ss__fail(SS_ERR_PARAM, fn,
                         "logits overflow float32: max ||x||^2 (1 + hard_beta) "
                         "/ temperature = %g > %g",
-                        bound, NTX_MAX_LOGIT);
+                        bound, SS__GC_MAX_LOGIT);
     return SS_OK;
 }
 
@@ -207,7 +203,7 @@ static double hcl_pair(double s, double lneg, double lnq, double inv_t,
     double sig = u >= 0 ? 1.0 / (1.0 + exp(-u)) : exp(u) / (1.0 + exp(u));
     *wneg = active ? sig * r : 0.0;
     *ws = active ? -sig * r : -sig;
-    return u > 0 ? u + log1p(exp(-u)) : log1p(exp(u));
+    return ss__softplus(u);
 }
 
 /* log neg_i from the engine's lse (see file comment). */

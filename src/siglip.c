@@ -19,14 +19,8 @@ ss_siglip_opts ss_siglip_defaults(void) {
     return o;
 }
 
-static ss_status check_sizes(const char *fn, int64_t N, int64_t D) {
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    return ss__check_product(fn, N, D, 1);
-}
-
 size_t ss_siglip_cache_size(int64_t N, int64_t D) {
-    if (check_sizes("ss_siglip_cache_size", N, D) != SS_OK) return 0;
+    if (ss__cross_check_sizes("ss_siglip_cache_size", N, D) != SS_OK) return 0;
     return sizeof(ss__cross_hdr);
 }
 
@@ -35,7 +29,7 @@ static ss_status check_inputs(const char *fn, const float *a, const float *b,
                               float *scale) {
     SS_TRY(ss__check_ptr(fn, "a", a));
     SS_TRY(ss__check_ptr(fn, "b", b));
-    SS_TRY(check_sizes(fn, N, D));
+    SS_TRY(ss__cross_check_sizes(fn, N, D));
     double s = exp((double)log_t);
     if (!isfinite(log_t) || !(s <= FLT_MAX))
         return ss__fail(SS_ERR_PARAM, fn,

@@ -33,35 +33,6 @@ typedef struct {
     int32_t cosine;
 } supcon_header;
 
-/* Largest accepted bound max ||x||^2 / temperature on |logit| (x the rows
- * in the dot products; unit rows when cosine): beyond it float32 logits,
- * losses or gradients could overflow. */
-#define MAX_LOGIT 1e30
-
-static ss_status check_temperature(const char *fn, float t) {
-    SS_TRY(ss__check_positive(fn, "temperature", t));
-    if (!isfinite(1.0f / t))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "temperature must be >= 1/FLT_MAX, got %g", (double)t);
-    return SS_OK;
-}
-
-static ss_status check_logit_bound(const char *fn, const float *z, int64_t M,
-                                   int64_t D, float t, int cosine) {
-    double maxsq = cosine ? 1.0 : 0.0;
-    for (int64_t i = 0; i < M && !cosine; i++) {
-        double s = 0.0;
-        for (int64_t d = 0; d < D; d++)
-            s += (double)z[i * D + d] * z[i * D + d];
-        if (s > maxsq) maxsq = s;
-    }
-    if (maxsq / t <= MAX_LOGIT) return SS_OK;
-    return ss__fail(SS_ERR_PARAM, fn,
-                    "logits overflow float32: max ||x||^2 / temperature = %g "
-                    "> %g",
-                    maxsq / t, MAX_LOGIT);
-}
-
 ss_supcon_opts ss_supcon_defaults(void) {
     ss_supcon_opts o = {0.1f, 1};
     return o;
@@ -78,7 +49,7 @@ static ss_status check_call(const char *fn, const float *z,
                             const int64_t *labels, int64_t V, int64_t N,
                             int64_t D, const ss_supcon_opts *o) {
     SS_TRY(check_sizes(fn, V, N, D));
-    SS_TRY(check_temperature(fn, o->temperature));
+    SS_TRY(ss__gc_check_temperature(fn, o->temperature));
     for (int64_t n = 0; n < N; n++)
         if (labels[n] < -1)
             return ss__fail(SS_ERR_LABEL, fn,
@@ -86,7 +57,7 @@ static ss_status check_call(const char *fn, const float *z,
                             "(unlabeled), got %lld",
                             (long long)n, (long long)labels[n]);
     SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
-    return check_logit_bound(fn, z, V * N, D, o->temperature, o->cosine);
+    return ss__gc_check_logit_bound(fn, z, V * N, D, o->temperature, o->cosine);
 }
 
 /* FNV-1a over the labels: backward checks it was given forward's labels. */

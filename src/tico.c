@@ -108,16 +108,8 @@ ss_status ss_tico_state_load(ss_tico_state **out, const char *path) {
     ss_tico_state *s = NULL;
     ss_status st = ss__read_i64(&r, &D, 1, TICO_MAX_D, "D");
     if (st == SS_OK) st = ss__read_i64(&r, &steps, 0, INT64_MAX, "steps");
-    long at = r.off;
     if (st == SS_OK) st = state_alloc(&s, fn, D);
-    if (st == SS_OK)
-        st = ss__read(&r, s->C, sizeof(float) * (size_t)(D * D), "C");
-    for (int64_t i = 0; st == SS_OK && i < D * D; i++)
-        if (!isfinite(s->C[i]))
-            st = ss__fail(SS_ERR_FORMAT, fn,
-                          "%s: C[%lld] = %g at byte offset %ld is not finite",
-                          path, (long long)i, (double)s->C[i],
-                          at + (long)(4 * i));
+    if (st == SS_OK) st = ss__read_finite(&r, s->C, D * D, sizeof(float), "C");
     if (st == SS_OK) st = ss__reader_expect_eof(&r);
     ss__reader_close(&r);
     if (st != SS_OK) {

@@ -18,6 +18,7 @@
 #include "contrast.h"
 #include "gemm.h"
 #include "tgemm.h"
+#include "vexp.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -34,29 +35,6 @@
 #define GC_SIMD
 #define GC_SIMD_SUM(v)
 #endif
-
-/* e^x with <= 1.5 ulp relative error, 0 for x < -87.3 (including -inf), for
- * x <= 88.3. Branch-free so that the tile loops vectorise (glibc's vector
- * expf needs -ffast-math). Cephes polynomial on [-ln2/2, ln2/2]. */
-static inline float gc_exp(float x) {
-    float xc = x > 88.3f ? 88.3f : x;
-    xc = xc < -87.3f ? -87.3f : xc;
-    float n = xc * 1.44269504089f + 12582912.0f; /* round to nearest */
-    n -= 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.3f ? 0.0f : p * two_n;
-}
 
 /* ---- plan shared by forward and backward ------------------------------- */
 
@@ -108,27 +86,12 @@ static ss_status gc_plan_init(gc_plan *pl, const ss__gc *p) {
     return SS_OK;
 }
 
-/* Row stride of a transposed tile: padded off a power of two so that its
- * rows do not all fall into the same L1 sets. */
-#define GC_LDT(T) ((T) + 16)
+#define GC_LDT(T) SS__TGEMM_LDT(T)
 
 /* Floats of per-thread tile workspace beyond S: X_J^T and GEMM scratch. */
 static int64_t gc_gemm_floats(const ss__gc *p, int64_t T) {
     int64_t k = p->D > T ? p->D : T;
     return p->D * GC_LDT(T) + ss__tgemm_scratch(k);
-}
-
-/* dst (D, n) with row stride ldd = src (n, D)^T, in 16 x 16 blocks. */
-static void gc_transpose(float *dst, int64_t ldd, const float *src, int64_t n,
-                         int64_t D) {
-    for (int64_t k0 = 0; k0 < n; k0 += 16)
-        for (int64_t d0 = 0; d0 < D; d0 += 16) {
-            int64_t k1 = k0 + 16 < n ? k0 + 16 : n;
-            int64_t d1 = d0 + 16 < D ? d0 + 16 : D;
-            for (int64_t d = d0; d < d1; d++)
-                for (int64_t k = k0; k < k1; k++)
-                    dst[d * ldd + k] = src[k * D + d];
-        }
 }
 
 /* S = X_I X_J^T with masked entries set to -INFINITY. gw: gc_gemm_floats. */
@@ -139,7 +102,7 @@ static void gc_tile(float *S, float *gw, const ss__gc *p, const gc_plan *pl,
     int64_t nk = p->M - k0 < T ? p->M - k0 : T;
     if (ss__tgemm_native()) {
         float *Bt = gw; /* X_J^T: (D, GC_LDT(T)) */
-        gc_transpose(Bt, GC_LDT(T), p->x + k0 * D, nk, D);
+        ss__transpose(Bt, GC_LDT(T), p->x + k0 * D, nk, D);
         ss__tgemm(ni, nk, D, p->x + i0 * D, D, 1, Bt, GC_LDT(T), 0, S, T,
                   gw + D * GC_LDT(T));
     } else {
@@ -200,7 +163,7 @@ static void fwd_tile_fixed(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
         float row = 0.0f;
         GC_SIMD_SUM(row)
         for (int64_t k = 0; k < nk; k++) {
-            float e = gc_exp(gc_logit(s[k], sc) - sh);
+            float e = ss__vexp(gc_logit(s[k], sc) - sh);
             row += e;
             col[k] += e;
         }
@@ -228,7 +191,7 @@ static void fwd_tile_online(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
         if (m == -INFINITY) continue;
         float row = 0.0f;
         GC_SIMD_SUM(row)
-        for (int64_t k = 0; k < nk; k++) row += gc_exp(gc_logit(s[k], sc) - m);
+        for (int64_t k = 0; k < nk; k++) row += ss__vexp(gc_logit(s[k], sc) - m);
         merge_online(ref + i0 + r, sum + i0 + r, m, row);
     }
     for (int64_t k = 0; k < nk; k++) /* all-masked column: keep -inf - 0 */
@@ -237,7 +200,7 @@ static void fwd_tile_online(gc_fwd_ws *w, const ss__gc *p, const gc_plan *pl,
         const float *s = S + r * pl->T;
         GC_SIMD
         for (int64_t k = 0; k < nk; k++)
-            csum[k] += gc_exp(gc_logit(s[k], sc) - cmax[k]);
+            csum[k] += ss__vexp(gc_logit(s[k], sc) - cmax[k]);
     }
     for (int64_t k = 0; k < nk; k++)
         merge_online(ref + k0 + k, sum + k0 + k, cmax[k], csum[k]);
@@ -344,12 +307,12 @@ static void bwd_tile_g(float *G, const float *S, const gc_bwd_rows *rw,
                 if (c == 0) {
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++)
-                        g[k] = sc * gc_exp(gc_logit(s[k], sc) - sh) *
+                        g[k] = sc * ss__vexp(gc_logit(s[k], sc) - sh) *
                                (ai + ak[k]);
                 } else {
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++)
-                        g[k] += sc * gc_exp(gc_logit(s[k], sc) - sh) *
+                        g[k] += sc * ss__vexp(gc_logit(s[k], sc) - sh) *
                                 (ai + ak[k]);
                 }
             } else {
@@ -357,15 +320,15 @@ static void bwd_tile_g(float *G, const float *S, const gc_bwd_rows *rw,
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++) {
                         float v = gc_logit(s[k], sc);
-                        g[k] = sc * (ai * gc_exp(v - li) +
-                                     ak[k] * gc_exp(v - lk[k]));
+                        g[k] = sc * (ai * ss__vexp(v - li) +
+                                     ak[k] * ss__vexp(v - lk[k]));
                     }
                 } else {
                     GC_SIMD
                     for (int64_t k = 0; k < nk; k++) {
                         float v = gc_logit(s[k], sc);
-                        g[k] += sc * (ai * gc_exp(v - li) +
-                                      ak[k] * gc_exp(v - lk[k]));
+                        g[k] += sc * (ai * ss__vexp(v - li) +
+                                      ak[k] * ss__vexp(v - lk[k]));
                     }
                 }
             }
@@ -462,4 +425,28 @@ ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
                         "no memory for the workspace (M = %lld, D = %lld)",
                         (long long)p->M, (long long)p->D);
     return SS_OK;
+}
+
+ss_status ss__gc_check_temperature(const char *fn, float t) {
+    SS_TRY(ss__check_positive(fn, "temperature", t));
+    if (!isfinite(1.0f / t))
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "temperature must be >= 1/FLT_MAX, got %g", (double)t);
+    return SS_OK;
+}
+
+ss_status ss__gc_check_logit_bound(const char *fn, const float *z, int64_t M,
+                                   int64_t D, float t, int cosine) {
+    double maxsq = cosine ? 1.0 : 0.0;
+    for (int64_t i = 0; i < M && !cosine; i++) {
+        double s = 0.0;
+        for (int64_t d = 0; d < D; d++)
+            s += (double)z[i * D + d] * z[i * D + d];
+        if (s > maxsq) maxsq = s;
+    }
+    if (maxsq / t <= SS__GC_MAX_LOGIT) return SS_OK;
+    return ss__fail(SS_ERR_PARAM, fn,
+                    "logits overflow float32: max ||x||^2 / temperature = %g "
+                    "> %g",
+                    maxsq / t, SS__GC_MAX_LOGIT);
 }

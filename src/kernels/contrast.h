@@ -64,4 +64,15 @@ ss_status ss__gc_forward(float *lse, const ss__gc *p);
 ss_status ss__gc_backward(float *dx, const float *w, const float *lse,
                           const ss__gc *p);
 
+/* Argument checks shared by the losses on this engine (fn: the public
+ * caller). SS_ERR_PARAM unless t > 0 and 1 / t is finite. */
+ss_status ss__gc_check_temperature(const char *fn, float t);
+
+/* SS_ERR_PARAM when max ||z_i||^2 / t (1 / t when cosine) exceeds
+ * SS__GC_MAX_LOGIT: beyond it float32 logits, losses or gradients could
+ * overflow. z: (M, D). */
+#define SS__GC_MAX_LOGIT 1e30
+ss_status ss__gc_check_logit_bound(const char *fn, const float *z, int64_t M,
+                                   int64_t D, float t, int cosine);
+
 #endif

@@ -2,64 +2,14 @@
 #include "cross.h"
 #include "gemm.h"
 #include "norm.h"
+#include "tgemm.h"
+#include "vexp.h"
 
 #include <float.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-/* The kernels below select with float compares; GCC if-converts (and so
- * vectorises) those loops only when FP compares may not trap. Nothing here
- * reads the FP exception flags. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
-/* ---- vectorisable elementwise math --------------------------------------- */
-
-/* exp(x) for the arguments the kernels use (x - max <= 0, up to rounding):
- * Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, then a degree-7
- * Taylor polynomial (error below 1 ulp on that range) times 2^n built from
- * the exponent bits. Results below ~1e-38 flush to 0. Written with selects
- * and no calls so that the loops below vectorise. */
-static inline float fexp(float x) {
-    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = floorf(xc * 1.44269504f + 0.5f);
-    float r = xc - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    float y = p * two_n;
-    return x < -87.0f ? 0.0f : y;
-}
-
-/* softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), never
- * overflowing. log1p(e) = 2 atanh(s), s = e / (2 + e) in [0, 1/3]: the
- * series in s^2 <= 1/9 converges to float precision in 8 terms and keeps
- * full relative accuracy for tiny e (where 1 + e would round). */
-static inline float fsoftplus(float z) {
-    float e = fexp(-fabsf(z));
-    float s = e / (2.0f + e), q = s * s;
-    float p = 1.0f / 15.0f;
-    p = p * q + 1.0f / 13.0f;
-    p = p * q + 1.0f / 11.0f;
-    p = p * q + 1.0f / 9.0f;
-    p = p * q + 1.0f / 7.0f;
-    p = p * q + 1.0f / 5.0f;
-    p = p * q + 1.0f / 3.0f;
-    p = p * q + 1.0f;
-    return (z > 0.0f ? z : 0.0f) + 2.0f * s * p;
-}
 
 static float vec_max(const float *x, int64_t n) {
     float m = -INFINITY;
@@ -77,7 +27,7 @@ static float vec_sum_exp(const float *x, int64_t n, float shift) {
 #pragma omp simd reduction(+ : s)
 #endif
     for (int64_t j = 0; j < n; j++)
-        s += fexp(x[j] - shift);
+        s += ss__vexp(x[j] - shift);
     return s;
 }
 
@@ -98,6 +48,7 @@ typedef struct {
 
 typedef struct {
     float *T, *tmp;      /* tile (tile^2), column scratch (tile) */
+    float *Bt, *scr;     /* B tile^T and ss__tgemm scratch, or NULL */
     float *rmax, *cmax;  /* (M), (K) running maxima */
     double *rsum, *csum; /* (M), (K) sums of exp(x - max); rsum = row loss */
     float *dA, *dB;      /* (M, D), (K, D) gradient accumulators */
@@ -120,6 +71,10 @@ static size_t slot_layout(slot *s, char *base, const job *jb) {
     } while (0)
     SS__TAKE(T, float, tile * tile);
     SS__TAKE(tmp, float, tile);
+    if (ss__tgemm_native()) {
+        SS__TAKE(Bt, float, D * SS__TGEMM_LDT(tile));
+        SS__TAKE(scr, float, (size_t)ss__tgemm_scratch(D > tile ? D : tile));
+    }
     if (rows) {
         SS__TAKE(rmax, float, M);
         SS__TAKE(rsum, double, M);
@@ -185,7 +140,7 @@ static void tile_cols_lse(const float *T, int64_t bi, int64_t bj, float *cmax,
 #pragma omp simd
 #endif
         for (int64_t j = 0; j < bj; j++)
-            tmp[j] += fexp(r[j] - cmax[j]);
+            tmp[j] += ss__vexp(r[j] - cmax[j]);
     }
     for (int64_t j = 0; j < bj; j++)
         csum[j] += tmp[j];
@@ -209,7 +164,7 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
 #endif
             for (int64_t j = 0; j < bj; j++) {
                 float x = r[j];
-                float g = a * fexp(x - l) + wc[j] * fexp(x - lc[j]);
+                float g = a * ss__vexp(x - l) + wc[j] * ss__vexp(x - lc[j]);
                 acc += g * x;
                 r[j] = g;
             }
@@ -219,7 +174,7 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
 #pragma omp simd reduction(+ : acc)
 #endif
             for (int64_t j = 0; j < bj; j++) {
-                float x = r[j], g = a * fexp(x - l);
+                float x = r[j], g = a * ss__vexp(x - l);
                 acc += g * x;
                 r[j] = g;
             }
@@ -228,7 +183,7 @@ static double tile_lse_grad(float *T, int64_t bi, int64_t bj, const float *wr,
 #pragma omp simd reduction(+ : acc)
 #endif
             for (int64_t j = 0; j < bj; j++) {
-                float x = r[j], g = wc[j] * fexp(x - lc[j]);
+                float x = r[j], g = wc[j] * ss__vexp(x - lc[j]);
                 acc += g * x;
                 r[j] = g;
             }
@@ -255,7 +210,7 @@ static void tile_sig_loss(const float *T, int64_t bi, int64_t bj, float bias,
 #endif
         for (int64_t j = 0; j < bj; j++) {
             float x = r[j] + bias;
-            acc += fsoftplus(j == jd ? -x : x);
+            acc += ss__vsoftplus(j == jd ? -x : x);
         }
         rloss[i] += acc;
     }
@@ -272,7 +227,7 @@ static void tile_sig_grad(float *T, int64_t bi, int64_t bj, float bias,
 #endif
         for (int64_t j = 0; j < bj; j++) {
             float t = r[j], x = t + bias;
-            float e = fexp(-fabsf(x)), big = 1.0f / (1.0f + e), small = e * big;
+            float e = ss__vexp(-fabsf(x)), big = 1.0f / (1.0f + e), small = e * big;
             float sig = x >= 0.0f ? big : small;  /* sigmoid(x) */
             float sigm = x >= 0.0f ? small : big; /* sigmoid(-x) = 1 - sig */
             float g = w * (j == jd ? -sigm : sig);
@@ -285,18 +240,61 @@ static void tile_sig_grad(float *T, int64_t bi, int64_t bj, float bias,
     }
 }
 
-/* One tile: form it with a GEMM, then reduce or back-propagate it. */
-static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
-                    int64_t bj) {
-    const ss__cross *p = jb->p;
-    int64_t D = p->D;
+/* T <- x = scale c_j <A_i, B_j> for the tile (bi, bj) at (i0, j0). */
+static void tile_dots(slot *s, const ss__cross *p, int64_t i0, int64_t bi,
+                      int64_t j0, int64_t bj) {
+    int64_t D = p->D, ldt = SS__TGEMM_LDT(SS__CROSS_TILE);
     float *T = s->T;
-    ss__sgemm(0, 1, bi, bj, D, p->scale, p->A + i0 * D, D, p->B + j0 * D, D,
-              0.0f, T, bj);
+    if (s->Bt) {
+        ss__transpose(s->Bt, ldt, p->B + j0 * D, bj, D);
+        ss__tgemm(bi, bj, D, p->A + i0 * D, D, 1, s->Bt, ldt, 0, T, bj,
+                  s->scr);
+        for (int64_t e = 0; e < bi * bj; e++) T[e] *= p->scale;
+    } else {
+        ss__sgemm(0, 1, bi, bj, D, p->scale, p->A + i0 * D, D, p->B + j0 * D,
+                  D, 0.0f, T, bj);
+    }
     if (p->col_scale)
         for (int64_t i = 0; i < bi; i++)
             for (int64_t j = 0; j < bj; j++)
                 T[i * bj + j] *= p->col_scale[j0 + j];
+}
+
+/* T holds G = dL/dx, x = scale c_j <A_i, B_j>: dB_j += scale G^T A_i and
+ * dA_i += scale (G c) B_j. Overwrites T. */
+static void tile_backprop(slot *s, const ss__cross *p, int64_t i0, int64_t bi,
+                          int64_t j0, int64_t bj) {
+    int64_t D = p->D;
+    float *T = s->T;
+    if (s->Bt) /* ss__tgemm has no alpha: fold scale into G */
+        for (int64_t e = 0; e < bi * bj; e++) T[e] *= p->scale;
+    if (s->dB) {
+        if (s->Bt)
+            ss__tgemm(bj, D, bi, T, 1, bj, p->A + i0 * D, D, 1,
+                      s->dB + j0 * D, D, s->scr);
+        else
+            ss__sgemm(1, 0, bj, D, bi, p->scale, T, bj, p->A + i0 * D, D,
+                      1.0f, s->dB + j0 * D, D);
+    }
+    if (!s->dA) return;
+    if (p->col_scale)
+        for (int64_t i = 0; i < bi; i++)
+            for (int64_t j = 0; j < bj; j++)
+                T[i * bj + j] *= p->col_scale[j0 + j];
+    if (s->Bt)
+        ss__tgemm(bi, D, bj, T, bj, 1, p->B + j0 * D, D, 1, s->dA + i0 * D, D,
+                  s->scr);
+    else
+        ss__sgemm(0, 0, bi, D, bj, p->scale, T, bj, p->B + j0 * D, D, 1.0f,
+                  s->dA + i0 * D, D);
+}
+
+/* One tile: form it with a GEMM, then reduce or back-propagate it. */
+static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
+                    int64_t bj) {
+    const ss__cross *p = jb->p;
+    float *T = s->T;
+    tile_dots(s, p, i0, bi, j0, bj);
     switch (jb->mode) {
     case MODE_LSE:
         if (s->rmax) tile_rows_lse(T, bi, bj, s->rmax + i0, s->rsum + i0);
@@ -320,18 +318,7 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
         tile_sig_grad(T, bi, bj, p->bias, i0 - j0, jb->w, &s->gx, &s->gb);
         break;
     }
-    /* T now holds G = dL/dx. x = scale c_j <A_i, B_j>. */
-    if (s->dB)
-        ss__sgemm(1, 0, bj, D, bi, p->scale, T, bj, p->A + i0 * D, D, 1.0f,
-                  s->dB + j0 * D, D);
-    if (s->dA) {
-        if (p->col_scale)
-            for (int64_t i = 0; i < bi; i++)
-                for (int64_t j = 0; j < bj; j++)
-                    T[i * bj + j] *= p->col_scale[j0 + j];
-        ss__sgemm(0, 0, bi, D, bj, p->scale, T, bj, p->B + j0 * D, D, 1.0f,
-                  s->dA + i0 * D, D);
-    }
+    tile_backprop(s, p, i0, bi, j0, bj);
 }
 
 /* Tiles t in [lo, hi) of the row-major list of tiles. */
@@ -593,4 +580,10 @@ ss_status ss__cross_check_loss(const char *fn, double loss) {
                     "the loss overflows float32 (got %g): the logits are too "
                     "large; scale the inputs or the logit scale down",
                     loss);
+}
+
+ss_status ss__cross_check_sizes(const char *fn, int64_t N, int64_t D) {
+    SS_TRY(ss__check_size(fn, "N", N, 1));
+    SS_TRY(ss__check_size(fn, "D", D, 1));
+    return ss__check_product(fn, N, D, 1);
 }

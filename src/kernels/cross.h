@@ -110,6 +110,9 @@ void ss__cross_pair_free(ss__cross_pair *wk);
  * (finite inputs whose logits overflow float32) naming fn. */
 ss_status ss__cross_check_loss(const char *fn, double loss);
 
+/* N >= 1, D >= 1 and N * D in range (CLIP, SigLIP: a, b (N, D)). */
+ss_status ss__cross_check_sizes(const char *fn, int64_t N, int64_t D);
+
 /* inv: (K) = 1 / max(||B_j||, SS_NORM_EPS). */
 void ss__cross_inv_norms(float *inv, const float *B, int64_t K, int64_t D);
 

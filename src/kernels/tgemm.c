@@ -129,3 +129,15 @@ void ss__tgemm(int64_t m, int64_t n, int64_t k, const float *A, int64_t a_row,
               accumulate ? 1.0f : 0.0f, C, ldc);
 #endif
 }
+
+void ss__transpose(float *dst, int64_t ldd, const float *src, int64_t n,
+                   int64_t D) {
+    for (int64_t k0 = 0; k0 < n; k0 += 16)
+        for (int64_t d0 = 0; d0 < D; d0 += 16) {
+            int64_t k1 = k0 + 16 < n ? k0 + 16 : n;
+            int64_t d1 = d0 + 16 < D ? d0 + 16 : D;
+            for (int64_t d = d0; d < d1; d++)
+                for (int64_t k = k0; k < k1; k++)
+                    dst[d * ldd + k] = src[k * D + d];
+        }
+}

@@ -29,4 +29,13 @@ void ss__tgemm(int64_t m, int64_t n, int64_t k, const float *A, int64_t a_row,
                int64_t a_col, const float *B, int64_t ldb, int accumulate,
                float *C, int64_t ldc, float *scratch);
 
+/* dst (D, n) with row stride ldd = src (n, D)^T, src row-major: the B
+ * operand ss__tgemm needs for a product with src^T. 16 x 16 blocks. */
+void ss__transpose(float *dst, int64_t ldd, const float *src, int64_t n,
+                   int64_t D);
+
+/* Row stride for a transposed tile of n columns: padded off a power of two
+ * so that its rows do not all fall into the same L1 sets. */
+#define SS__TGEMM_LDT(n) ((n) + 16)
+
 #endif

@@ -264,11 +264,11 @@ int sst_erase_params(int64_t *top, int64_t *left, int64_t *eh, int64_t *ew,
     return 0;
 }
 
-static void adjust_brightness(float *x, int64_t P, float f) {
+void sst_adjust_brightness(float *x, int64_t P, float f) {
     for (int64_t p = 0; p < P; p++) x[p] = clamp01(f * x[p]);
 }
 
-static void adjust_contrast(float *x, int64_t P, float f) {
+void sst_adjust_contrast(float *x, int64_t P, float f) {
     double m = 0;
     for (int64_t p = 0; p < P; p++) m += x[p];
     float mean = (float)(m / (double)P);
@@ -299,9 +299,9 @@ void sst_augment_image(float *out, const float *in, float *scratch, int64_t H,
         int contrast_first = ss_rng_uniform(rng) < 0.5;
         float fb = jitter_factor(rng, a->brightness);
         float fc = jitter_factor(rng, a->contrast);
-        if (contrast_first) adjust_contrast(out, P, fc);
-        if (a->brightness > 0) adjust_brightness(out, P, fb);
-        if (!contrast_first) adjust_contrast(out, P, fc);
+        if (contrast_first) sst_adjust_contrast(out, P, fc);
+        sst_adjust_brightness(out, P, fb);
+        if (!contrast_first) sst_adjust_contrast(out, P, fc);
     }
     if (ss_rng_uniform(rng) < a->blur_p) {
         float sigma = (float)uniform_in(rng, a->blur_sigma_min,

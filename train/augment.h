@@ -83,6 +83,10 @@ void sst_crop_params(int64_t *top, int64_t *left, int64_t *ch, int64_t *cw,
 void sst_resized_crop(float *out, const float *in, int64_t H, int64_t W,
                       int64_t top, int64_t left, int64_t ch, int64_t cw);
 void sst_hflip(float *x, int64_t H, int64_t W); /* in place */
+/* torchvision adjust_brightness / adjust_contrast (grayscale mean), clamped
+ * to [0, 1], in place on P pixels. */
+void sst_adjust_brightness(float *x, int64_t P, float factor);
+void sst_adjust_contrast(float *x, int64_t P, float factor);
 /* Gaussian kernel of torchvision's _get_gaussian_kernel1d: k odd. */
 void sst_gauss_kernel(float *k1d, int k, float sigma);
 /* Separable blur with reflect padding (torch "reflect": edge not repeated);

@@ -18,6 +18,7 @@
 #define COV_BLOCK 4096    /* rows per covariance GEMM */
 #define ARMIJO_C1 1e-4
 #define MAX_BACKTRACK 30
+#define EIG_REL_CUTOFF 1e-6 /* float32 covariance: relative round-off */
 
 sst_probe_opts sst_probe_defaults(void) {
     sst_probe_opts o = {1e-4f, 60, 10, 1e-5};
@@ -618,10 +619,15 @@ ss_status sst_embedding_health(sst_health *out, const float *z, int64_t N,
     ss_status st = covariance(cov, s1, z, N, D, fn);
     if (st == SS_OK) st = sst_sym_eig(vals, NULL, cov, D);
     if (st == SS_OK) {
-        double tot = 0, h = 0;
-        for (int64_t d = 0; d < D; d++) tot += sqrt(vals[d] > 0 ? vals[d] : 0);
+        /* The covariance comes from float32 GEMMs: eigenvalues below
+         * EIG_REL_CUTOFF * max are round-off and count as zero. */
+        double cut = vals[D - 1] * EIG_REL_CUTOFF, tot = 0, h = 0;
+        for (int64_t d = 0; d < D; d++) {
+            vals[d] = vals[d] > cut ? vals[d] : 0;
+            tot += sqrt(vals[d]);
+        }
         for (int64_t d = 0; d < D && tot > 0; d++) {
-            double p = sqrt(vals[d] > 0 ? vals[d] : 0) / tot;
+            double p = sqrt(vals[d]) / tot;
             if (p > 0) h -= p * log(p);
         }
         out->mean_std = mstd;

@@ -62,7 +62,9 @@ typedef struct {
 
 /* Health of z: (N, D), N >= 2. The effective rank uses the singular values
  * of the centred embeddings, sqrt of the eigenvalues of their covariance
- * (LAPACK dsyevd when built with OpenBLAS, else Jacobi in double).
+ * (LAPACK dsyevd when built with OpenBLAS, else Jacobi in double);
+ * eigenvalues below 1e-6 of the largest count as zero (float32 round-off).
+ * eff_rank is 0 when the centred embeddings are all zero.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_NONFINITE, SS_ERR_NOMEM. */
 ss_status sst_embedding_health(sst_health *out, const float *z, int64_t N,
                                int64_t D);

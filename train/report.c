@@ -237,7 +237,7 @@ static void text_at(cairo_t *cr, double x, double y, const char *s,
 
 static void panel_title(cairo_t *cr, int panel, const char *s) {
     cairo_set_source_rgb(cr, 0, 0, 0);
-    text_at(cr, panel * PANEL_W + PANEL_W / 2.0, 58, s, 0.5, 15);
+    text_at(cr, panel * PANEL_W + PANEL_W / 2.0, 50, s, 0.5, 15);
 }
 
 static frame panel_frame(int panel) {
@@ -287,7 +287,7 @@ static void draw_loss(cairo_t *cr, const sst_report *r) {
     f.xhi = r->n_loss > 1 ? (double)(r->n_loss - 1) : 1;
     axes(cr, &f, 5, "%.3g", 1);
     for (int t = 0; t <= 4; t++) { /* x ticks */
-        double v = f.xhi * t / 4;
+        double v = floor(f.xhi * t / 4 + 0.5);
         char b[32];
         snprintf(b, sizeof b, "%.0f", v);
         text_at(cr, fx(&f, v), f.y1 + 16, b, 0.5, 11);
@@ -385,6 +385,7 @@ static ss_status draw_scatter(cairo_t *cr, const sst_report *r) {
         f.hi = yhi + py;
         axes(cr, &f, 4, "%.2g", 1);
         text_at(cr, (f.x0 + f.x1) / 2, f.y1 + 20, "PC 1", 0.5, 12);
+        text_at(cr, f.x0 + 4, f.y0 + 14, "PC 2", 0, 12);
         for (int64_t i = 0; i < m; i++) {
             const double *c = palette[r->labels[i * stride]];
             cairo_set_source_rgba(cr, c[0], c[1], c[2], 0.7);

@@ -292,6 +292,8 @@ SS_TEST(loader_seeded_permutations) {
     SS_CHECK_OK(sst_loader_init(&c, n, B, 10, 1));
     SS_CHECK_INT(sst_loader_batches(&c), 4);
     int64_t ic[5];
+    sst_loader_free(&a);
+    sst_loader_free(&b);
     SS_CHECK_OK(sst_loader_init(&a, n, B, 9, 1));
     SS_CHECK_OK(sst_loader_next(&a, ia, &cnt, NULL));
     SS_CHECK_OK(sst_loader_next(&c, ic, &cb, NULL));

@@ -12,6 +12,9 @@
 #ifdef SST_HAVE_CAIRO
 #include <cairo.h>
 #endif
+#ifdef SST_HAVE_FONTCONFIG
+#include <fontconfig/fontconfig.h>
+#endif
 
 /* ---- atomic files ----------------------------------------------------------- */
 
@@ -182,6 +185,15 @@ static ss_status report_check(const char *fn, const char *path,
                                 "%d", (long long)i, r->labels[i], r->n_classes);
     }
     return SS_OK;
+}
+
+void sst_report_cleanup(void) {
+#ifdef SST_HAVE_CAIRO
+    cairo_debug_reset_static_data();
+#endif
+#ifdef SST_HAVE_FONTCONFIG
+    FcFini(); /* the cache cairo's toy font API loaded through fontconfig */
+#endif
 }
 
 int sst_report_available(void) {

@@ -64,6 +64,12 @@ typedef struct {
  * build lacks cairo (the message says so; nothing is written). */
 ss_status sst_report_png(const char *path, const sst_report *r);
 
+/* Frees the global caches of cairo and fontconfig
+ * (cairo_debug_reset_static_data, FcFini) for a leak-free exit under
+ * LeakSanitizer. Call only when no report is being drawn on any thread,
+ * e.g. at the end of the program; a later report reloads them. */
+void sst_report_cleanup(void);
+
 /* 1 when this build can draw PNG reports (cairo found). */
 int sst_report_available(void);
 

@@ -5,7 +5,11 @@
  * figure with its wall time.
  *
  *   cmake --build build --target data_eval_bench
- *   ./build/data_eval_bench [DATA_DIR] [--no-knn] [--iters N]
+ * Inside VMs Debian's OpenBLAS may pick its SSE3 "Prescott" kernels; run
+ * with OPENBLAS_CORETYPE=Haswell (or SkylakeX) as `selfsup train` does
+ * through sst_blas_reexec.
+ *
+ *   ./build/data_eval_bench [DATA_DIR] [--no-knn] [--no-probe] [--iters N]
  */
 #include "data.h"
 #include "eval.h"
@@ -28,9 +32,10 @@ static int fail(void) {
 
 int main(int argc, char **argv) {
     const char *dir = NULL;
-    int knn = 1, iters = 0;
+    int knn = 1, probe = 1, iters = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-knn") == 0) knn = 0;
+        else if (strcmp(argv[i], "--no-probe") == 0) probe = 0;
         else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
             iters = atoi(argv[++i]);
         else dir = argv[i];
@@ -59,10 +64,11 @@ int main(int argc, char **argv) {
     if (iters > 0) o.max_iter = iters;
     double acc, tracc, loss;
     t0 = now();
-    if (sst_linear_probe(&acc, &tracc, &loss, xtr, ytr.labels, tr.n, xte,
+    if (probe && sst_linear_probe(&acc, &tracc, &loss, xtr, ytr.labels, tr.n, xte,
                          yte.labels, te.n, D, C, &o))
         return fail();
-    printf("linear probe (raw pixels): test %.2f%%  train %.2f%%  loss %.4f  "
+    if (probe)
+        printf("linear probe (raw pixels): test %.2f%%  train %.2f%%  loss %.4f  "
            "(%d L-BFGS iterations max, l2 %g)  %.2f s\n", 100 * acc,
            100 * tracc, loss, o.max_iter, (double)o.l2, now() - t0);
     if (knn) {

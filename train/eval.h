@@ -84,6 +84,10 @@ ss_status sst_collapse_check(int *collapsed, sst_health *health,
  * LAPACK fails. */
 ss_status sst_sym_eig(double *vals, double *vecs, double *a, int64_t D);
 
+/* The portable path of sst_sym_eig (cyclic Jacobi, O(D^3) per sweep), used
+ * without LAPACK; exposed so that tests cover it in every build. */
+void sst_sym_eig_jacobi(double *vals, double *vecs, double *a, int64_t D);
+
 /* The top-2 principal components of z: (N, D), N >= 2: out (N, 2) written
  * with the projections of the centred rows. Errors: as health. */
 ss_status sst_pca2(float *out, const float *z, int64_t N, int64_t D);

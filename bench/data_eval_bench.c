@@ -10,9 +10,11 @@
  * through sst_blas_reexec.
  *
  *   ./build/data_eval_bench [DATA_DIR] [--no-knn] [--no-probe] [--iters N]
+ *                         [--report PNG]
  */
 #include "data.h"
 #include "eval.h"
+#include "report.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +35,12 @@ static int fail(void) {
 int main(int argc, char **argv) {
     const char *dir = NULL;
     int knn = 1, probe = 1, iters = 0;
+    const char *report = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-knn") == 0) knn = 0;
         else if (strcmp(argv[i], "--no-probe") == 0) probe = 0;
+        else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc)
+            report = argv[++i];
         else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
             iters = atoi(argv[++i]);
         else dir = argv[i];
@@ -62,7 +67,7 @@ int main(int argc, char **argv) {
            ss_get_num_threads());
     sst_probe_opts o = sst_probe_defaults();
     if (iters > 0) o.max_iter = iters;
-    double acc, tracc, loss;
+    double acc = 0, tracc = 0, loss = 0, knn_acc = 0;
     t0 = now();
     if (probe && sst_linear_probe(&acc, &tracc, &loss, xtr, ytr.labels, tr.n, xte,
                          yte.labels, te.n, D, C, &o))
@@ -73,11 +78,11 @@ int main(int argc, char **argv) {
            100 * tracc, loss, o.max_iter, (double)o.l2, now() - t0);
     if (knn) {
         t0 = now();
-        if (sst_knn_accuracy(&acc, xtr, ytr.labels, tr.n, xte, yte.labels,
+        if (sst_knn_accuracy(&knn_acc, xtr, ytr.labels, tr.n, xte, yte.labels,
                              te.n, D, C, SST_KNN_K, SST_KNN_T))
             return fail();
         printf("kNN k=%d T=%.2f (raw pixels): test %.2f%%  %.2f s\n",
-               SST_KNN_K, (double)SST_KNN_T, 100 * acc, now() - t0);
+               SST_KNN_K, (double)SST_KNN_T, 100 * knn_acc, now() - t0);
     }
     sst_health h;
     t0 = now();
@@ -85,6 +90,23 @@ int main(int argc, char **argv) {
     printf("health (raw test pixels): mean std %.4f (1/sqrt(D) %.4f, ratio "
            "%.3f), effective rank %.1f of %lld  %.2f s\n", h.mean_std,
            h.ref_std, h.std_ratio, h.eff_rank, (long long)D, now() - t0);
+    if (report) { /* raw pixels only: no loss curve, one bar */
+        const char *names[1] = {"raw pixels"};
+        sst_report r = {0};
+        r.title = "raw Fashion-MNIST pixels (data_eval_bench)";
+        r.n_bars = 1;
+        r.bar_names = names;
+        r.bar_acc = &acc;
+        r.bar_acc2 = knn ? &knn_acc : NULL;
+        r.emb = xte;
+        r.labels = yte.labels;
+        r.n_emb = te.n;
+        r.D = D;
+        r.n_classes = C;
+        r.class_names = C == SST_FMNIST_CLASSES ? sst_fmnist_class_names : NULL;
+        if (sst_report_png(report, &r)) return fail();
+        printf("report: %s\n", report);
+    }
     free(xtr);
     free(xte);
     sst_images_free(&tr);

@@ -10,8 +10,9 @@
  * through sst_blas_reexec.
  *
  *   ./build/data_eval_bench [DATA_DIR] [--no-knn] [--no-probe] [--iters N]
- *                         [--report PNG]
+ *                         [--report PNG] [--augment]
  */
+#include "augment.h"
 #include "data.h"
 #include "eval.h"
 #include "report.h"
@@ -36,9 +37,11 @@ int main(int argc, char **argv) {
     const char *dir = NULL;
     int knn = 1, probe = 1, iters = 0;
     const char *report = NULL;
+    int augment = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-knn") == 0) knn = 0;
         else if (strcmp(argv[i], "--no-probe") == 0) probe = 0;
+        else if (strcmp(argv[i], "--augment") == 0) augment = 1;
         else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc)
             report = argv[++i];
         else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
@@ -65,6 +68,22 @@ int main(int argc, char **argv) {
            "%.2f s (threads %d)\n", (long long)tr.n, (long long)te.n,
            (long long)tr.h, (long long)tr.w, C, now() - t0,
            ss_get_num_threads());
+    if (augment) { /* one simclr view of every training image */
+        float *aug = malloc((size_t)(tr.n * D) * sizeof(float));
+        sst_augment a;
+        if (!aug || sst_augment_preset(&a, "simclr", 0)) return fail();
+        t0 = now();
+        for (int64_t b = 0; b < tr.n; b += 256) {
+            int64_t m = tr.n - b < 256 ? tr.n - b : 256;
+            if (sst_augment_batch(aug + b * D, xtr + b * D, m, tr.h, tr.w, &a,
+                                  (uint64_t)b))
+                return fail();
+        }
+        double dt = now() - t0;
+        printf("augment simclr view: %lld images in %.2f s = %.0f images/s\n",
+               (long long)tr.n, dt, (double)tr.n / dt);
+        free(aug);
+    }
     sst_probe_opts o = sst_probe_defaults();
     if (iters > 0) o.max_iter = iters;
     double acc = 0, tracc = 0, loss = 0, knn_acc = 0;

@@ -18,6 +18,18 @@
  * ACCUMULATES (+=) dL_total/dinput into the caller's buffers, so several
  * objectives can share one gradient buffer. Zero the buffers yourself.
  *
+ * Contents (each family has its section below):
+ *   contrastive    ss_ntxent, ss_supcon, ss_moco (+ ss_queue), ss_clip,
+ *                  ss_siglip, ss_dcl (DCL / DCLW)
+ *   redundancy     ss_negcos (BYOL / SimSiam), ss_barlow, ss_vicreg
+ *   geometry       ss_tico (+ state), ss_wmse, ss_hypersphere, ss_koleo,
+ *                  ss_mmcr, ss_empssl
+ *   distillation   ss_dino, ss_ibot (+ ss_center), ss_swav, ss_msn (PMSN)
+ *   predictive     ss_mlm, ss_fused_ce, ss_mask_bert / ss_mask_span,
+ *                  ss_recon, ss_mae (+ patch-mask generators)
+ *   composite      weighted sums of the above, built from a spec string
+ * Derivations of the backward passes are in docs/derivations/.
+ *
  * Ten-line example (SimCLR's NT-Xent on two views):
  *
  *     float z[2 * N * D] = ..., dz[2 * N * D] = {0}, loss;

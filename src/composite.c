@@ -311,9 +311,9 @@ ss_status ss_composite_parse(ss_composite **out, const char *spec) {
         skip_ws(&cur);
         if (spec[cur.i] == '\0') { *out = c; return SS_OK; }
         if (spec[cur.i] != ',') {
-            st = ss__fail(SS_ERR_PARAM, fn, "trailing garbage '%.*s' at "
+            st = ss__fail(SS_ERR_PARAM, fn, "trailing garbage '%.40s' at "
                           "position %lld (expected ',' or the end)",
-                          tok_len(spec, cur.i), spec + cur.i, POS(cur.i));
+                          spec + cur.i, POS(cur.i));
             break;
         }
         cur.i++;
@@ -334,9 +334,9 @@ ss_status ss_composite_add(ss_composite *c, const char *spec, float weight) {
     SS_TRY(parse_term(&cur, &t, 0));
     skip_ws(&cur);
     if (spec[cur.i] != '\0')
-        return ss__fail(SS_ERR_PARAM, fn, "trailing garbage '%.*s' at "
+        return ss__fail(SS_ERR_PARAM, fn, "trailing garbage '%.40s' at "
                         "position %lld (the weight is an argument here)",
-                        tok_len(spec, cur.i), spec + cur.i, POS(cur.i));
+                        spec + cur.i, POS(cur.i));
     t.weight = weight;
     return push(c, &t, fn);
 }

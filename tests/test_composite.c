@@ -568,3 +568,28 @@ SS_TEST(pytorch_fixtures) {
     }
     fx_free(fx);
 }
+
+SS_TEST(thread_count_independent) {
+    static scene s;
+    static grads g1, g2;
+    make_scene(&s, 9);
+    ss_composite *c = NULL;
+    SS_CHECK_OK(ss_composite_parse(&c, "ntxent:1,vicreg:0.1,koleo:0.2,mlm:1"));
+    float t1, t2;
+    ss_composite_grads cg;
+    memset(&g1, 0, sizeof g1);
+    memset(&g2, 0, sizeof g2);
+    SS_CHECK_OK(ss_set_num_threads(1));
+    SS_CHECK_OK(ss_composite_forward(c, &t1, NULL, &s.in));
+    cg = bind(&g1);
+    SS_CHECK_OK(ss_composite_backward(c, &cg, 1.0f, &s.in));
+    SS_CHECK_OK(ss_set_num_threads(2));
+    SS_CHECK_OK(ss_composite_forward(c, &t2, NULL, &s.in));
+    cg = bind(&g2);
+    SS_CHECK_OK(ss_composite_backward(c, &cg, 1.0f, &s.in));
+    SS_CHECK_OK(ss_set_num_threads(0));
+    SS_CHECK_NEAR(t1, t2, 1e-6);
+    SS_CHECK_CLOSE_FF(g2.dz, g1.dz, 2 * SN * SD, 1e-5, "dz 1 vs 2 threads");
+    SS_CHECK_CLOSE_FF(g2.dlogits, g1.dlogits, ST * SVOC, 1e-5, "dlogits");
+    ss_composite_free(c);
+}

@@ -1455,6 +1455,8 @@ SS_API ss_status ss_mae_block_mask(uint8_t *mask, int64_t B, int64_t gh,
  *             recon_pred, recon_target (recon_n), recon_mask or NULL;
  *             drecon_pred (and drecon_target when non-NULL)
  *   mlm       logits (T, vocab), targets (T); dlogits
+ *   dino      dino_teacher, dino_student, center (N shared with z);
+ *             ddino_student. The caller updates the centre.
  * The learnable scalars of clip (log_scale) and siglip (log_t, bias) are
  * fixed term parameters here: their gradients are not produced.
  * Errors of parse/add: SS_ERR_NULL, SS_ERR_NOMEM, and SS_ERR_PARAM with a
@@ -1484,6 +1486,12 @@ typedef struct {
     const float *logits;     /* (T, vocab) */
     const int64_t *targets;  /* (T), ignore_index where not scored */
     int64_t T, vocab;
+    const float *dino_teacher; /* (dino_G, N, dino_K) teacher logits */
+    const float *dino_student; /* (dino_V, N, dino_K) student logits */
+    const ss_center *center;   /* (dino_K) teacher centre */
+    float dino_teacher_temp;   /* > 0, e.g. ss_dino_teacher_temp(); 0: the
+                                  term's teacher_temp parameter */
+    int64_t dino_G, dino_V, dino_K;
 } ss_composite_inputs;
 
 /* Gradient buffers, ACCUMULATED (+=), shapes as the matching inputs. A
@@ -1492,6 +1500,7 @@ typedef struct {
  * NULL there means stop-gradient. */
 typedef struct {
     float *dz, *dp, *dmae_pred, *drecon_pred, *drecon_target, *dlogits;
+    float *ddino_student;
 } ss_composite_grads;
 
 /* *out: an empty composite (no term). Errors: SS_ERR_NULL, SS_ERR_NOMEM. */

@@ -383,6 +383,9 @@ static const char *missing_input(unsigned need, const ss_composite_inputs *in) {
     if ((need & SS__IN_RECON) && !in->recon_target) return "recon_target";
     if ((need & SS__IN_MLM) && !in->logits) return "logits";
     if ((need & SS__IN_MLM) && !in->targets) return "targets";
+    if ((need & SS__IN_DINO) && !in->dino_teacher) return "dino_teacher";
+    if ((need & SS__IN_DINO) && !in->dino_student) return "dino_student";
+    if ((need & SS__IN_DINO) && !in->center) return "center";
     return NULL;
 }
 
@@ -392,6 +395,7 @@ static const char *missing_grad(unsigned need, const ss_composite_grads *g) {
     if ((need & SS__G_DMAE) && !g->dmae_pred) return "dmae_pred";
     if ((need & SS__G_DRECON) && !g->drecon_pred) return "drecon_pred";
     if ((need & SS__G_DLOGITS) && !g->dlogits) return "dlogits";
+    if ((need & SS__G_DDINO) && !g->ddino_student) return "ddino_student";
     return NULL;
 }
 
@@ -452,7 +456,8 @@ static int same_sizes(const ss_composite_inputs *a, const ss_composite_inputs *b
     return a->V == b->V && a->N == b->N && a->D == b->D && a->B == b->B &&
            a->C == b->C && a->H == b->H && a->W == b->W &&
            a->patch == b->patch && a->recon_n == b->recon_n && a->T == b->T &&
-           a->vocab == b->vocab;
+           a->vocab == b->vocab && a->dino_G == b->dino_G &&
+           a->dino_V == b->dino_V && a->dino_K == b->dino_K;
 }
 
 ss_status ss_composite_backward(ss_composite *c, const ss_composite_grads *g,

@@ -22,6 +22,7 @@ typedef union {
     ss_mae_opts mae;
     ss_recon_opts recon;
     ss_mlm_opts mlm;
+    ss_dino_opts dino;
 } ss__term_opts;
 
 typedef enum { SS__P_F32, SS__P_BOOL, SS__P_INT, SS__P_WORD } ss__ptype;
@@ -42,11 +43,11 @@ typedef struct {
 /* Inputs and gradients a term needs (bit masks). */
 enum {
     SS__IN_Z = 1, SS__IN_LABELS = 2, SS__IN_P = 4, SS__IN_MAE = 8,
-    SS__IN_RECON = 16, SS__IN_MLM = 32
+    SS__IN_RECON = 16, SS__IN_MLM = 32, SS__IN_DINO = 64
 };
 enum {
     SS__G_DZ = 1, SS__G_DP = 2, SS__G_DMAE = 4, SS__G_DRECON = 8,
-    SS__G_DLOGITS = 16
+    SS__G_DLOGITS = 16, SS__G_DDINO = 32
 };
 
 typedef struct {

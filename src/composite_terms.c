@@ -370,6 +370,36 @@ static ss_status mlm_bwd(const ss_composite_grads *g, float dl, const void *c,
                            in->vocab, &o->mlm);
 }
 
+/* ---- DINO (teacher temperature from the inputs, else the parameter) -- */
+static void dino_init(ss__term_opts *o) { o->dino = ss_dino_defaults(); }
+static const ss__param dino_params[] = {
+    POS("student_temp", dino.student_temp),
+    POS("teacher_temp", dino.teacher_temp), END};
+static unsigned g_ddino(const ss__term_opts *o) { (void)o; return SS__G_DDINO; }
+static float dino_ttemp(const ss__term_opts *o, const ss_composite_inputs *in) {
+    return in->dino_teacher_temp != 0.0f ? in->dino_teacher_temp
+                                         : o->dino.teacher_temp;
+}
+static ss_status dino_cache(size_t *b, const ss__term_opts *o,
+                            const ss_composite_inputs *in) {
+    (void)o;
+    *b = ss_dino_cache_size(in->dino_G, in->dino_V, in->N, in->dino_K);
+    return *b ? SS_OK : SS_ERR_SIZE;
+}
+static ss_status dino_fwd(float *l, void *c, const ss__term_opts *o,
+                          const ss_composite_inputs *in) {
+    return ss_dino_forward(l, NULL, c, in->dino_teacher, in->dino_student,
+                           in->center, dino_ttemp(o, in), in->dino_G,
+                           in->dino_V, in->N, in->dino_K, &o->dino);
+}
+static ss_status dino_bwd(const ss_composite_grads *g, float dl, const void *c,
+                          const ss__term_opts *o, const ss_composite_inputs *in) {
+    return ss_dino_backward(g->ddino_student, dl, c, in->dino_teacher,
+                            in->dino_student, in->center, dino_ttemp(o, in),
+                            in->dino_G, in->dino_V, in->N, in->dino_K,
+                            &o->dino);
+}
+
 /* ---- the table ------------------------------------------------------- */
 #define Z SS__IN_Z
 #define RECON(n, init, params)                                             \
@@ -393,6 +423,7 @@ const ss__term_kind ss__term_kinds[] = {
     RECON("smoothl1", sl1_init, recon_fixed_params),
     RECON("huber", huber_init, recon_fixed_params),
     RECON("bce", bce_init, recon_fixed_params),
+    {"dino", dino_init, dino_params, SS__IN_DINO, g_ddino, dino_cache, dino_fwd, dino_bwd},
     {"mlm", mlm_init, mlm_params, SS__IN_MLM, g_dlogits, mlm_cache, mlm_fwd, mlm_bwd},
 };
 const int ss__n_term_kinds = (int)(sizeof ss__term_kinds / sizeof ss__term_kinds[0]);

@@ -11,7 +11,7 @@
 /* ---- a scene holding every input a term can read ------------------------ */
 
 enum { SN = 6, SD = 5, SB = 2, SC = 3, SH = 4, SW = 6, SP = 2, SRN = 17,
-       ST = 7, SVOC = 11 };
+       ST = 7, SVOC = 11, SG = 2, SVS = 3, SK = 8 };
 #define SL ((SH / SP) * (SW / SP))
 #define SPP (SP * SP * SC)
 
@@ -24,13 +24,26 @@ typedef struct {
     uint8_t rmask[SRN];
     float logits[ST * SVOC];
     int64_t targets[ST];
+    float teacher[SG * SN * SK], student[SVS * SN * SK];
     ss_composite_inputs in;
 } scene;
 
 typedef struct {
     float dz[2 * SN * SD], dp[2 * SN * SD], dmae[SB * SL * SPP];
-    float drp[SRN], drt[SRN], dlogits[ST * SVOC];
+    float drp[SRN], drt[SRN], dlogits[ST * SVOC], dstudent[SVS * SN * SK];
 } grads;
+
+/* One DINO centre for every test (reachable, created once). */
+static ss_center *the_center(void) {
+    static ss_center *c;
+    if (!c) {
+        float v[SK];
+        for (int k = 0; k < SK; k++) v[k] = 0.1f * (float)(k % 3) - 0.1f;
+        SS_CHECK_OK(ss_center_create(&c, SK));
+        SS_CHECK_OK(ss_center_set(c, v));
+    }
+    return c;
+}
 
 static void make_scene(scene *s, uint64_t seed) {
     ss_rng r;
@@ -49,7 +62,12 @@ static void make_scene(scene *s, uint64_t seed) {
     ss_test_fill_normal(s->logits, ST * SVOC, &r);
     for (int i = 0; i < ST; i++)
         s->targets[i] = (i == 3) ? SS_IGNORE_INDEX : (int64_t)(ss_rng_u64(&r) % SVOC);
+    ss_test_fill_normal(s->teacher, SG * SN * SK, &r);
+    ss_test_fill_normal(s->student, SVS * SN * SK, &r);
     ss_composite_inputs in = {0};
+    in.dino_teacher = s->teacher; in.dino_student = s->student;
+    in.center = the_center(); in.dino_G = SG; in.dino_V = SVS; in.dino_K = SK;
+    in.dino_teacher_temp = 0.06f;
     in.z = s->z; in.V = 2; in.N = SN; in.D = SD;
     in.labels = s->labels; in.p = s->p;
     in.mae_pred = s->mae_pred; in.imgs = s->imgs; in.patch_mask = s->patch_mask;
@@ -67,7 +85,8 @@ static void fill_grads(grads *g, uint64_t seed) {
 }
 
 static ss_composite_grads bind(grads *g) {
-    ss_composite_grads cg = {g->dz, g->dp, g->dmae, g->drp, g->drt, g->dlogits};
+    ss_composite_grads cg = {g->dz, g->dp, g->dmae, g->drp, g->drt,
+                             g->dlogits, g->dstudent};
     return cg;
 }
 
@@ -90,17 +109,18 @@ static float koleo_mean(const scene *s, grads *g, float dl, int back) {
     return (float)(acc / 2.0);
 }
 
-#define NALL 19
+#define NALL 20
 static const char *ALL_SPEC =
     "ntxent(temperature=0.3):1, supcon:0.5, dcl:0.25, dclw(sigma=0.7):0.3,"
     "clip(log_scale=1.5):0.2, siglip(log_t=1,bias=-2):0.1, negcos:0.7,"
     "barlow:0.01, vicreg(nu=2):0.02, hypersphere(t=2):0.3, koleo:0.1,"
     "mae(norm_pix=0):0.5, recon(kind=huber,beta=0.5):0.4, l1:0.2,"
     "bce(reduction=sum):0.3, smoothl1(beta=0.25):0.1, mse:0.2,"
-    "mlm(label_smoothing=0.1):0.6, negcos(stopgrad=0):0.35";
+    "mlm(label_smoothing=0.1):0.6, negcos(stopgrad=0):0.35,"
+    "dino(student_temp=0.2):0.45";
 static const float ALL_W[NALL] = {1, 0.5f, 0.25f, 0.3f, 0.2f, 0.1f, 0.7f,
                                   0.01f, 0.02f, 0.3f, 0.1f, 0.5f, 0.4f, 0.2f,
-                                  0.3f, 0.1f, 0.2f, 0.6f, 0.35f};
+                                  0.3f, 0.1f, 0.2f, 0.6f, 0.35f, 0.45f};
 
 /* Term t's value via its own API; with back, also its backward with dl. */
 static float individual(int t, const scene *s, grads *g, float dl, int back) {
@@ -193,6 +213,12 @@ static float individual(int t, const scene *s, grads *g, float dl, int back) {
         CACHE(ss_mlm_cache_size(ST, SVOC));
         SS_CHECK_OK(ss_mlm_forward(&l, NULL, c, s->logits, s->targets, ST, SVOC, &o));
         if (back) SS_CHECK_OK(ss_mlm_backward(g->dlogits, dl, c, s->logits, s->targets, ST, SVOC, &o));
+        break; }
+    case 19: {
+        ss_dino_opts o = ss_dino_defaults(); o.student_temp = 0.2f;
+        CACHE(ss_dino_cache_size(SG, SVS, SN, SK));
+        SS_CHECK_OK(ss_dino_forward(&l, NULL, c, s->teacher, s->student, the_center(), 0.06f, SG, SVS, SN, SK, &o));
+        if (back) SS_CHECK_OK(ss_dino_backward(g->dstudent, dl, c, s->teacher, s->student, the_center(), 0.06f, SG, SVS, SN, SK, &o));
         break; }
     }
 #undef CACHE
@@ -400,6 +426,20 @@ SS_TEST(missing_inputs_and_buffers) {
     in.z = NULL;
     SS_CHECK_STATUS(ss_composite_forward(c, &total, NULL, &in), SS_ERR_PARAM);
     SS_CHECK_MSG_HAS("term 0 'ntxent' needs input 'z'");
+    {
+        ss_composite *d = NULL;
+        SS_CHECK_OK(ss_composite_parse(&d, "koleo:1,dino:1"));
+        in = s.in;
+        in.center = NULL;
+        SS_CHECK_STATUS(ss_composite_forward(d, &total, NULL, &in), SS_ERR_PARAM);
+        SS_CHECK_MSG_HAS("term 1 'dino' needs input 'center'");
+        SS_CHECK_OK(ss_composite_forward(d, &total, NULL, &s.in));
+        ss_composite_grads dg = bind(&g);
+        dg.ddino_student = NULL;
+        SS_CHECK_STATUS(ss_composite_backward(d, &dg, 1.0f, &s.in), SS_ERR_NULL);
+        SS_CHECK_MSG_HAS("'ddino_student'");
+        ss_composite_free(d);
+    }
     /* backward after a failed forward */
     ss_composite_grads cg = bind(&g);
     SS_CHECK_STATUS(ss_composite_backward(c, &cg, 1.0f, &s.in), SS_ERR_STATE);
@@ -554,7 +594,7 @@ SS_TEST(pytorch_fixtures) {
         SS_CHECK_NEAR(v[1], wv[1], 1e-4);
         float *dz = ss_test_alloc(nz), *dpred = ss_test_alloc(npred + 1),
               *dlog = ss_test_alloc(nlog + 1);
-        ss_composite_grads g = {dz, NULL, dpred, NULL, NULL, dlog};
+        ss_composite_grads g = {dz, NULL, dpred, NULL, NULL, dlog, NULL};
         SS_CHECK_OK(ss_composite_backward(c, &g, 1.0f, &in));
         SS_CHECK_CLOSE_FD(dz, fx_f64(fx, KEY("dz"), &n), nz, 1e-4, "dz");
         if (kind == 0)

@@ -1434,12 +1434,14 @@ SS_API ss_status ss_mae_block_mask(uint8_t *mask, int64_t B, int64_t gh,
  *     spec   = term { "," term } ;
  *     term   = name [ "(" [ param { "," param } ] ")" ] ":" weight ;
  *     param  = key "=" value ;
- *     name   = key = letter { letter | digit | "_" } ;
+ *     name   = key ;
+ *     key    = letter { letter | digit | "_" } ;
  *     value  = number | key ;                (a word, e.g. kind=huber)
  *     weight = number ;                      (finite, >= 0)
- *     number = [ "+" | "-" ] digits [ "." [ digits ] ] [ exponent ]
- *            | [ "+" | "-" ] "." digits [ exponent ] ;
+ *     number = [ "+" | "-" ] ( digits [ "." [ digits ] ] | "." digits )
+ *              [ exponent ] ;           (no nan, inf or hexadecimal)
  *     exponent = ( "e" | "E" ) [ "+" | "-" ] digits ;
+ * A name may repeat (two NT-Xent terms at different temperatures).
  * Example: "ntxent(temperature=0.2):1, mae(norm_pix=1):0.5".
  * Terms (inputs they read; gradients they write):
  *   ntxent, supcon, dcl, dclw   z (V, N, D) [+ labels for supcon]; dz
@@ -1495,9 +1497,9 @@ typedef struct {
 } ss_composite_inputs;
 
 /* Gradient buffers, ACCUMULATED (+=), shapes as the matching inputs. A
- * buffer a term differentiates must be non-NULL (SS_ERR_NULL naming it),
- * except drecon_target and, for negcos with stopgrad=1, dz's use by negcos:
- * NULL there means stop-gradient. */
+ * buffer that a term writes must be non-NULL (SS_ERR_NULL naming it).
+ * drecon_target is optional (NULL: the target gets no gradient); negcos
+ * writes dz only with stopgrad=0. Buffers no term writes may be NULL. */
 typedef struct {
     float *dz, *dp, *dmae_pred, *drecon_pred, *drecon_target, *dlogits;
     float *ddino_student;

@@ -633,3 +633,24 @@ SS_TEST(thread_count_independent) {
     SS_CHECK_CLOSE_FF(g2.dlogits, g1.dlogits, ST * SVOC, 1e-5, "dlogits");
     ss_composite_free(c);
 }
+
+SS_TEST(dino_teacher_temp_from_inputs_or_parameter) {
+    static scene s;
+    make_scene(&s, 10);
+    ss_composite *a = NULL, *b = NULL;
+    SS_CHECK_OK(ss_composite_parse(&a, "dino:1"));
+    SS_CHECK_OK(ss_composite_parse(&b, "dino(teacher_temp=0.06):1"));
+    float ta, tb, tc;
+    SS_CHECK_OK(ss_composite_forward(a, &ta, NULL, &s.in)); /* 0.06 from in */
+    ss_composite_inputs in = s.in;
+    in.dino_teacher_temp = 0.0f; /* the parameter */
+    SS_CHECK_OK(ss_composite_forward(b, &tb, NULL, &in));
+    SS_CHECK(ta == tb);
+    SS_CHECK_OK(ss_composite_forward(a, &tc, NULL, &in)); /* default 0.04 */
+    SS_CHECK(tc != ta);
+    in.dino_teacher_temp = -1.0f;
+    SS_CHECK_STATUS(ss_composite_forward(a, &tc, NULL, &in), SS_ERR_PARAM);
+    SS_CHECK_MSG_HAS("term 0 'dino'");
+    ss_composite_free(a);
+    ss_composite_free(b);
+}

@@ -1429,6 +1429,130 @@ SS_API ss_status ss_mae_block_mask(uint8_t *mask, int64_t B, int64_t gh,
 /* Composite objectives: weighted sums of the library's losses              */
 /* ------------------------------------------------------------------------ */
 /* (section start: composite) */
+/*
+ * A composite is a weighted sum of the library's losses over shared tensors:
+ *     total = sum_t weight_t * loss_t(inputs)
+ * e.g. NT-Xent on projected embeddings plus MAE reconstruction on patches,
+ * Barlow + VICReg on the same embeddings, MLM + NT-Xent. Each term calls the
+ * loss's own forward/backward, so a term's value and gradient are exactly
+ * those of the individual call; the total is summed in double. Backward
+ * calls every term's backward with dloss * weight_t, accumulating into the
+ * shared gradient buffers: a tensor used by several terms (z) receives the
+ * sum of their gradients. The composite owns the per-term caches (sized at
+ * forward, freed by ss_composite_free).
+ *
+ * Spec grammar (EBNF; blanks " " and tab may appear between any tokens;
+ * docs/COMPOSITE.md lists every term and parameter):
+ *     spec   = term { "," term } ;
+ *     term   = name [ "(" [ param { "," param } ] ")" ] ":" weight ;
+ *     param  = key "=" value ;
+ *     name   = key ;
+ *     key    = letter { letter | digit | "_" } ;
+ *     value  = number | key ;                (a word, e.g. kind=huber)
+ *     weight = number ;                      (finite, >= 0)
+ *     number = [ "+" | "-" ] ( digits [ "." [ digits ] ] | "." digits )
+ *              [ exponent ] ;           (no nan, inf or hexadecimal)
+ *     exponent = ( "e" | "E" ) [ "+" | "-" ] digits ;
+ * A name may repeat (two NT-Xent terms at different temperatures).
+ * Example: "ntxent(temperature=0.2):1, mae(norm_pix=1):0.5".
+ * Terms (inputs they read; gradients they write):
+ *   ntxent, supcon, dcl, dclw   z (V, N, D) [+ labels for supcon]; dz
+ *   clip, siglip, barlow, vicreg, hypersphere
+ *                               views a = z[0], b = z[1], V must be 2; dz
+ *   negcos    p (2, N, D) predictions, z (2, N, D) targets, symmetric
+ *             SimSiam form 0.5 (D(p0, z1) + D(p1, z0)); dp (and dz when
+ *             stopgrad=0)
+ *   koleo     z: mean over the V views of KoLeo(z[v]) (DINOv2 sums its two
+ *             global crops: use twice the weight); dz
+ *   mae       mae_pred (B, L, P), imgs (B, C, H, W), patch_mask (B, L); dmae_pred
+ *   recon, mse, l1, smoothl1, huber, bce
+ *             recon_pred, recon_target (recon_n), recon_mask or NULL;
+ *             drecon_pred (and drecon_target when non-NULL)
+ *   mlm       logits (T, vocab), targets (T); dlogits
+ *   dino      dino_teacher, dino_student, center (N shared with z);
+ *             ddino_student. The caller updates the centre.
+ * The learnable scalars of clip (log_scale) and siglip (log_t, bias) are
+ * fixed term parameters here: their gradients are not produced.
+ * Errors of parse/add: SS_ERR_NULL, SS_ERR_NOMEM, and SS_ERR_PARAM with a
+ * message giving the 1-based position in the string and the offending
+ * token: unknown name, missing or bad weight (negative, NaN, not a number),
+ * unknown parameter, bad value, duplicate parameter, missing ':' or ')',
+ * trailing garbage, empty spec or empty term. Nothing is defaulted
+ * silently: a term without ":weight" is an error.
+ */
+typedef struct ss_composite ss_composite;
+
+/* Tensors bound per call. Unused fields may be left zero/NULL; a term whose
+ * required input is NULL fails with SS_ERR_PARAM naming the term and field. */
+typedef struct {
+    const float *z;          /* (V, N, D) embeddings (projected views) */
+    int64_t V, N, D;
+    const int64_t *labels;   /* (N) supcon labels, -1 = unlabeled */
+    const float *p;          /* (2, N, D) predictor outputs (negcos) */
+    const float *mae_pred;   /* (B, L, P), L = (H/patch)(W/patch), P = patch^2 C */
+    const float *imgs;       /* (B, C, H, W) */
+    const uint8_t *patch_mask; /* (B, L), nonzero = masked (scored) */
+    int64_t B, C, H, W, patch;
+    const float *recon_pred;   /* (recon_n) */
+    const float *recon_target; /* (recon_n) */
+    const uint8_t *recon_mask; /* (recon_n) or NULL = all elements */
+    int64_t recon_n;
+    const float *logits;     /* (T, vocab) */
+    const int64_t *targets;  /* (T), ignore_index where not scored */
+    int64_t T, vocab;
+    const float *dino_teacher; /* (dino_G, N, dino_K) teacher logits */
+    const float *dino_student; /* (dino_V, N, dino_K) student logits */
+    const ss_center *center;   /* (dino_K) teacher centre */
+    float dino_teacher_temp;   /* > 0, e.g. ss_dino_teacher_temp(); 0: the
+                                  term's teacher_temp parameter */
+    int64_t dino_G, dino_V, dino_K;
+} ss_composite_inputs;
+
+/* Gradient buffers, ACCUMULATED (+=), shapes as the matching inputs. A
+ * buffer that a term writes must be non-NULL (SS_ERR_NULL naming it).
+ * drecon_target is optional (NULL: the target gets no gradient); negcos
+ * writes dz only with stopgrad=0. Buffers no term writes may be NULL. */
+typedef struct {
+    float *dz, *dp, *dmae_pred, *drecon_pred, *drecon_target, *dlogits;
+    float *ddino_student;
+} ss_composite_grads;
+
+/* *out: an empty composite (no term). Errors: SS_ERR_NULL, SS_ERR_NOMEM. */
+SS_API ss_status ss_composite_create(ss_composite **out);
+/* *out: composite built from spec (grammar above); written only on success.
+ * Errors: SS_ERR_NULL, SS_ERR_PARAM (see above), SS_ERR_NOMEM. */
+SS_API ss_status ss_composite_parse(ss_composite **out, const char *spec);
+/* Appends one term: term is `name` or `name(key=value,...)` (no weight),
+ * weight finite and >= 0. On failure c is unchanged. Errors: SS_ERR_NULL,
+ * SS_ERR_PARAM (positions refer to term), SS_ERR_NOMEM. */
+SS_API ss_status ss_composite_add(ss_composite *c, const char *term,
+                                  float weight);
+SS_API void ss_composite_free(ss_composite *c); /* NULL: no-op */
+/* Accessors. i in [0, nterms); out of range (or NULL c): NULL / NaN. */
+SS_API int64_t ss_composite_nterms(const ss_composite *c); /* 0 for NULL */
+SS_API const char *ss_composite_term_name(const ss_composite *c, int64_t i);
+SS_API float ss_composite_term_weight(const ss_composite *c, int64_t i);
+/* Unweighted value of term i from the last successful forward; NaN before. */
+SS_API float ss_composite_term_value(const ss_composite *c, int64_t i);
+/* total: (1) sum_t weight_t * value_t (summed in double). values: (nterms)
+ * unweighted term values, or NULL. Runs every term's forward, keeping its
+ * cache. On failure nothing is written, the earlier forward is forgotten and
+ * the message is prefixed with "term i 'name':".
+ * Errors: SS_ERR_NULL, SS_ERR_STATE (no term), SS_ERR_PARAM (missing input),
+ * and any error of a term's forward. */
+SS_API ss_status ss_composite_forward(ss_composite *c, float *total,
+                                      float *values,
+                                      const ss_composite_inputs *in);
+/* Accumulates dloss * weight_t * dloss_t/dinput of every term into g.
+ * in: the inputs of the last successful forward (same pointers and sizes).
+ * Errors: SS_ERR_NULL (c, g, in, a needed gradient buffer), SS_ERR_STATE (no
+ * successful forward, or sizes differ from it), SS_ERR_NONFINITE (dloss),
+ * any error of a term's backward (earlier terms may then have accumulated;
+ * the message names the term). */
+SS_API ss_status ss_composite_backward(ss_composite *c,
+                                       const ss_composite_grads *g,
+                                       float dloss,
+                                       const ss_composite_inputs *in);
 
 /* (section end: composite) */
 

@@ -13,7 +13,7 @@
  * are <= 1 (each lse contains its s), so no exp can overflow.
  */
 #include "comm_internal.h"
-#include "kernels/gemm.h"
+#include "kernels/tgemm.h"
 #include "kernels/norm.h"
 
 #include <string.h>
@@ -81,14 +81,15 @@ static ss_status dntx_check(const char *fn, const float *z, int64_t V,
 typedef struct {
     int64_t V, N, D, Ml, M, Ntot, self0; /* self0: gathered row of local 0 */
     const float *x; /* (Ml, D) local rows the loss sees */
-    float *xbuf, *inv, *xall, *lall, *tiles;
+    float *xbuf, *inv, *xall, *xallT, *lall, *tiles;
+    int64_t stride; /* floats of tiles per thread: tile, GEMM scratch */
     int64_t *counts, *bytes;
     int nthreads;
 } dntx_work;
 
 static void dntx_free(dntx_work *w) {
     ss__free(w->xbuf), ss__free(w->inv), ss__free(w->xall);
-    ss__free(w->lall), ss__free(w->tiles);
+    ss__free(w->lall), ss__free(w->tiles), ss__free(w->xallT);
     ss__free(w->counts), ss__free(w->bytes);
 }
 
@@ -122,12 +123,14 @@ static ss_status dntx_setup(dntx_work *w, const char *fn, ss_status st,
     }
     w->xall = ss__malloc((size_t)(w->M * D) * sizeof(float));
     if (need_lse) w->lall = ss__malloc((size_t)w->M * sizeof(float));
-    w->tiles = ss__malloc((size_t)w->nthreads * DNTX_TILE * DNTX_TILE *
-                          sizeof(float));
+    int64_t scr = ss__tgemm_scratch(D), scr2 = ss__tgemm_scratch(DNTX_TILE);
+    w->stride = DNTX_TILE * DNTX_TILE + (scr > scr2 ? scr : scr2);
+    w->tiles = ss__malloc((size_t)(w->nthreads * w->stride) * sizeof(float));
+    w->xallT = ss__malloc((size_t)(w->M * D) * sizeof(float));
     if (ss__check_product(fn, V, Ntot, D) != SS_OK) {
         st = SS_ERR_SIZE;
     } else if ((o->cosine && (!w->xbuf || !w->inv)) || !w->xall ||
-               (need_lse && !w->lall) || !w->tiles) {
+               (need_lse && !w->lall) || !w->tiles || !w->xallT) {
         st = ss__fail(SS_ERR_NOMEM, fn, "no memory for the %lld x %lld "
                       "gathered rows", (long long)w->M, (long long)D);
     }
@@ -138,11 +141,53 @@ static ss_status dntx_setup(dntx_work *w, const char *fn, ss_status st,
         st = ss__dist_allgather_rows(c, fn, w->x, w->xall, w->counts, V * D,
                                      sizeof(float), w->bytes);
     }
+    if (st == SS_OK) /* X_all^T: the (D, M) right factor of the tiles */
+        for (int64_t k = 0; k < w->M; k++)
+            for (int64_t d = 0; d < D; d++)
+                w->xallT[d * w->M + k] = w->xall[k * D + d];
     if (st != SS_OK) dntx_free(w);
     return st;
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* e^x for x <= 88.3, 0 below -87.3; branch-free so the tile loops
+ * vectorise (Cephes polynomial, as kernels/contrast.c's). */
+static inline float fexp(float x) {
+    float xc = x > 88.3f ? 88.3f : x;
+    xc = xc < -87.3f ? -87.3f : xc;
+    float n = xc * 1.44269504089f + 12582912.0f; /* round to nearest */
+    n -= 12582912.0f;
+    float r = xc - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return x < -87.3f ? 0.0f : p * two_n;
+}
+
+/* Logit bound max_k ||x_k||^2 / t over the gathered rows: with
+ * 2 * bound <= SS__GC_FIXED_SHIFT_MAX (kernels/contrast.h's rule), the
+ * fixed shift e^{s - bound} lies in [e^-40, 1]: no running max needed. */
+#define DNTX_FIXED_SHIFT_MAX 40.0
+static double dntx_bound(const dntx_work *w, int cosine, float inv_t) {
+    if (cosine) return inv_t;
+    double mx = 0.0;
+    for (int64_t k = 0; k < w->M; k++) {
+        double s = 0.0;
+        for (int64_t d = 0; d < w->D; d++)
+            s += (double)w->xall[k * w->D + d] * w->xall[k * w->D + d];
+        if (s > mx) mx = s;
+    }
+    return mx * inv_t;
+}
 
 static int thread_id(void) {
 #ifdef _OPENMP
@@ -153,32 +198,42 @@ static int thread_id(void) {
 }
 
 /* lse: (Ml) log-sum-exp of each local row against every other gathered
- * row, scale inv_t. Parallel over local row tiles; online max per row. */
-static void dntx_lse(float *lse, const dntx_work *w, float inv_t) {
+ * row, scale inv_t. Parallel over local row tiles; per row either the
+ * fixed shift (see dntx_bound) or an online max. */
+static void dntx_lse(float *lse, const dntx_work *w, float inv_t, int cosine) {
     int64_t T = DNTX_TILE, nti = (w->Ml + T - 1) / T, D = w->D;
+    double bound = dntx_bound(w, cosine, inv_t);
+    int fixed = 2.0 * bound <= DNTX_FIXED_SHIFT_MAX;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
-        float *S = w->tiles + (size_t)thread_id() * T * T;
+        float *S = w->tiles + (size_t)thread_id() * w->stride;
+        float *scratch = S + T * T;
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         double mx[DNTX_TILE], sm[DNTX_TILE];
-        for (int64_t a = 0; a < mi; a++) mx[a] = -INFINITY, sm[a] = 0.0;
+        for (int64_t a = 0; a < mi; a++)
+            mx[a] = fixed ? bound : -INFINITY, sm[a] = 0.0;
         for (int64_t j0 = 0; j0 < w->M; j0 += T) {
             int64_t nj = min64(T, w->M - j0);
-            ss__sgemm(0, 1, mi, nj, D, inv_t, w->x + i0 * D, D,
-                      w->xall + j0 * D, D, 0.0f, S, T);
+            ss__tgemm(mi, nj, D, w->x + i0 * D, D, 1, w->xallT + j0, w->M, 0,
+                      S, T, scratch);
             for (int64_t a = 0; a < mi; a++) {
                 int64_t self = w->self0 + i0 + a - j0; /* column of i */
-                const float *s = S + a * T;
+                float *s = S + a * T;
+                for (int64_t b = 0; b < nj; b++) s[b] *= inv_t;
+                if (self >= 0 && self < nj) s[self] = -INFINITY;
                 double m = mx[a];
-                for (int64_t b = 0; b < nj; b++)
-                    if (b != self && s[b] > m) m = s[b];
-                if (m == -INFINITY) continue;
-                double acc = mx[a] == -INFINITY ? 0.0 : sm[a] * exp(mx[a] - m);
-                for (int64_t b = 0; b < nj; b++)
-                    if (b != self) acc += exp((double)s[b] - m);
-                mx[a] = m, sm[a] = acc;
+                if (!fixed) {
+                    for (int64_t b = 0; b < nj; b++)
+                        if (s[b] > m) m = s[b];
+                    if (m == -INFINITY) continue;
+                }
+                float mf = (float)m, acc = 0.0f;
+                for (int64_t b = 0; b < nj; b++) acc += fexp(s[b] - mf);
+                double prev = fixed || mx[a] == -INFINITY
+                                  ? sm[a] : sm[a] * exp(mx[a] - m);
+                mx[a] = m, sm[a] = prev + (double)acc;
             }
         }
         for (int64_t a = 0; a < mi; a++)
@@ -195,24 +250,26 @@ static void dntx_grad(float *dx, const dntx_work *w, float inv_t, float c) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
-        float *S = w->tiles + (size_t)thread_id() * T * T;
+        float *S = w->tiles + (size_t)thread_id() * w->stride;
+        float *scratch = S + T * T;
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         for (int64_t j0 = 0; j0 < w->M; j0 += T) {
             int64_t nj = min64(T, w->M - j0);
-            ss__sgemm(0, 1, mi, nj, D, inv_t, w->x + i0 * D, D,
-                      w->xall + j0 * D, D, 0.0f, S, T);
+            ss__tgemm(mi, nj, D, w->x + i0 * D, D, 1, w->xallT + j0, w->M, 0,
+                      S, T, scratch);
             for (int64_t a = 0; a < mi; a++) {
                 int64_t self = w->self0 + i0 + a - j0;
                 float *s = S + a * T;
                 double li = lloc[i0 + a];
+                float lf = (float)li;
+                const float *lk = w->lall + j0;
                 for (int64_t b = 0; b < nj; b++)
-                    s[b] = b == self ? 0.0f
-                                     : (float)(exp((double)s[b] - li) +
-                                               exp((double)s[b] -
-                                                   w->lall[j0 + b]));
+                    s[b] = c * (fexp(s[b] * inv_t - lf) +
+                                fexp(s[b] * inv_t - lk[b]));
+                if (self >= 0 && self < nj) s[self] = 0.0f;
             }
-            ss__sgemm(0, 0, mi, D, nj, c, S, T, w->xall + j0 * D, D, 1.0f,
-                      dx + i0 * D, D);
+            ss__tgemm(mi, D, nj, S, T, 1, w->xall + j0 * D, D, 1, dx + i0 * D,
+                      D, scratch);
         }
     }
 }
@@ -267,7 +324,7 @@ ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
     double total = 0.0;
     if (st == SS_OK) {
         float inv_t = 1.0f / o.temperature;
-        dntx_lse(lse, &w, inv_t);
+        dntx_lse(lse, &w, inv_t, o.cosine);
         dntx_pos_dots(li, w.x, V, N, D);
         double k = 1.0 / ((double)o.temperature * (double)(V - 1));
         for (int64_t i = 0; i < w.Ml; i++) {

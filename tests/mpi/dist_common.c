@@ -287,6 +287,7 @@ int ss_test_dist_all(const ss_comm *comm, int verbose) {
         stats_case(1, variant, 6, 5, 61 + variant);
         stats_case(1, variant, 40, 17, 71 + variant);
     }
+    ntxent_case(1, 2, 129, 3, 1, 0.3f, 7); /* > 1 local row tile (256) */
     ntxent_case(0, 2, 1, 1, 0, 0.5f, 5); /* N = 1, D = 1 (dot: cosine
                                             rows of D = 1 have no gradient) */
     error_cases();

@@ -98,17 +98,18 @@ static void dntx_free(dntx_work *w) {
 static ss_status dntx_setup(dntx_work *w, const char *fn, ss_status st,
                             const float *z, int64_t V, int64_t N, int64_t D,
                             const ss_ntxent_opts *o, const ss_comm *c,
-                            int need_lse) {
+                            int need_lse, float dloss) {
     memset(w, 0, sizeof *w);
     w->counts = ss__malloc((size_t)c->size * sizeof(int64_t));
     w->bytes = ss__malloc((size_t)c->size * sizeof(int64_t));
     if (st == SS_OK && (!w->counts || !w->bytes))
         st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
-    static const char *const names[] = {"V", "D", "temperature", "cosine"};
-    double vals[4] = {(double)V, (double)D, (double)o->temperature,
-                      o->cosine ? 1.0 : 0.0};
+    static const char *const names[] = {"V", "D", "temperature", "cosine",
+                                        "dloss"};
+    double vals[5] = {(double)V, (double)D, (double)o->temperature,
+                      o->cosine ? 1.0 : 0.0, (double)dloss};
     int64_t off = 0, Ntot = 0, dummy[1];
-    st = ss__dist_agree(c, fn, st, vals, names, 4, N,
+    st = ss__dist_agree(c, fn, st, vals, names, 5, N,
                         w->counts ? w->counts : dummy, &off, &Ntot);
     if (st != SS_OK) {
         dntx_free(w);
@@ -315,7 +316,7 @@ ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
     if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
     if (st == SS_OK) st = dntx_check(fn, z, V, N, D, &o);
     dntx_work w;
-    SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm, 0));
+    SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm, 0, 0.0f));
     float *lse = ss__malloc((size_t)w.Ml * sizeof(float));
     double *li = ss__malloc((size_t)w.Ml * sizeof(double));
     st = lse && li ? SS_OK : ss__fail(SS_ERR_NOMEM, fn, "no memory for %lld "
@@ -380,7 +381,8 @@ ss_status ss_dist_ntxent_backward(float *dz, float dloss, const void *cache,
     if (st == SS_OK) st = dntx_check(fn, z, V, N, D, &o);
     if (st == SS_OK) st = dntx_check_cache(fn, cache, V, N, D, &o);
     dntx_work w;
-    SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm, 1));
+    SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm, 1,
+                      isfinite(dloss) ? dloss : 0.0f));
     dntx_header h;
     memcpy(&h, cache, sizeof h);
     float *dx = o.cosine ? ss__calloc((size_t)(w.Ml * D) * sizeof(float)) : dz;

@@ -107,7 +107,7 @@ static ss_status dbt_check_opts(const char *fn, const ss_barlow_opts *o) {
     return SS_OK;
 }
 
-static const char *const dbt_names[] = {"D", "lambda", "bn_eps"};
+static const char *const dbt_names[] = {"D", "lambda", "bn_eps", "dloss"};
 
 typedef struct {
     double *mean_a, *mean_b, *scale_a, *scale_b, *cdiag;
@@ -274,9 +274,10 @@ ss_status ss_dist_barlow_backward(float *da, float *db, float dloss,
     if (st == SS_OK) st = dst_check_ab(fn, a, b, N, D, o.form);
     float p[4] = {o.lambda, o.bn_eps, 0.0f, 0.0f};
     if (st == SS_OK) st = dst_check_cache(fn, cache, DBT_MAGIC, N, D, p);
-    double vals[3] = {(double)D, o.lambda, o.bn_eps};
+    double vals[4] = {(double)D, o.lambda, o.bn_eps,
+                      isfinite(dloss) ? dloss : 0.0};
     int64_t Ntot = 0;
-    SS_TRY(dst_agree(comm, fn, st, vals, dbt_names, 3, N, &Ntot));
+    SS_TRY(dst_agree(comm, fn, st, vals, dbt_names, 4, N, &Ntot));
     st = dst_check_ntot(fn, cache, Ntot);
     float *A = ss__malloc(3 * (size_t)(N * D) * sizeof(float));
     double *col = ss__malloc(4 * (size_t)D * sizeof(double));
@@ -330,7 +331,8 @@ static ss_status dvr_check_opts(const char *fn, const ss_vicreg_opts *o) {
     return SS_OK;
 }
 
-static const char *const dvr_names[] = {"D", "lambda", "mu", "nu", "eps"};
+static const char *const dvr_names[] = {"D", "lambda", "mu", "nu", "eps",
+                                         "dloss"};
 
 typedef struct {
     double *mean[2], *var[2];
@@ -452,9 +454,10 @@ ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
     if (st == SS_OK) st = dst_check_ab(fn, a, b, N, D, o.form);
     float p[4] = {o.lambda, o.mu, o.nu, o.eps};
     if (st == SS_OK) st = dst_check_cache(fn, cache, DVR_MAGIC, N, D, p);
-    double vals[5] = {(double)D, o.lambda, o.mu, o.nu, o.eps};
+    double vals[6] = {(double)D, o.lambda, o.mu, o.nu, o.eps,
+                      isfinite(dloss) ? dloss : 0.0};
     int64_t Ntot = 0;
-    SS_TRY(dst_agree(comm, fn, st, vals, dvr_names, 5, N, &Ntot));
+    SS_TRY(dst_agree(comm, fn, st, vals, dvr_names, 6, N, &Ntot));
     st = dst_check_ntot(fn, cache, Ntot);
     float *X = ss__malloc(2 * (size_t)(N * D) * sizeof(float));
     double *col = ss__malloc(4 * (size_t)D * sizeof(double));

@@ -126,3 +126,31 @@ SS_TEST(thread_ranks_3) {
     run_threads(3);
     ss_set_num_threads(keep);
 }
+
+/* ss_dist_ntxent on the local comm: 1 vs 2 OpenMP threads, more than one
+ * local row tile, equal up to float summation order. */
+SS_TEST(thread_count_independent) {
+    enum { V = 2, N = 150, D = 9 };
+    static float z[V * N * D], d1[V * N * D], d2[V * N * D];
+    ss_rng r;
+    ss_rng_seed(&r, 3);
+    for (int i = 0; i < V * N * D; i++) z[i] = (float)ss_rng_normal(&r);
+    ss_comm c = ss_comm_local();
+    void *cache = malloc(ss_dist_ntxent_cache_size(V, N, D));
+    float l1 = 0, l2 = 0;
+    int keep = ss_get_num_threads();
+    memset(d1, 0, sizeof d1), memset(d2, 0, sizeof d2);
+    ss_set_num_threads(1);
+    SS_CHECK_OK(ss_dist_ntxent_forward(&l1, NULL, cache, z, V, N, D, NULL, &c));
+    SS_CHECK_OK(ss_dist_ntxent_backward(d1, 1.0f, cache, z, V, N, D, NULL, &c));
+    ss_set_num_threads(2);
+    SS_CHECK_OK(ss_dist_ntxent_forward(&l2, NULL, cache, z, V, N, D, NULL, &c));
+    SS_CHECK_OK(ss_dist_ntxent_backward(d2, 1.0f, cache, z, V, N, D, NULL, &c));
+    ss_set_num_threads(keep);
+    SS_CHECK(fabsf(l1 - l2) <= 1e-6f * fabsf(l1));
+    double e = 0.0, s = 0.0;
+    for (int i = 0; i < V * N * D; i++)
+        e += (double)(d1[i] - d2[i]) * (d1[i] - d2[i]), s += (double)d1[i] * d1[i];
+    SS_CHECK(sqrt(e) <= 1e-6 * sqrt(s));
+    free(cache);
+}

@@ -241,6 +241,13 @@ static void error_cases(void) {
             fail("ntxent failed backward", "wrote into dz");
             break;
         }
+    /* dloss differing on one rank */
+    if (W > 1 && ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o,
+                                        g_comm) == SS_OK)
+        expect_all_fail("ntxent dloss differs",
+                        ss_dist_ntxent_backward(dz, R == bad ? 2.0f : 1.0f,
+                                                cache, z, V, N, D, &o, g_comm),
+                        SS_ERR_PARAM);
     /* HCL options: unsupported on all ranks */
     ss_ntxent_opts o3 = o;
     o3.hard_beta = 1.0f;

@@ -114,8 +114,9 @@ SS_API ss_status ss_dist_ntxent_forward(float *loss, float *losses,
                                         const ss_ntxent_opts *opts,
                                         const ss_comm *comm);
 /* dz: (V, N, D) accumulated: dz += dloss * world_size * dLglobal/dz_local.
- * dloss must be equal on all ranks. Errors as forward, plus SS_ERR_PARAM for
- * a cache not written by the matching forward. */
+ * dloss must be equal on all ranks (checked: SS_ERR_PARAM on every rank).
+ * Errors as forward, plus SS_ERR_PARAM for a non-finite dloss or a cache
+ * not written by the matching forward (same sizes, options, global batch). */
 SS_API ss_status ss_dist_ntxent_backward(float *dz, float dloss,
                                          const void *cache, const float *z,
                                          int64_t V, int64_t N, int64_t D,
@@ -141,7 +142,9 @@ SS_API ss_status ss_dist_barlow_forward(float *loss, float *terms, void *cache,
                                         int64_t N, int64_t D,
                                         const ss_barlow_opts *opts,
                                         const ss_comm *comm);
-/* da, db: (N, D) accumulated (mean convention). */
+/* da, db: (N, D) accumulated (mean convention). dloss equal on all ranks
+ * (checked). Errors as forward, plus SS_ERR_NONFINITE for dloss and
+ * SS_ERR_STATE for a cache not written by the matching forward. */
 SS_API ss_status ss_dist_barlow_backward(float *da, float *db, float dloss,
                                          const void *cache, const float *a,
                                          const float *b, int64_t N, int64_t D,

@@ -14,6 +14,7 @@
  */
 #include "comm_internal.h"
 #include "kernels/tgemm.h"
+#include "kernels/vexp.h"
 #include "kernels/norm.h"
 
 #include <string.h>
@@ -152,28 +153,6 @@ static ss_status dntx_setup(dntx_work *w, const char *fn, ss_status st,
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* e^x for x <= 88.3, 0 below -87.3; branch-free so the tile loops
- * vectorise (Cephes polynomial, as kernels/contrast.c's). */
-static inline float fexp(float x) {
-    float xc = x > 88.3f ? 88.3f : x;
-    xc = xc < -87.3f ? -87.3f : xc;
-    float n = xc * 1.44269504089f + 12582912.0f; /* round to nearest */
-    n -= 12582912.0f;
-    float r = xc - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.3f ? 0.0f : p * two_n;
-}
-
 /* Logit bound max_k ||x_k||^2 / t over the gathered rows: with
  * 2 * bound <= SS__GC_FIXED_SHIFT_MAX (kernels/contrast.h's rule), the
  * fixed shift e^{s - bound} lies in [e^-40, 1]: no running max needed. */
@@ -231,7 +210,7 @@ static void dntx_lse(float *lse, const dntx_work *w, float inv_t, int cosine) {
                     if (m == -INFINITY) continue;
                 }
                 float mf = (float)m, acc = 0.0f;
-                for (int64_t b = 0; b < nj; b++) acc += fexp(s[b] - mf);
+                for (int64_t b = 0; b < nj; b++) acc += ss__vexp(s[b] - mf);
                 double prev = fixed || mx[a] == -INFINITY
                                   ? sm[a] : sm[a] * exp(mx[a] - m);
                 mx[a] = m, sm[a] = prev + (double)acc;
@@ -265,8 +244,8 @@ static void dntx_grad(float *dx, const dntx_work *w, float inv_t, float c) {
                 float lf = (float)li;
                 const float *lk = w->lall + j0;
                 for (int64_t b = 0; b < nj; b++)
-                    s[b] = c * (fexp(s[b] * inv_t - lf) +
-                                fexp(s[b] * inv_t - lk[b]));
+                    s[b] = c * (ss__vexp(s[b] * inv_t - lf) +
+                                ss__vexp(s[b] * inv_t - lk[b]));
                 if (self >= 0 && self < nj) s[self] = 0.0f;
             }
             ss__tgemm(mi, D, nj, S, T, 1, w->xall + j0 * D, D, 1, dx + i0 * D,

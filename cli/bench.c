@@ -75,7 +75,7 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
            loss->name, ss_cli_fmt_shape(buf, sizeof buf, loss, s),
            (long long)cfg->threads, (long long)cfg->reps, (long long)cfg->warmup,
            (long long)cfg->seed);
-    printf("selfsup %s (%s)\n", ss_version(), ss_build_info());
+    printf("selfsup %s (%s%s)\n", ss_version(), ss_build_info(), ss_cli_coretype_note());
     if (torch)
         printf("torch %s: %s\n", c->torch_version, loss->reference);
     else if (c->note[0])

@@ -203,6 +203,10 @@ int ss_cli_compare(const char *cmd, const ss_cli_loss *loss,
  * (perf_anchors.md section 4.2); bench --peak overrides it. */
 #define SS_CLI_PEAK_GFLOPS_PER_CORE 100.0
 
+/* " OPENBLAS_CORETYPE=SkylakeX" when that variable is set (cli/main.c sets
+ * it and re-executes when OpenBLAS picked generic kernels; the PyTorch
+ * subprocess inherits it), else "". */
+const char *ss_cli_coretype_note(void);
 /* "12.3 MiB", "1.06 GiB", "n/a" into buf. */
 const char *ss_cli_fmt_bytes(char *buf, size_t n, int64_t bytes);
 /* "812 ms", "2.71 s", "95.1 us" into buf. */

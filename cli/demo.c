@@ -88,8 +88,9 @@ int ss_cli_demo(int argc, char **argv) {
     }
     if (rc) return rc;
 
-    printf("selfsup %s (%s), %lld threads, median of %lld reps after %lld warmup\n",
-           ss_version(), ss_build_info(), (long long)cfg.threads, (long long)cfg.reps,
+    printf("selfsup %s (%s%s), %lld threads, median of %lld reps after %lld warmup\n",
+           ss_version(), ss_build_info(), ss_cli_coretype_note(), (long long)cfg.threads,
+           (long long)cfg.reps,
            (long long)cfg.warmup);
     printf("time: forward + backward; mem: peak beyond inputs and gradients\n\n");
     print_header(markdown);

@@ -24,10 +24,12 @@ static void usage(FILE *f, const ss_cli_opt *opts, int nopts) {
     for (int i = 0; i < ss_cli_nlosses; i++) {
         const ss_cli_loss *l = &ss_cli_losses[i];
         ss_cli_shape none = {0, 0, 0, 0}, s = ss_cli_loss_shape(l, &none, 0);
-        char buf[64];
-        fprintf(f, "  %-11s %-24s views %lld..%lld  %s\n", l->name,
-                ss_cli_fmt_shape(buf, sizeof buf, l, &s), (long long)l->min_views,
-                (long long)l->max_views, l->reference);
+        char buf[64], views[32] = "views -";
+        if (!l->dims || strchr(l->dims, 'V'))
+            snprintf(views, sizeof views, "views %lld..%lld", (long long)l->min_views,
+                     (long long)l->max_views);
+        fprintf(f, "  %-11s %-24s %-12s %s\n", l->name,
+                ss_cli_fmt_shape(buf, sizeof buf, l, &s), views, l->reference);
     }
     fprintf(f,
             "\n"

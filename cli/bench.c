@@ -87,8 +87,10 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
         printf("FLOP model: %s = %.3g GFLOP\n", loss->flop_model, gflop);
     else
         printf("FLOP model: none (elementwise, Sinkhorn or SVD work: no GFLOP/s)\n");
-    printf("peak: %.0f GFLOP/s per core x %lld cores (--peak)\n\n", peak_per_core,
-           (long long)cores);
+    if (loss->macs)
+        printf("peak: %.0f GFLOP/s per core x %lld cores (--peak)\n", peak_per_core,
+               (long long)cores);
+    printf("\n");
 
     line(torch, "", "selfsup", "torch", "torch/selfsup");
     line_time(torch, "forward (median)", c->ours.fwd_median, c->torch.fwd_median);

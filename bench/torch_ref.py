@@ -18,6 +18,12 @@ today:
           (selfsup's generalisation)
   dclw    lightly DCLWLoss, tau 0.1, sigma 0.5 (V = 2)
 
+The other losses (negcos ... mae) import their float64 reference function
+from tests/ref/<group>.py (written as lightly / DINOv2 / MAE / torch write
+them) and run it in float32 on the inputs `selfsup bench` wrote; the arrays
+and the sizes derived from --n/--d/--k/--views are listed in array_spec and
+must match cli/losses.c.
+
 Timing: forward and backward of `warmup` untimed then `reps` timed calls;
 medians and the minimum. Gradient buffers exist before timing (backward
 accumulates into them, like selfsup's). Peak extra memory, measured over the
@@ -38,8 +44,10 @@ a, b (N,D) f32; moco q, k (N,D), queue (K,D) f32.
 import argparse
 import ctypes
 import gc
+import importlib
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -48,7 +56,18 @@ import warnings
 EXIT_NO_TORCH = 3
 CLIP_LOG_SCALE = math.log(1 / 0.07)
 SIGLIP_LOG_T, SIGLIP_BIAS = math.log(10.0), -10.0
-LOSSES = ("ntxent", "supcon", "moco", "clip", "siglip", "dcl", "dclw")
+CONTRASTIVE = ("ntxent", "supcon", "moco", "clip", "siglip", "dcl", "dclw")
+# The other losses: the float64 references of tests/ref/<module>.py, written
+# the way the reference library writes them, imported and run in float32.
+# name: (module, arrays in `selfsup bench` order, see array_spec)
+OTHER = {
+    "negcos": "negcos", "barlow": "barlow", "vicreg": "vicreg", "tico": "tico",
+    "wmse": "wmse", "hypersphere": "hypersphere", "koleo": "koleo", "mmcr": "mmcr",
+    "empssl": "tcr", "dino": "dino", "ibot": "ibot", "swav": "swav", "msn": "msn",
+    "pmsn": "msn", "mlm": "mlm", "fused_ce": "fused_ce", "recon": "recon", "mae": "mae",
+}
+LOSSES = CONTRASTIVE + tuple(OTHER)
+REF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref")
 
 
 # ---- the reference formulas ------------------------------------------------
@@ -163,6 +182,151 @@ def dcl_lightly(out0, out1, temperature=0.1, weighted=False, sigma=0.5):
     return 0.5 * (one_side(out0, out1) + one_side(out1, out0))
 
 
+# ---- the other losses --------------------------------------------------------
+
+def gcd16(d):
+    return math.gcd(d, 16)
+
+
+def array_spec(args):
+    """[(name, dtype, shape or callable(arrays) -> shape, grad)] in the order
+    cli/losses.c writes them (its arrays_<loss> functions)."""
+    V, N, D, K = args.views, args.n, args.d, args.k
+    f, i, u = "<f4", "<i8", "u1"
+    nd = (N, D)
+    if args.loss == "negcos":
+        return [("p1", f, nd, 1), ("p2", f, nd, 1), ("z1", f, nd, 0), ("z2", f, nd, 0)]
+    if args.loss in ("barlow", "vicreg", "tico", "hypersphere"):
+        return [("a", f, nd, 1), ("b", f, nd, 1)]
+    if args.loss in ("wmse", "empssl"):
+        return [("z", f, (V, N, D), 1)]
+    if args.loss == "koleo":
+        return [("x", f, nd, 1)]
+    if args.loss == "mmcr":
+        return [("online", f, (N, V, D), 1), ("momentum", f, (N, V, D), 0)]
+    if args.loss == "dino":
+        return [("teacher", f, (2, N, K), 0), ("student", f, (V, N, K), 1),
+                ("center", f, (K,), 0)]
+    if args.loss == "ibot":
+        m = lambda a: (int(a["mask"].astype(bool).sum()), K)
+        return [("mask", u, nd, 0), ("teacher", f, m, 0), ("student", f, m, 1),
+                ("center", f, (K,), 0)]
+    if args.loss == "swav":
+        return [("high", f, (2, N, K), 1), ("low", f, (V - 2, N, K), 1)]
+    if args.loss in ("msn", "pmsn"):
+        return [("anchors", f, (V, N, D), 1), ("targets", f, nd, 0),
+                ("prototypes", f, (K, D), 1)]
+    if args.loss == "mlm":
+        return [("logits", f, (N, K), 1), ("targets", i, (N,), 0)]
+    if args.loss == "fused_ce":
+        return [("hidden", f, nd, 1), ("weight", f, (K, D), 1), ("bias", f, (K,), 1),
+                ("targets", i, (N,), 0)]
+    if args.loss == "recon":
+        return [("pred", f, (N * D,), 1), ("target", f, (N * D,), 0)]
+    if args.loss == "mae":
+        p = gcd16(D)
+        L = (D // p) ** 2
+        return [("imgs", f, (N, 3, D, D), 0), ("pred", f, (N, L, p * p * 3), 1),
+                ("mask", u, (N, L), 0)]
+    raise ValueError(args.loss)
+
+
+def read_arrays(args):
+    spec = array_spec(args)
+    out = {}
+    if args.inputs is None:  # random inputs of the right shapes (standalone use)
+        rng = np.random.default_rng(args.seed)
+        for name, dt, shape, _ in spec:
+            shape = shape(out) if callable(shape) else shape
+            if dt == "u1":
+                out[name] = (rng.random(shape) < 0.5).astype(np.uint8)
+            elif dt == "<i8":
+                out[name] = rng.integers(0, args.k, shape)
+            else:
+                out[name] = rng.standard_normal(shape, dtype=np.float32)
+        return out
+    with open(args.inputs, "rb") as fh:
+        for name, dt, shape, _ in spec:
+            shape = shape(out) if callable(shape) else shape
+            count = int(np.prod(shape))
+            out[name] = np.fromfile(fh, dtype=np.dtype(dt), count=count).reshape(shape)
+            if out[name].size != count:
+                raise ValueError(f"{args.inputs}: too short for {name} {shape}")
+    return out
+
+
+def import_ref(name):
+    """tests/ref/<name>.py; the references set float64 as the default dtype
+    on import: back to float32, the precision timed here."""
+    if REF_DIR not in sys.path:
+        sys.path.insert(0, REF_DIR)
+    mod = importlib.import_module(name)
+    torch.set_default_dtype(torch.float32)
+    return mod
+
+
+def build_other(args):
+    """(leaves that receive gradients, closure computing the loss)."""
+    spec = array_spec(args)
+    arrays = read_arrays(args)
+    t = {}
+    leaves = []
+    for name, dt, _, grad in spec:
+        x = torch.from_numpy(np.ascontiguousarray(arrays[name]))
+        if grad:
+            x = x.float().requires_grad_(True)
+            leaves.append(x)
+        t[name] = x
+    ref = import_ref(OTHER[args.loss])
+    V, N, D, K = args.views, args.n, args.d, args.k
+    loss = args.loss
+    if loss == "negcos":
+        fn = lambda: ref.negcos_sym_loss(t["p1"], t["p2"], t["z1"], t["z2"])
+    elif loss == "barlow":
+        fn = lambda: ref.barlow_loss(t["a"], t["b"])
+    elif loss == "vicreg":
+        fn = lambda: ref.vicreg_loss(t["a"], t["b"])
+    elif loss == "tico":  # zero covariance state, not updated (as cli/losses.c)
+        c_old = torch.zeros(D, D)
+        fn = lambda: ref.lightly_tico_step(t["a"], t["b"], c_old, 0.9, 8.0)[0].mean()
+    elif loss == "wmse":
+        w_size = 256 if N % 256 == 0 and 256 >= 2 * D else N
+        perms = torch.arange(N).view(1, N)
+        fn = lambda: ref.lightly_wmse(t["z"].view(V * N, D), V, w_size, 1, 0.0, perms)
+    elif loss == "hypersphere":
+        fn = lambda: ref.lightly_hypersphere(t["a"], t["b"])
+    elif loss == "koleo":
+        fn = lambda: ref.dinov2_koleo(t["x"])[0].mean()
+    elif loss == "mmcr":
+        fn = lambda: ref.lightly_mmcr(t["online"], t["momentum"])
+    elif loss == "empssl":
+        fn = lambda: ref.empssl_loss(t["z"])
+    elif loss == "dino":
+        fn = lambda: ref.lightly_dino(list(t["teacher"]), list(t["student"]),
+                                      t["center"], 0.04, 0.1)
+    elif loss == "ibot":
+        mask = t["mask"].bool()
+        fn = lambda: ref.lightly_ibot(t["teacher"], t["student"], mask, t["center"],
+                                      0.04, 0.1)[0]
+    elif loss == "swav":
+        fn = lambda: ref.lightly_swav(list(t["high"]), list(t["low"]), None, 0.1, 3,
+                                      0.05, ref.lightly_sinkhorn)[0]
+    elif loss in ("msn", "pmsn"):
+        prior = "uniform" if loss == "msn" else "power_law"
+        fn = lambda: ref.lightly_msn(t["anchors"].reshape(V * N, D), t["targets"],
+                                     t["prototypes"], prior=prior)[0]
+    elif loss == "mlm":
+        fn = lambda: ref.mlm_loss(t["logits"], t["targets"])
+    elif loss == "fused_ce":
+        fn = lambda: ref.fused_ce_loss(t["hidden"], t["weight"], t["bias"], t["targets"])
+    elif loss == "recon":
+        fn = lambda: ref.recon_loss(0, 0, t["pred"], t["target"], None)
+    else:  # mae
+        mask = t["mask"].float()
+        fn = lambda: ref.mae_loss(t["imgs"], t["pred"], mask, gcd16(D))
+    return leaves, fn
+
+
 # ---- inputs ------------------------------------------------------------------
 
 def read_inputs(args):
@@ -263,8 +427,10 @@ def mem_begin():
 def run(args):
     settle_malloc()
     torch.set_num_threads(args.threads)
-    arrays = read_inputs(args)
-    leaves, loss_fn = build(args, arrays)
+    if args.loss in OTHER:
+        leaves, loss_fn = build_other(args)
+    else:
+        leaves, loss_fn = build(args, read_inputs(args))
     for x in leaves:
         x.grad = torch.zeros_like(x)  # backward accumulates into these
     fwd, bwd = [], []
@@ -309,6 +475,8 @@ def parse_args(argv):
         p.error("sizes, threads and reps must be >= 1, warmup >= 0")
     if args.loss in ("moco", "clip", "siglip", "dclw") and args.views != 2:
         p.error(f"{args.loss} takes 2 views")
+    if args.loss in ("dino", "swav") and args.views < 2:
+        p.error(f"{args.loss} takes at least 2 views")
     return args
 
 

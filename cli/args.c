@@ -106,7 +106,9 @@ void ss_cli_print_opts(FILE *f, const ss_cli_opt *opts, int nopts) {
         snprintf(flag, sizeof flag, "%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
         fprintf(f, "  %-16s %s", flag, o->help);
-        if (o->kind == SS_CLI_INT)
+        if (o->kind == SS_CLI_INT && *(int64_t *)o->value < 0)
+            fprintf(f, " (default: per loss, see below)");
+        else if (o->kind == SS_CLI_INT)
             fprintf(f, " (default %lld)", (long long)*(int64_t *)o->value);
         else if (o->kind == SS_CLI_REAL)
             fprintf(f, " (default %g)", *(double *)o->value);
@@ -140,11 +142,14 @@ int ss_cli_run_opts(ss_cli_opt *o, ss_cli_run_cfg *cfg) {
 
 int ss_cli_shape_opts(ss_cli_opt *o, ss_cli_shape *s, int with_views) {
     const ss_cli_opt opts[SS_CLI_SHAPE_NOPTS] = {
-        {"--n", "N", SS_CLI_INT, &s->N, 1, 1 << 30, 0, "batch size: samples per view"},
-        {"--d", "D", SS_CLI_INT, &s->D, 1, 1 << 20, 0, "embedding dimension"},
-        {"--k", "K", SS_CLI_INT, &s->K, 1, 1 << 30, 0, "queue length, moco only"},
+        {"--n", "N", SS_CLI_INT, &s->N, 1, 1 << 30, 0,
+         "batch size (samples per view); mlm/fused_ce tokens; ibot/mae images"},
+        {"--d", "D", SS_CLI_INT, &s->D, 1, 1 << 20, 0,
+         "embedding dimension; fused_ce hidden; ibot tokens; mae image side"},
+        {"--k", "K", SS_CLI_INT, &s->K, 1, 1 << 30, 0,
+         "moco queue; dino/ibot/swav/msn prototypes; mlm/fused_ce vocabulary"},
         {"--views", "V", SS_CLI_INT, &s->V, 1, 64, 0,
-         "views: supcon 1..64, ntxent and dcl 2..64, others 2"},
+         "views (see the list below for each loss's range)"},
     };
     int n = with_views ? SS_CLI_SHAPE_NOPTS : SS_CLI_SHAPE_NOPTS - 1;
     memcpy(o, opts, (size_t)n * sizeof *o);

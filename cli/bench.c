@@ -20,6 +20,17 @@ static void usage(FILE *f, const ss_cli_opt *opts, int nopts) {
             "options:\n",
             ss_cli_loss_names());
     ss_cli_print_opts(f, opts, nopts);
+    fprintf(f, "\nper-loss default sizes, accepted views, and the PyTorch reference:\n");
+    for (int i = 0; i < ss_cli_nlosses; i++) {
+        const ss_cli_loss *l = &ss_cli_losses[i];
+        ss_cli_shape none = {0, 0, 0, 0}, s = ss_cli_loss_shape(l, &none, 0);
+        char buf[64], views[32] = "views -";
+        if (!l->dims || strchr(l->dims, 'V'))
+            snprintf(views, sizeof views, "views %lld..%lld", (long long)l->min_views,
+                     (long long)l->max_views);
+        fprintf(f, "  %-11s %-24s %-12s %s\n", l->name,
+                ss_cli_fmt_shape(buf, sizeof buf, l, &s), views, l->reference);
+    }
     fprintf(f,
             "\n"
             "environment: SELFSUP_PYTHON (default /usr/bin/python3), SELFSUP_TORCH_REF\n"
@@ -58,7 +69,7 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
                    const ss_cli_comparison *c) {
     int torch = c->torch_result == SS_CLI_TORCH_DONE;
     char buf[64], a[32], b[32], r[48];
-    double gflop = 2.0 * loss->macs(s) * 1e-9;
+    double gflop = loss->macs ? 2.0 * loss->macs(s) * 1e-9 : 0.0;
     int64_t cores = cfg->threads < ss_cli_ncpu() ? cfg->threads : ss_cli_ncpu();
     double peak = peak_per_core * (double)cores;
 
@@ -66,15 +77,20 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
            loss->name, ss_cli_fmt_shape(buf, sizeof buf, loss, s),
            (long long)cfg->threads, (long long)cfg->reps, (long long)cfg->warmup,
            (long long)cfg->seed);
-    printf("selfsup %s (%s)\n", ss_version(), ss_build_info());
+    printf("selfsup %s (%s%s)\n", ss_version(), ss_build_info(), ss_cli_coretype_note());
     if (torch)
         printf("torch %s: %s\n", c->torch_version, loss->reference);
     else if (c->note[0])
         printf("torch: %s: %s\n",
                c->torch_result == SS_CLI_TORCH_FAILED ? "failed" : "not run", c->note);
-    printf("FLOP model: %s = %.3g GFLOP\n", loss->flop_model, gflop);
-    printf("peak: %.0f GFLOP/s per core x %lld cores (--peak)\n\n", peak_per_core,
-           (long long)cores);
+    if (loss->macs)
+        printf("FLOP model: %s = %.3g GFLOP\n", loss->flop_model, gflop);
+    else
+        printf("FLOP model: none (elementwise, Sinkhorn or SVD work: no GFLOP/s)\n");
+    if (loss->macs)
+        printf("peak: %.0f GFLOP/s per core x %lld cores (--peak)\n", peak_per_core,
+               (long long)cores);
+    printf("\n");
 
     line(torch, "", "selfsup", "torch", "torch/selfsup");
     line_time(torch, "forward (median)", c->ours.fwd_median, c->torch.fwd_median);
@@ -82,15 +98,17 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
     line_time(torch, "fwd+bwd (median)", c->ours.total_median, c->torch.total_median);
     line_time(torch, "fwd+bwd (min)", c->ours.total_min, c->torch.total_min);
 
-    double ours_gfs = gflop / c->ours.total_median;
-    double torch_gfs = torch ? gflop / c->torch.total_median : 0;
-    snprintf(a, sizeof a, "%.1f", ours_gfs);
-    snprintf(b, sizeof b, "%.1f", torch_gfs);
-    line(torch, "GFLOP/s (median)", a, b, "");
-    snprintf(a, sizeof a, "%.1f %%", 100.0 * ours_gfs / peak);
-    snprintf(b, sizeof b, "%.1f %%", 100.0 * torch_gfs / peak);
-    snprintf(buf, sizeof buf, "%% of peak (%.0f)", peak);
-    line(torch, buf, a, b, "");
+    if (loss->macs) {
+        double ours_gfs = gflop / c->ours.total_median;
+        double torch_gfs = torch ? gflop / c->torch.total_median : 0;
+        snprintf(a, sizeof a, "%.1f", ours_gfs);
+        snprintf(b, sizeof b, "%.1f", torch_gfs);
+        line(torch, "GFLOP/s (median)", a, b, "");
+        snprintf(a, sizeof a, "%.1f %%", 100.0 * ours_gfs / peak);
+        snprintf(b, sizeof b, "%.1f %%", 100.0 * torch_gfs / peak);
+        snprintf(buf, sizeof buf, "%% of peak (%.0f)", peak);
+        line(torch, buf, a, b, "");
+    }
 
     /* memory ratio with selfsup counted as at least one page */
     double mine = c->ours.extra_bytes > 4096 ? (double)c->ours.extra_bytes : 4096.0;
@@ -108,11 +126,11 @@ static void report(const ss_cli_loss *loss, const ss_cli_shape *s,
 }
 
 int ss_cli_bench(int argc, char **argv) {
-    ss_cli_shape s = {2, 4096, 128, 16384};
+    ss_cli_shape given = {-1, -1, -1, -1}; /* < 0: the loss's default */
     ss_cli_run_cfg cfg = {ss_cli_ncpu(), 5, 1, 0, SS_CLI_TORCH_AUTO};
     double peak = SS_CLI_PEAK_GFLOPS_PER_CORE;
     ss_cli_opt opts[BENCH_NOPTS];
-    int n = ss_cli_shape_opts(opts, &s, 1);
+    int n = ss_cli_shape_opts(opts, &given, 1);
     n += ss_cli_run_opts(opts + n, &cfg);
     opts[n++] = (ss_cli_opt){"--peak", "GF", SS_CLI_REAL, &peak, 1e-3, 1e6, 0,
                              "peak GFLOP/s of one core, for the % of peak"};
@@ -129,6 +147,7 @@ int ss_cli_bench(int argc, char **argv) {
     if (!loss)
         return ss_cli_usage_error("bench: unknown loss '%s'; one of: %s", name,
                                   ss_cli_loss_names());
+    ss_cli_shape s = ss_cli_loss_shape(loss, &given, 0);
     if ((rc = ss_cli_check_shape("bench", loss, &s))) return rc;
 
     ss_cli_comparison c;

@@ -58,7 +58,18 @@ typedef enum {
     SS_CLI_STACKED, /* z: (V, N, D) float32 [, labels: (N) int64] */
     SS_CLI_PAIR,    /* a: (N, D), b: (N, D) float32 */
     SS_CLI_QUEUE,   /* q: (N, D), k: (N, D), queue: (K, D) float32 */
+    SS_CLI_ARRAYS,  /* the loss's own list of arrays (ss_cli_loss.arrays) */
 } ss_cli_layout;
+
+/* One input array of an SS_CLI_ARRAYS loss: element type, element count,
+ * and whether backward accumulates a gradient into it. */
+typedef enum { SS_CLI_F32, SS_CLI_I64, SS_CLI_U8 } ss_cli_dtype;
+typedef struct {
+    ss_cli_dtype type;
+    int64_t count; /* an upper bound; init may lower it (ibot's M) */
+    int grad;
+} ss_cli_array;
+#define SS_CLI_MAX_ARRAYS 6
 
 typedef struct ss_cli_problem ss_cli_problem; /* inputs, gradients, cache */
 
@@ -69,10 +80,17 @@ typedef struct {
     int labels;                   /* takes labels (N) */
     int64_t min_views, max_views; /* accepted V */
     const char *flop_model;       /* e.g. "2 M^2 D MAC, M = V N" */
-    double (*macs)(const ss_cli_shape *s); /* multiply-adds of fwd + bwd */
+    double (*macs)(const ss_cli_shape *s); /* MACs of fwd + bwd; NULL: none */
     size_t (*cache_size)(const ss_cli_problem *p);
     ss_status (*forward)(ss_cli_problem *p);
     ss_status (*backward)(ss_cli_problem *p);
+    /* SS_CLI_ARRAYS only: the arrays at shape s (returns how many) and
+     * their random contents. */
+    int (*arrays)(const ss_cli_shape *s, ss_cli_array *a);
+    void (*init)(ss_cli_problem *p, ss_rng *rng);
+    const char *dims; /* shape letters printed, e.g. "VND"; NULL: by layout */
+    /* default sizes of bench and demo (N = 0: the contrastive defaults) */
+    ss_cli_shape bench_shape, demo_shape;
 } ss_cli_loss;
 
 extern const ss_cli_loss ss_cli_losses[];
@@ -144,6 +162,10 @@ int ss_cli_run_opts(ss_cli_opt *opts, ss_cli_run_cfg *cfg);
 /* --n --d --k (and --views when with_views), bound to s. */
 #define SS_CLI_SHAPE_NOPTS 4
 int ss_cli_shape_opts(ss_cli_opt *opts, ss_cli_shape *s, int with_views);
+/* The shape a loss runs at: its bench (demo when demo) defaults, with the
+ * fields of given that are >= 1 (flags the user passed) taking precedence. */
+ss_cli_shape ss_cli_loss_shape(const ss_cli_loss *loss, const ss_cli_shape *given,
+                               int demo);
 /* Usage error (2) when s does not suit loss (views out of its range). */
 int ss_cli_check_shape(const char *cmd, const ss_cli_loss *loss,
                        const ss_cli_shape *s);
@@ -181,6 +203,10 @@ int ss_cli_compare(const char *cmd, const ss_cli_loss *loss,
  * (perf_anchors.md section 4.2); bench --peak overrides it. */
 #define SS_CLI_PEAK_GFLOPS_PER_CORE 100.0
 
+/* " OPENBLAS_CORETYPE=SkylakeX" when that variable is set (cli/main.c sets
+ * it and re-executes when OpenBLAS picked generic kernels; the PyTorch
+ * subprocess inherits it), else "". */
+const char *ss_cli_coretype_note(void);
 /* "12.3 MiB", "1.06 GiB", "n/a" into buf. */
 const char *ss_cli_fmt_bytes(char *buf, size_t n, int64_t bytes);
 /* "812 ms", "2.71 s", "95.1 us" into buf. */

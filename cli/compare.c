@@ -237,9 +237,13 @@ static int torch_fits(const ss_cli_loss *loss, const ss_cli_shape *s, char *note
                                                  : (double)s->N;
     double cols = loss->layout == SS_CLI_QUEUE ? (double)s->K + 1 : rows;
     double need = 8.0 * rows * cols * sizeof(float);
+    /* the other losses: a few copies of their arrays, and for the pairwise
+     * ones (hypersphere's pdist, koleo) an N x N matrix or two */
+    if (loss->layout == SS_CLI_ARRAYS)
+        need = 4.0 * ss_cli_problem_bytes(loss, s) + 4.0 * (double)s->N * (double)s->N * sizeof(float);
     double avail = mem_available();
     if (avail < 0 || need <= avail) return 1;
-    snprintf(note, n, "PyTorch would need about %.3g GiB (8 similarity matrices), "
+    snprintf(note, n, "PyTorch would need about %.3g GiB, "
              "more than the %.3g GiB available", need / (1 << 30), avail / (1 << 30));
     return 0;
 }

@@ -10,7 +10,7 @@ static void usage(FILE *f, const ss_cli_opt *opts, int nopts) {
     fprintf(f,
             "usage: selfsup demo [options]\n"
             "\n"
-            "Runs every loss forward + backward on random data with two views and\n"
+            "Runs every loss forward + backward on random data at a per-loss size and\n"
             "prints one table: median time of selfsup and of the PyTorch formula of\n"
             "the reference library (bench/torch_ref.py) on the same inputs, the\n"
             "speedup, the peak memory beyond inputs and gradients of each, and the\n"
@@ -29,7 +29,7 @@ typedef struct {
 
 static const char *const header[8] = {"loss",   "shape",       "selfsup",   "torch",
                                       "speedup", "selfsup mem", "torch mem", "loss rel diff"};
-static const int width[8] = {-6, -22, 9, 9, 8, 11, 11, 13}; /* < 0: left-aligned */
+static const int width[8] = {-11, -24, 9, 9, 8, 11, 11, 13}; /* < 0: left-aligned */
 
 static void print_row(const char *const *cells, int markdown) {
     for (int i = 0; i < 8; i++) {
@@ -70,13 +70,14 @@ static void fill_row(const char **cells, char (*buf)[32], const ss_cli_loss *los
 }
 
 int ss_cli_demo(int argc, char **argv) {
-    /* Moderate sizes: the whole demo, PyTorch included, takes about a minute
-     * on the 2-core reference machine. */
-    ss_cli_shape s = {2, 2048, 128, 16384};
+    /* Per-loss moderate sizes (ss_cli_loss.demo_shape): the whole demo,
+     * PyTorch included, takes one to two minutes on the 2-core reference
+     * machine. --n/--d/--k override them for every loss. */
+    ss_cli_shape given = {-1, -1, -1, -1}; /* < 0: each loss's demo size */
     ss_cli_run_cfg cfg = {ss_cli_ncpu(), 3, 1, 0, SS_CLI_TORCH_AUTO};
     int markdown = 0;
     ss_cli_opt opts[DEMO_NOPTS];
-    int n = ss_cli_shape_opts(opts, &s, 0);
+    int n = ss_cli_shape_opts(opts, &given, 0);
     n += ss_cli_run_opts(opts + n, &cfg);
     opts[n++] = (ss_cli_opt){"--markdown", NULL, SS_CLI_SWITCH, &markdown, 0, 0, 1,
                              "print the table as markdown (docs/BENCHMARKS.md)"};
@@ -87,14 +88,16 @@ int ss_cli_demo(int argc, char **argv) {
     }
     if (rc) return rc;
 
-    printf("selfsup %s (%s), %lld threads, median of %lld reps after %lld warmup\n",
-           ss_version(), ss_build_info(), (long long)cfg.threads, (long long)cfg.reps,
+    printf("selfsup %s (%s%s), %lld threads, median of %lld reps after %lld warmup\n",
+           ss_version(), ss_build_info(), ss_cli_coretype_note(), (long long)cfg.threads,
+           (long long)cfg.reps,
            (long long)cfg.warmup);
     printf("time: forward + backward; mem: peak beyond inputs and gradients\n\n");
     print_header(markdown);
     int compared = 0, mismatched = 0;
     for (int i = 0; i < ss_cli_nlosses; i++) {
         const ss_cli_loss *loss = &ss_cli_losses[i];
+        ss_cli_shape s = ss_cli_loss_shape(loss, &given, 1);
         ss_cli_comparison c;
         if ((rc = ss_cli_compare("demo", loss, &s, &cfg, &c))) return rc;
         const char *cells[8];
@@ -117,6 +120,6 @@ int ss_cli_demo(int argc, char **argv) {
                mismatched ? " (MISMATCH: a formula differs)" : "");
     printf("\nreferences (bench/torch_ref.py):\n");
     for (int i = 0; i < ss_cli_nlosses; i++)
-        printf("  %-7s %s\n", ss_cli_losses[i].name, ss_cli_losses[i].reference);
+        printf("  %-11s %s\n", ss_cli_losses[i].name, ss_cli_losses[i].reference);
     return 0;
 }

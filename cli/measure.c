@@ -86,3 +86,11 @@ const char *ss_cli_fmt_time(char *buf, size_t n, double s) {
              unit[u]);
     return buf;
 }
+
+const char *ss_cli_coretype_note(void) {
+    static char buf[96];
+    const char *core = getenv("OPENBLAS_CORETYPE");
+    if (!core || !*core) return "";
+    snprintf(buf, sizeof buf, " OPENBLAS_CORETYPE=%.60s", core);
+    return buf;
+}

@@ -62,11 +62,29 @@ for loss in ntxent supcon moco clip siglip dcl dclw; do
     check "bench $loss tiny" 0 "fwd+bwd (median)" \
         "$bin" bench $loss --n 24 --d 8 --k 40 --reps 2 --no-torch
 done
+# ... and of every other loss, at sizes each accepts (ibot: --d tokens per
+# image; mae: --d image side, patches gcd(d, 16); wmse: N >= 2 D)
+for loss in negcos barlow vicreg tico wmse hypersphere koleo mmcr empssl dino ibot \
+        swav msn pmsn mlm fused_ce recon mae; do
+    check "bench $loss tiny" 0 "fwd+bwd (median)" \
+        "$bin" bench $loss --n 24 --d 8 --k 40 --views 3 --reps 2 --no-torch
+done
+check "bench mae default patch" 0 "N=2 D=32" "$bin" bench mae --n 2 --d 32 --reps 1 --no-torch
+check "bench swav 2 views" 0 "V=2" "$bin" bench swav --views 2 --n 16 --k 24 --reps 1 --no-torch
+check "bench dino 1 view" 2 "--views: dino takes 2 to 64" "$bin" bench dino --views 1
+check "bench no FLOP model" 0 "FLOP model: none" "$bin" bench recon --n 8 --d 8 --reps 1 --no-torch
+check "bench barlow FLOP model" 0 "Gram form 3 N^2 D" "$bin" bench barlow --n 8 --d 16 --reps 1 --no-torch
+check "bench wmse too few rows" 1 "ss_wmse_forward" "$bin" bench wmse --n 8 --d 8 --reps 1 --no-torch
+check "bench --help per-loss sizes" 0 "fused_ce    N=1024 D=768 K=32768" "$bin" bench --help
 check "bench supcon 1 view" 0 "V=1" "$bin" bench supcon --views 1 --n 16 --d 8 --reps 1 --no-torch
 check "bench ntxent 3 views" 0 "V=3" "$bin" bench ntxent --views 3 --n 16 --d 8 --reps 1 --no-torch
 SELFSUP_PYTHON=/nonexistent/python3 \
     check "bench auto torch, no python" 0 "torch: not run" "$bin" bench clip --n 8 --d 4 --reps 1
 check "demo tiny" 0 "dclw" "$bin" demo --n 32 --d 16 --k 64 --reps 1 --no-torch
+for loss in negcos barlow vicreg tico wmse hypersphere koleo mmcr empssl dino ibot \
+        swav msn pmsn mlm fused_ce recon mae; do
+    grep -q "^$loss " "$out" || bad "demo tiny lacks $loss"
+done
 SELFSUP_PYTHON=/nonexistent/python3 \
     check "demo auto torch, no python" 0 "cannot run /nonexistent/python3" \
         "$bin" demo --n 16 --d 8 --k 32 --reps 1
@@ -85,6 +103,11 @@ if /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
     check "bench dcl 3 views --torch" 0 "torch/selfsup" \
         "$bin" bench dcl --views 3 --n 16 --d 8 --reps 1 --torch
     refute "bench dcl 3 views --torch agrees" "MISMATCH"
+    for loss in barlow swav; do
+        check "bench $loss --torch" 0 "torch/selfsup" \
+            "$bin" bench $loss --n 32 --d 16 --k 48 --views 3 --reps 1 --torch
+        refute "bench $loss --torch agrees" "MISMATCH"
+    done
     check "demo tiny --torch" 0 "siglip" "$bin" demo --n 40 --d 16 --k 96 --reps 1 --torch
     refute "demo tiny --torch agrees" "MISMATCH"
 else

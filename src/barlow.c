@@ -17,6 +17,7 @@
  */
 #include "internal.h"
 #include "kernels/stats.h"
+#include "redundancy.h"
 
 #include <string.h>
 
@@ -42,11 +43,6 @@ ss_barlow_opts ss_barlow_defaults(void) {
     return o;
 }
 
-static ss_moment_form bt_form(const ss_barlow_opts *o, int64_t N, int64_t D) {
-    if (o->form != SS_MOMENT_AUTO) return o->form;
-    return N < D ? SS_MOMENT_GRAM : SS_MOMENT_DXD;
-}
-
 static ss_status bt_check_sizes_opts(const char *fn, int64_t N, int64_t D,
                                      const ss_barlow_opts *o) {
     SS_TRY(ss__check_size(fn, "N", N, 2));
@@ -62,11 +58,7 @@ static ss_status bt_check_sizes_opts(const char *fn, int64_t N, int64_t D,
     if (!(o->bn_eps > 0.0f && isfinite(o->bn_eps)))
         return ss__fail(SS_ERR_PARAM, fn, "bn_eps must be finite and > 0, got %g",
                         (double)o->bn_eps);
-    if (o->form != SS_MOMENT_AUTO && o->form != SS_MOMENT_GRAM &&
-        o->form != SS_MOMENT_DXD)
-        return ss__fail(SS_ERR_PARAM, fn, "form must be SS_MOMENT_AUTO, _GRAM or "
-                        "_DXD, got %d", (int)o->form);
-    return SS_OK;
+    return ss__check_moment_form(fn, o->form);
 }
 
 static size_t bt_bytes(int64_t N, int64_t D, ss_moment_form form) {
@@ -78,7 +70,7 @@ static size_t bt_bytes(int64_t N, int64_t D, ss_moment_form form) {
 size_t ss_barlow_cache_size(int64_t N, int64_t D, const ss_barlow_opts *opts) {
     ss_barlow_opts o = opts ? *opts : ss_barlow_defaults();
     if (bt_check_sizes_opts("ss_barlow_cache_size", N, D, &o) != SS_OK) return 0;
-    return bt_bytes(N, D, bt_form(&o, N, D));
+    return bt_bytes(N, D, ss__moment_pick(o.form, N, D));
 }
 
 static bt_view bt_layout(const void *cache, int64_t N, int64_t D,
@@ -118,7 +110,7 @@ ss_status ss_barlow_forward(float *loss, float *terms, void *cache,
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
     SS_TRY(bt_check(fn, a, b, N, D, &o));
-    ss_moment_form form = bt_form(&o, N, D);
+    ss_moment_form form = ss__moment_pick(o.form, N, D);
     float *A = ss__malloc(2 * (size_t)(N * D) * sizeof(float));
     double *part = ss__malloc((size_t)(N > D ? N : D) * sizeof(double));
     if (!A || !part) {
@@ -193,21 +185,14 @@ ss_status ss_barlow_backward(float *da, float *db, float dloss,
                              int64_t N, int64_t D, const ss_barlow_opts *opts) {
     static const char *fn = "ss_barlow_backward";
     ss_barlow_opts o = opts ? *opts : ss_barlow_defaults();
-    SS_TRY(ss__check_ptr(fn, "da", da));
-    SS_TRY(ss__check_ptr(fn, "db", db));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    if (!isfinite(dloss))
-        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
-                        (double)dloss);
+    SS_TRY(ss__check_view_backward(fn, da, db, cache, dloss));
     SS_TRY(bt_check(fn, a, b, N, D, &o));
-    ss_moment_form form = bt_form(&o, N, D);
+    ss_moment_form form = ss__moment_pick(o.form, N, D);
     bt_header h;
     memcpy(&h, cache, sizeof h);
     if (h.magic != BT_MAGIC || h.N != N || h.D != D || h.form != (int32_t)form ||
         h.lambda != o.lambda || h.bn_eps != o.bn_eps)
-        return ss__fail(SS_ERR_STATE, fn,
-                        "cache was not written by the matching forward call "
-                        "(same sizes and options)");
+        return ss__fail_cache_mismatch(fn);
     float *A = ss__malloc(3 * (size_t)(N * D) * sizeof(float));
     double *col = ss__malloc(4 * (size_t)D * sizeof(double));
     if (!A || !col) {

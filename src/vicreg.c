@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 #include "kernels/stats.h"
+#include "redundancy.h"
 
 #include <string.h>
 
@@ -38,11 +39,6 @@ ss_vicreg_opts ss_vicreg_defaults(void) {
     return o;
 }
 
-static ss_moment_form vr_form(const ss_vicreg_opts *o, int64_t N, int64_t D) {
-    if (o->form != SS_MOMENT_AUTO) return o->form;
-    return N < D ? SS_MOMENT_GRAM : SS_MOMENT_DXD;
-}
-
 static ss_status vr_check_param(const char *fn, const char *name, float v,
                                 int nonneg) {
     if (isfinite(v) && (!nonneg || v >= 0.0f)) return SS_OK;
@@ -59,18 +55,14 @@ static ss_status vr_check_sizes_opts(const char *fn, int64_t N, int64_t D,
     SS_TRY(ss__check_size(fn, "N", N, 2));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     SS_TRY(ss__check_product(fn, N, D, 2));
-    ss_moment_form f = vr_form(o, N, D);
+    ss_moment_form f = ss__moment_pick(o->form, N, D);
     int64_t m = f == SS_MOMENT_GRAM ? N : D;
     SS_TRY(ss__check_product(fn, m, m, 2));
     SS_TRY(vr_check_param(fn, "lambda", o->lambda, 0));
     SS_TRY(vr_check_param(fn, "mu", o->mu, 0));
     SS_TRY(vr_check_param(fn, "nu", o->nu, 0));
     SS_TRY(vr_check_param(fn, "eps", o->eps, 1));
-    if (o->form != SS_MOMENT_AUTO && o->form != SS_MOMENT_GRAM &&
-        o->form != SS_MOMENT_DXD)
-        return ss__fail(SS_ERR_PARAM, fn, "form must be SS_MOMENT_AUTO, _GRAM or "
-                        "_DXD, got %d", (int)o->form);
-    return SS_OK;
+    return ss__check_moment_form(fn, o->form);
 }
 
 static int64_t vr_m(ss_moment_form f, int64_t N, int64_t D) {
@@ -80,7 +72,7 @@ static int64_t vr_m(ss_moment_form f, int64_t N, int64_t D) {
 size_t ss_vicreg_cache_size(int64_t N, int64_t D, const ss_vicreg_opts *opts) {
     ss_vicreg_opts o = opts ? *opts : ss_vicreg_defaults();
     if (vr_check_sizes_opts("ss_vicreg_cache_size", N, D, &o) != SS_OK) return 0;
-    int64_t m = vr_m(vr_form(&o, N, D), N, D);
+    int64_t m = vr_m(ss__moment_pick(o.form, N, D), N, D);
     return VR_HEADER_BYTES + 4 * (size_t)D * sizeof(double) +
            2 * (size_t)m * (size_t)m * sizeof(float);
 }
@@ -133,7 +125,7 @@ ss_status ss_vicreg_forward(float *loss, float *terms, void *cache,
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
     SS_TRY(vr_check(fn, a, b, N, D, &o));
-    ss_moment_form f = vr_form(&o, N, D);
+    ss_moment_form f = ss__moment_pick(o.form, N, D);
     int64_t m = vr_m(f, N, D);
     float *X = ss__malloc((size_t)(N * D) * sizeof(float));
     double *part = ss__malloc((size_t)(N > m ? N : m) * sizeof(double));
@@ -203,21 +195,14 @@ ss_status ss_vicreg_backward(float *da, float *db, float dloss,
                              int64_t N, int64_t D, const ss_vicreg_opts *opts) {
     static const char *fn = "ss_vicreg_backward";
     ss_vicreg_opts o = opts ? *opts : ss_vicreg_defaults();
-    SS_TRY(ss__check_ptr(fn, "da", da));
-    SS_TRY(ss__check_ptr(fn, "db", db));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    if (!isfinite(dloss))
-        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
-                        (double)dloss);
+    SS_TRY(ss__check_view_backward(fn, da, db, cache, dloss));
     SS_TRY(vr_check(fn, a, b, N, D, &o));
-    ss_moment_form f = vr_form(&o, N, D);
+    ss_moment_form f = ss__moment_pick(o.form, N, D);
     vr_header h;
     memcpy(&h, cache, sizeof h);
     if (h.magic != VR_MAGIC || h.N != N || h.D != D || h.form != (int32_t)f ||
         h.lambda != o.lambda || h.mu != o.mu || h.nu != o.nu || h.eps != o.eps)
-        return ss__fail(SS_ERR_STATE, fn,
-                        "cache was not written by the matching forward call "
-                        "(same sizes and options)");
+        return ss__fail_cache_mismatch(fn);
     float *X = ss__malloc(2 * (size_t)(N * D) * sizeof(float));
     double *col = ss__malloc(4 * (size_t)D * sizeof(double));
     if (!X || !col) {

@@ -9,8 +9,6 @@
 #include "internal.h"
 #include "kernels/cross.h"
 
-#include <float.h>
-
 #define CLIP_MAGIC 0x53534c43494c5031ull /* "SSLCILP1" */
 
 static size_t hdr_bytes(void) {
@@ -25,31 +23,6 @@ ss_clip_opts ss_clip_defaults(void) {
 size_t ss_clip_cache_size(int64_t N, int64_t D) {
     if (ss__cross_check_sizes("ss_clip_cache_size", N, D) != SS_OK) return 0;
     return hdr_bytes() + 2 * (size_t)N * sizeof(float);
-}
-
-/* Everything but the outputs; *scale = e^log_scale. */
-static ss_status check_inputs(const char *fn, const float *a, const float *b,
-                              float log_scale, int64_t N, int64_t D,
-                              float *scale) {
-    SS_TRY(ss__check_ptr(fn, "a", a));
-    SS_TRY(ss__check_ptr(fn, "b", b));
-    SS_TRY(ss__cross_check_sizes(fn, N, D));
-    double s = exp((double)log_scale);
-    if (!isfinite(log_scale) || !(s <= FLT_MAX))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "log_scale must be finite with e^log_scale finite in "
-                        "float32 (log_scale <= 88.7), got %g",
-                        (double)log_scale);
-    SS_TRY(ss__check_finite(fn, "a", a, N * D));
-    SS_TRY(ss__check_finite(fn, "b", b, N * D));
-    *scale = (float)s;
-    return SS_OK;
-}
-
-static ss_status nomem(const char *fn, int64_t N, int64_t D) {
-    return ss__fail(SS_ERR_NOMEM, fn,
-                    "cannot allocate workspace for N=%lld D=%lld", (long long)N,
-                    (long long)D);
 }
 
 /* (row CE_i + column CE_i) / 2 from the two log-sum-exps and S_ii as the
@@ -67,10 +40,11 @@ ss_status ss_clip_forward(float *loss, float *losses, void *cache,
     float scale;
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(check_inputs(fn, a, b, log_scale, N, D, &scale));
+    SS_TRY(ss__cross_check_pair(fn, a, b, N, D, "log_scale", log_scale,
+                                NULL, &scale));
     ss__cross_pair wk;
     if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 0) != SS_OK)
-        return nomem(fn, N, D);
+        return ss__cross_nomem(fn, N, D);
     float *rl = (float *)(void *)((char *)cache + hdr_bytes()), *cl = rl + N;
     ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, 0.0f};
     ss_status st = ss__cross_lse(rl, cl, wk.w, &p);
@@ -99,7 +73,8 @@ ss_status ss_clip_backward(float *da, float *db, float *dlog_scale, float dloss,
     SS_TRY(ss__check_ptr(fn, "da", da));
     SS_TRY(ss__check_ptr(fn, "db", db));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(check_inputs(fn, a, b, log_scale, N, D, &scale));
+    SS_TRY(ss__cross_check_pair(fn, a, b, N, D, "log_scale", log_scale,
+                                NULL, &scale));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                         (double)dloss);
@@ -107,7 +82,7 @@ ss_status ss_clip_backward(float *da, float *db, float *dlog_scale, float dloss,
                                o.cosine));
     ss__cross_pair wk;
     if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 1) != SS_OK)
-        return nomem(fn, N, D);
+        return ss__cross_nomem(fn, N, D);
     const float *rl =
         (const float *)(const void *)((const char *)cache + hdr_bytes());
     const float *cl = rl + N;

@@ -10,8 +10,6 @@
 #include "internal.h"
 #include "kernels/cross.h"
 
-#include <float.h>
-
 #define SIGLIP_MAGIC 0x53534c5349474c31ull /* "SSLSIGL1" */
 
 ss_siglip_opts ss_siglip_defaults(void) {
@@ -24,33 +22,6 @@ size_t ss_siglip_cache_size(int64_t N, int64_t D) {
     return sizeof(ss__cross_hdr);
 }
 
-static ss_status check_inputs(const char *fn, const float *a, const float *b,
-                              float log_t, float bias, int64_t N, int64_t D,
-                              float *scale) {
-    SS_TRY(ss__check_ptr(fn, "a", a));
-    SS_TRY(ss__check_ptr(fn, "b", b));
-    SS_TRY(ss__cross_check_sizes(fn, N, D));
-    double s = exp((double)log_t);
-    if (!isfinite(log_t) || !(s <= FLT_MAX))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "log_t must be finite with e^log_t finite in float32 "
-                        "(log_t <= 88.7), got %g",
-                        (double)log_t);
-    if (!isfinite(bias))
-        return ss__fail(SS_ERR_PARAM, fn, "bias must be finite, got %g",
-                        (double)bias);
-    SS_TRY(ss__check_finite(fn, "a", a, N * D));
-    SS_TRY(ss__check_finite(fn, "b", b, N * D));
-    *scale = (float)s;
-    return SS_OK;
-}
-
-static ss_status nomem(const char *fn, int64_t N, int64_t D) {
-    return ss__fail(SS_ERR_NOMEM, fn,
-                    "cannot allocate workspace for N=%lld D=%lld", (long long)N,
-                    (long long)D);
-}
-
 ss_status ss_siglip_forward(float *loss, float *losses, void *cache,
                             const float *a, const float *b, float log_t,
                             float bias, int64_t N, int64_t D,
@@ -60,14 +31,15 @@ ss_status ss_siglip_forward(float *loss, float *losses, void *cache,
     float scale;
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(check_inputs(fn, a, b, log_t, bias, N, D, &scale));
+    SS_TRY(ss__cross_check_pair(fn, a, b, N, D, "log_t", log_t, &bias,
+                                &scale));
     ss__cross_pair wk;
     if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 0) != SS_OK)
-        return nomem(fn, N, D);
+        return ss__cross_nomem(fn, N, D);
     double *rows = ss__malloc((size_t)N * sizeof(double));
     if (!rows) {
         ss__cross_pair_free(&wk);
-        return nomem(fn, N, D);
+        return ss__cross_nomem(fn, N, D);
     }
     ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, bias};
     ss_status st = ss__cross_sigmoid(rows, &p);
@@ -94,7 +66,8 @@ ss_status ss_siglip_backward(float *da, float *db, float *dlog_t, float *dbias,
     SS_TRY(ss__check_ptr(fn, "da", da));
     SS_TRY(ss__check_ptr(fn, "db", db));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(check_inputs(fn, a, b, log_t, bias, N, D, &scale));
+    SS_TRY(ss__cross_check_pair(fn, a, b, N, D, "log_t", log_t, &bias,
+                                &scale));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                         (double)dloss);
@@ -102,7 +75,7 @@ ss_status ss_siglip_backward(float *da, float *db, float *dlog_t, float *dbias,
                                o.cosine));
     ss__cross_pair wk;
     if (ss__cross_pair_make(&wk, a, b, N, D, o.cosine, 1) != SS_OK)
-        return nomem(fn, N, D);
+        return ss__cross_nomem(fn, N, D);
     float *ga = o.cosine ? wk.dan : da, *gb = o.cosine ? wk.dbn : db;
     ss__cross p = {wk.a, wk.b, NULL, N, N, D, scale, bias};
     double gx = 0.0, gbias = 0.0;

@@ -587,3 +587,31 @@ ss_status ss__cross_check_sizes(const char *fn, int64_t N, int64_t D) {
     SS_TRY(ss__check_size(fn, "D", D, 1));
     return ss__check_product(fn, N, D, 1);
 }
+
+ss_status ss__cross_check_pair(const char *fn, const float *a, const float *b,
+                               int64_t N, int64_t D, const char *scale_name,
+                               float log_scale, const float *bias,
+                               float *scale) {
+    SS_TRY(ss__check_ptr(fn, "a", a));
+    SS_TRY(ss__check_ptr(fn, "b", b));
+    SS_TRY(ss__cross_check_sizes(fn, N, D));
+    double s = exp((double)log_scale);
+    if (!isfinite(log_scale) || !(s <= FLT_MAX))
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "%s must be finite with e^%s finite in float32 "
+                        "(%s <= 88.7), got %g",
+                        scale_name, scale_name, scale_name, (double)log_scale);
+    if (bias && !isfinite(*bias))
+        return ss__fail(SS_ERR_PARAM, fn, "bias must be finite, got %g",
+                        (double)*bias);
+    SS_TRY(ss__check_finite(fn, "a", a, N * D));
+    SS_TRY(ss__check_finite(fn, "b", b, N * D));
+    *scale = (float)s;
+    return SS_OK;
+}
+
+ss_status ss__cross_nomem(const char *fn, int64_t N, int64_t D) {
+    return ss__fail(SS_ERR_NOMEM, fn,
+                    "cannot allocate workspace for N=%lld D=%lld", (long long)N,
+                    (long long)D);
+}

@@ -113,6 +113,18 @@ ss_status ss__cross_check_loss(const char *fn, double loss);
 /* N >= 1, D >= 1 and N * D in range (CLIP, SigLIP: a, b (N, D)). */
 ss_status ss__cross_check_sizes(const char *fn, int64_t N, int64_t D);
 
+/* The inputs of the paired losses (CLIP, SigLIP), in this order: a, b
+ * non-NULL; sizes as ss__cross_check_sizes; log-scale finite with
+ * e^log_scale finite in float (SS_ERR_PARAM, named scale_name); bias (when
+ * non-NULL) finite; a, b finite. Writes *scale = e^log_scale on success. */
+ss_status ss__cross_check_pair(const char *fn, const float *a, const float *b,
+                               int64_t N, int64_t D, const char *scale_name,
+                               float log_scale, const float *bias,
+                               float *scale);
+
+/* SS_ERR_NOMEM for the workspace of an (N, D) pair. */
+ss_status ss__cross_nomem(const char *fn, int64_t N, int64_t D);
+
 /* inv: (K) = 1 / max(||B_j||, SS_NORM_EPS). */
 void ss__cross_inv_norms(float *inv, const float *B, int64_t K, int64_t D);
 

@@ -133,6 +133,30 @@ static const double *nc_rows(const void *cache) {
     return (const double *)((const char *)cache + NC_HEADER_BYTES);
 }
 
+/* The entry points' checks after their own output pointers: loss (forward
+ * only), cache, dloss (backward only), the inputs and options, then
+ * (backward) the cache header for nx / 2 pairs. */
+static ss_status nc_forward_check(const char *fn, const float *loss,
+                                  const void *cache, const float *const *x,
+                                  const char *const *names, int nx, int64_t N,
+                                  int64_t D, const ss_negcos_opts *o) {
+    SS_TRY(ss__check_ptr(fn, "loss", loss));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    return nc_check(fn, x, names, nx, N, D, o);
+}
+
+static ss_status nc_backward_check(const char *fn, const void *cache,
+                                   float dloss, const float *const *x,
+                                   const char *const *names, int nx, int64_t N,
+                                   int64_t D, const ss_negcos_opts *o) {
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    if (!isfinite(dloss))
+        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
+                        (double)dloss);
+    SS_TRY(nc_check(fn, x, names, nx, N, D, o));
+    return nc_header_check(cache, fn, N, D, nx / 2, o->eps);
+}
+
 ss_status ss_negcos_forward(float *loss, float *losses, void *cache,
                             const float *p, const float *z, int64_t N,
                             int64_t D, const ss_negcos_opts *opts) {
@@ -140,9 +164,7 @@ ss_status ss_negcos_forward(float *loss, float *losses, void *cache,
     ss_negcos_opts o = opts ? *opts : ss_negcos_defaults();
     const float *x[] = {p, z};
     const char *names[] = {"p", "z"};
-    SS_TRY(ss__check_ptr(fn, "loss", loss));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(nc_check(fn, x, names, 2, N, D, &o));
+    SS_TRY(nc_forward_check(fn, loss, cache, x, names, 2, N, D, &o));
     double *rows = (double *)((char *)cache + NC_HEADER_BYTES);
     double total = nc_pair_forward(rows, losses, p, z, N, D, o.eps);
     nc_header_set(cache, N, D, 1, o.eps);
@@ -158,12 +180,7 @@ ss_status ss_negcos_backward(float *dp, float *dz, float dloss,
     const float *x[] = {p, z};
     const char *names[] = {"p", "z"};
     SS_TRY(ss__check_ptr(fn, "dp", dp));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    if (!isfinite(dloss))
-        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
-                        (double)dloss);
-    SS_TRY(nc_check(fn, x, names, 2, N, D, &o));
-    SS_TRY(nc_header_check(cache, fn, N, D, 1, o.eps));
+    SS_TRY(nc_backward_check(fn, cache, dloss, x, names, 2, N, D, &o));
     nc_pair_backward(dp, dz, nc_rows(cache), p, z, N, D,
                      -(double)dloss / (double)N);
     return SS_OK;
@@ -177,9 +194,7 @@ ss_status ss_negcos_sym_forward(float *loss, float *losses, void *cache,
     ss_negcos_opts o = opts ? *opts : ss_negcos_defaults();
     const float *x[] = {p1, p2, z1, z2};
     const char *names[] = {"p1", "p2", "z1", "z2"};
-    SS_TRY(ss__check_ptr(fn, "loss", loss));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(nc_check(fn, x, names, 4, N, D, &o));
+    SS_TRY(nc_forward_check(fn, loss, cache, x, names, 4, N, D, &o));
     double *rows = (double *)((char *)cache + NC_HEADER_BYTES);
     double t = nc_pair_forward(rows, losses, p1, z2, N, D, o.eps);
     t += nc_pair_forward(rows + N * NC_ROW, losses ? losses + N : NULL, p2, z1,
@@ -200,12 +215,7 @@ ss_status ss_negcos_sym_backward(float *dp1, float *dp2, float *dz1,
     const char *names[] = {"p1", "p2", "z1", "z2"};
     SS_TRY(ss__check_ptr(fn, "dp1", dp1));
     SS_TRY(ss__check_ptr(fn, "dp2", dp2));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    if (!isfinite(dloss))
-        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
-                        (double)dloss);
-    SS_TRY(nc_check(fn, x, names, 4, N, D, &o));
-    SS_TRY(nc_header_check(cache, fn, N, D, 2, o.eps));
+    SS_TRY(nc_backward_check(fn, cache, dloss, x, names, 4, N, D, &o));
     double w = -0.5 * (double)dloss / (double)N;
     const double *rows = nc_rows(cache);
     nc_pair_backward(dp1, dz2, rows, p1, z2, N, D, w);

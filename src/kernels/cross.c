@@ -440,6 +440,18 @@ static void finish_grads(float *dA, float *dB, double *gx, double *gb, slot *sl,
     }
 }
 
+/* Runs a backward job and reduces the per-thread slots into the outputs. */
+static ss_status run_grads(const job *jb, float *dA, float *dB, double *gx,
+                           double *gb) {
+    slot *sl;
+    int used;
+    void *mem;
+    if (run(jb, &sl, &used, &mem) != SS_OK) return nomem(jb->p);
+    finish_grads(dA, dB, gx, gb, sl, used, jb->p);
+    ss__free(mem);
+    return SS_OK;
+}
+
 ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
                                  const float *wr, const float *row_lse,
                                  const float *wc, const float *col_lse,
@@ -456,13 +468,7 @@ ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
               .wd = wd,
               .dA = dA != NULL,
               .dB = dB != NULL};
-    slot *sl;
-    int used;
-    void *mem;
-    if (run(&jb, &sl, &used, &mem) != SS_OK) return nomem(p);
-    finish_grads(dA, dB, gx, NULL, sl, used, p);
-    ss__free(mem);
-    return SS_OK;
+    return run_grads(&jb, dA, dB, gx, NULL);
 }
 
 ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p) {
@@ -488,13 +494,7 @@ ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
               .w = w,
               .dA = dA != NULL,
               .dB = dB != NULL};
-    slot *sl;
-    int used;
-    void *mem;
-    if (run(&jb, &sl, &used, &mem) != SS_OK) return nomem(p);
-    finish_grads(dA, dB, gx, gb, sl, used, p);
-    ss__free(mem);
-    return SS_OK;
+    return run_grads(&jb, dA, dB, gx, gb);
 }
 
 /* ---- helpers for the loss files ------------------------------------------ */

@@ -13,6 +13,7 @@
  * are <= 1 (each lse contains its s), so no exp can overflow.
  */
 #include "comm_internal.h"
+#include "ntxent_internal.h"
 #include "kernels/tgemm.h"
 #include "kernels/vexp.h"
 #include "kernels/norm.h"
@@ -254,36 +255,6 @@ static void dntx_grad(float *dx, const dntx_work *w, float inv_t, float c) {
     }
 }
 
-/* pos[i] = sum_{p in P(i)} <x_i, x_p>, local (positives share the rank). */
-static void dntx_pos_dots(double *pos, const float *x, int64_t V, int64_t N,
-                          int64_t D) {
-    for (int64_t n = 0; n < N; n++) {
-        for (int64_t v = 0; v < V; v++) pos[v * N + n] = 0.0;
-        for (int64_t d = 0; d < D; d++) {
-            double s = 0.0;
-            for (int64_t v = 0; v < V; v++) s += x[(v * N + n) * D + d];
-            for (int64_t v = 0; v < V; v++) {
-                double xv = x[(v * N + n) * D + d];
-                pos[v * N + n] += xv * (s - xv);
-            }
-        }
-    }
-}
-
-/* dx_i += k (sum_v x_(v, n) - x_i). */
-static void dntx_pos_grad(float *dx, const float *x, double k, int64_t V,
-                          int64_t N, int64_t D) {
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t d = 0; d < D; d++) {
-            double s = 0.0;
-            for (int64_t v = 0; v < V; v++) s += x[(v * N + n) * D + d];
-            for (int64_t v = 0; v < V; v++) {
-                int64_t j = (v * N + n) * D + d;
-                dx[j] += (float)(k * (s - x[j]));
-            }
-        }
-}
-
 ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
                                  const float *z, int64_t V, int64_t N,
                                  int64_t D, const ss_ntxent_opts *opts,
@@ -305,7 +276,7 @@ ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
     if (st == SS_OK) {
         float inv_t = 1.0f / o.temperature;
         dntx_lse(lse, &w, inv_t, o.cosine);
-        dntx_pos_dots(li, w.x, V, N, D);
+        ss__ntxent_pos_dots(li, w.x, V, N, D, 1);
         double k = 1.0 / ((double)o.temperature * (double)(V - 1));
         for (int64_t i = 0; i < w.Ml; i++) {
             li[i] = (double)lse[i] - k * li[i];
@@ -383,8 +354,9 @@ ss_status ss_dist_ntxent_backward(float *dz, float dloss, const void *cache,
         double f = (double)dloss * comm->size / (double)w.M;
         float inv_t = 1.0f / o.temperature;
         dntx_grad(dx, &w, inv_t, (float)(f * inv_t));
-        dntx_pos_grad(dx, w.x, -2.0 * f / ((double)o.temperature * (V - 1)),
-                      V, N, D);
+        ss__ntxent_pos_grad(dx, w.x,
+                            -2.0 * f / ((double)o.temperature * (V - 1)),
+                            V, N, D, 1);
         if (o.cosine) ss__normalize_backward(dz, dx, w.x, w.inv, z, w.Ml, D);
     }
     if (o.cosine) ss__free(dx);

@@ -11,6 +11,7 @@
  * The positive terms are O(M D) per view pair and are done here.
  */
 #include "internal.h"
+#include "ntxent_internal.h"
 #include "kernels/contrast.h"
 #include "kernels/norm.h"
 #include "kernels/vexp.h"
@@ -141,13 +142,13 @@ static double dot_d(const float *a, const float *b, int64_t D) {
     return s;
 }
 
-/* Plain: pos[i] = sum_{p in P(i)} <x_i, x_p> through per-sample view sums,
- * O(M D). pos: (M) doubles. */
-static void plain_pos_dots(double *pos, const float *x, int64_t V, int64_t N,
-                           int64_t D) {
+void ss__ntxent_pos_dots(double *pos, const float *x, int64_t V, int64_t N,
+                         int64_t D, int nthreads) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (V * N * D > 65536)
+#pragma omp parallel for schedule(static) num_threads(nthreads) \
+    if (nthreads > 1 && V * N * D > 65536)
+#else
+    (void)nthreads;
 #endif
     for (int64_t n = 0; n < N; n++) {
         for (int64_t v = 0; v < V; v++) pos[v * N + n] = 0.0;
@@ -162,12 +163,13 @@ static void plain_pos_dots(double *pos, const float *x, int64_t V, int64_t N,
     }
 }
 
-/* Plain: dx_i += k (sum_v x_(v, n) - x_i). */
-static void plain_pos_grad(float *dx, const float *x, double k, int64_t V,
-                           int64_t N, int64_t D) {
+void ss__ntxent_pos_grad(float *dx, const float *x, double k, int64_t V,
+                         int64_t N, int64_t D, int nthreads) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(ss__threads()) \
-    if (V * N * D > 65536)
+#pragma omp parallel for schedule(static) num_threads(nthreads) \
+    if (nthreads > 1 && V * N * D > 65536)
+#else
+    (void)nthreads;
 #endif
     for (int64_t n = 0; n < N; n++)
         for (int64_t d = 0; d < D; d++) {
@@ -289,7 +291,7 @@ ss_status ss_ntxent_forward(float *loss, float *losses, void *cache,
                               wk.gc.nscales == 2);
         } else {
             double k = 1.0 / ((double)o.temperature * (double)(V - 1));
-            plain_pos_dots(li, wk.x, V, N, D);
+            ss__ntxent_pos_dots(li, wk.x, V, N, D, ss__threads());
             for (int64_t i = 0; i < M; i++) {
                 li[i] = (double)lse[i] - k * li[i];
                 total += li[i];
@@ -364,8 +366,9 @@ ss_status ss_ntxent_backward(float *dz, float dloss, const void *cache,
             hcl_pairs(NULL, NULL, dx, f, wk.x, lse, V, N, D, &o,
                       wk.gc.nscales == 2);
         else /* d/dx_j of -f/((V-1) t) sum_i sum_p <x_i, x_p> */
-            plain_pos_grad(dx, wk.x, -2.0 * f / ((double)o.temperature * (V - 1)),
-                           V, N, D);
+            ss__ntxent_pos_grad(dx, wk.x,
+                                -2.0 * f / ((double)o.temperature * (V - 1)),
+                                V, N, D, ss__threads());
         if (o.cosine) ss__normalize_backward(dz, dx, wk.x, wk.inv, z, M, D);
     }
     if (o.cosine) ss__free(dx);

@@ -110,14 +110,9 @@ def siglip(a, b, log_t=float(np.log(10.0)), bias=-10.0, cosine=True,
 
 # ---- state objects ----------------------------------------------------------
 
-class Center:
-    """Teacher centre (ss_center) of dimension K for DINO / iBOT."""
-
-    def __init__(self, K, values=None):
-        self._p = ctypes.c_void_p()
-        check(lib.ss_center_create(ctypes.byref(self._p), int(K)))
-        if values is not None:
-            self.set(values)
+class _Handle:
+    """An owned C object: self._p holds its pointer, freed on collection by
+    the C function named by the subclass's _free."""
 
     @classmethod
     def _wrap(cls, ptr):
@@ -127,8 +122,20 @@ class Center:
 
     def __del__(self):
         if getattr(self, "_p", None) and lib is not None:
-            lib.ss_center_free(self._p)
+            getattr(lib, self._free)(self._p)
             self._p = None
+
+
+class Center(_Handle):
+    """Teacher centre (ss_center) of dimension K for DINO / iBOT."""
+
+    _free = "ss_center_free"
+
+    def __init__(self, K, values=None):
+        self._p = ctypes.c_void_p()
+        check(lib.ss_center_create(ctypes.byref(self._p), int(K)))
+        if values is not None:
+            self.set(values)
 
     @property
     def ptr(self):
@@ -168,8 +175,10 @@ class Center:
         return cls._wrap(p)
 
 
-class Queue:
+class Queue(_Handle):
     """Ring buffer of K keys of dimension D (ss_queue), for moco()."""
+
+    _free = "ss_queue_free"
 
     def __init__(self, K, D, seed=None):
         self._p = ctypes.c_void_p()
@@ -179,17 +188,6 @@ class Queue:
             lib.ss_rng_seed(ctypes.byref(rng), int(seed))
         check(lib.ss_queue_create(ctypes.byref(self._p), int(K), int(D),
                                   None if rng is None else ctypes.byref(rng)))
-
-    @classmethod
-    def _wrap(cls, ptr):
-        self = cls.__new__(cls)
-        self._p = ptr
-        return self
-
-    def __del__(self):
-        if getattr(self, "_p", None) and lib is not None:
-            lib.ss_queue_free(self._p)
-            self._p = None
 
     def __len__(self):
         return lib.ss_queue_len(self._p)
@@ -362,25 +360,16 @@ def vicreg(a, b, lambda_param=25.0, mu_param=25.0, nu_param=1.0, eps=1e-4,
 
 # ---- geometry family --------------------------------------------------------
 
-class TicoState:
+class TicoState(_Handle):
     """TiCo running covariance (ss_tico_state) of dimension D."""
+
+    _free = "ss_tico_state_free"
 
     def __init__(self, D, C=None):
         self._p = ctypes.c_void_p()
         check(lib.ss_tico_state_create(ctypes.byref(self._p), int(D)))
         if C is not None:
             self.write(C)
-
-    def __del__(self):
-        if getattr(self, "_p", None) and lib is not None:
-            lib.ss_tico_state_free(self._p)
-            self._p = None
-
-    @classmethod
-    def _wrap(cls, ptr):
-        self = cls.__new__(cls)
-        self._p = ptr
-        return self
 
     @property
     def ptr(self):

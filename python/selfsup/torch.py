@@ -775,6 +775,18 @@ def _mean_only(reduction, who):
                                   % who)
 
 
+def _ce_opts(kind, ignore_index, label_smoothing, weight, name):
+    """Options of the cross-entropy losses; w, the float32 class weights
+    (or None), must outlive the call that reads opts."""
+    opts = _lib.make_opts(kind, ignore_index=ignore_index,
+                          label_smoothing=label_smoothing)
+    w = None
+    if weight is not None:
+        w = _f32(weight, name)
+        opts.class_weights = w.ctypes.data
+    return opts, w
+
+
 class MaskedCrossEntropyLoss(nn.Module):
     """Drop-in for torch.nn.CrossEntropyLoss (class-index targets,
     reduction='mean') with ignore_index, label_smoothing and weight. Unlike
@@ -800,12 +812,8 @@ class MaskedCrossEntropyLoss(nn.Module):
         logits = input.reshape(-1, V)
         T = logits.shape[0]
         tgt = _targets(target)
-        opts = _lib.make_opts("mlm", ignore_index=self.ignore_index,
-                              label_smoothing=self.label_smoothing)
-        w = None
-        if self.weight is not None:
-            w = _f32(self.weight, "weight")
-            opts.class_weights = w.ctypes.data
+        opts, w = _ce_opts("mlm", self.ignore_index, self.label_smoothing,
+                           self.weight, "weight")
 
         def op(a):
             return _lib.Call("mlm", dict(logits=a[0], targets=tgt, T=T, V=V,
@@ -833,12 +841,8 @@ class FusedLinearCrossEntropyLoss(nn.Module):
         hidden = _input.reshape(-1, H)
         T = hidden.shape[0]
         tgt = _targets(target)
-        opts = _lib.make_opts("fused_ce", ignore_index=self.ignore_index,
-                              label_smoothing=self.label_smoothing)
-        w = None
-        if self.ce_weight is not None:
-            w = _f32(self.ce_weight, "ce_weight")
-            opts.class_weights = w.ctypes.data
+        opts, w = _ce_opts("fused_ce", self.ignore_index,
+                           self.label_smoothing, self.ce_weight, "ce_weight")
         tensors, names = [hidden, lin_weight], ["hidden", "weight"]
         if bias is not None:
             tensors.append(bias)

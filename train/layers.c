@@ -748,13 +748,19 @@ ss_status sst_avgpool2d_backward(float *dx, const float *dy, int64_t P,
     return SS_OK;
 }
 
-ss_status sst_gap_forward(float *y, const float *x, int64_t P, int64_t S) {
-    static const char fn[] = "sst_gap_forward";
-    SS_TRY(ss__check_ptr(fn, "y", y));
-    SS_TRY(ss__check_ptr(fn, "x", x));
+static ss_status gap_check(const char *fn, const float *out, const char *on,
+                           const float *in, const char *inn, int64_t P,
+                           int64_t S) {
+    SS_TRY(ss__check_ptr(fn, on, out));
+    SS_TRY(ss__check_ptr(fn, inn, in));
     SS_TRY(ss__check_size(fn, "P", P, 1));
     SS_TRY(ss__check_size(fn, "S", S, 1));
-    SS_TRY(ss__check_product(fn, P, S, 1));
+    return ss__check_product(fn, P, S, 1);
+}
+
+ss_status sst_gap_forward(float *y, const float *x, int64_t P, int64_t S) {
+    static const char fn[] = "sst_gap_forward";
+    SS_TRY(gap_check(fn, y, "y", x, "x", P, S));
 #pragma omp parallel for schedule(static) num_threads(ss__threads())
     for (int64_t p = 0; p < P; p++) {
         double s = 0.0;
@@ -766,11 +772,7 @@ ss_status sst_gap_forward(float *y, const float *x, int64_t P, int64_t S) {
 
 ss_status sst_gap_backward(float *dx, const float *dy, int64_t P, int64_t S) {
     static const char fn[] = "sst_gap_backward";
-    SS_TRY(ss__check_ptr(fn, "dx", dx));
-    SS_TRY(ss__check_ptr(fn, "dy", dy));
-    SS_TRY(ss__check_size(fn, "P", P, 1));
-    SS_TRY(ss__check_size(fn, "S", S, 1));
-    SS_TRY(ss__check_product(fn, P, S, 1));
+    SS_TRY(gap_check(fn, dx, "dx", dy, "dy", P, S));
 #pragma omp parallel for schedule(static) num_threads(ss__threads())
     for (int64_t p = 0; p < P; p++) {
         float g = dy[p] / (float)S;

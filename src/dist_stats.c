@@ -11,6 +11,7 @@
  */
 #include "comm_internal.h"
 #include "kernels/stats.h"
+#include "redundancy.h"
 
 #include <string.h>
 
@@ -38,9 +39,7 @@ static ss_status dst_check_ab(const char *fn, const float *a, const float *b,
         return ss__fail(SS_ERR_UNSUPPORTED, fn,
                         "form SS_MOMENT_GRAM is not available distributed "
                         "(it is O(global batch^2)); use AUTO or DXD");
-    if (form != SS_MOMENT_AUTO && form != SS_MOMENT_DXD)
-        return ss__fail(SS_ERR_PARAM, fn, "form must be SS_MOMENT_AUTO, _GRAM "
-                        "or _DXD, got %d", (int)form);
+    SS_TRY(ss__check_moment_form(fn, form));
     SS_TRY(ss__check_finite(fn, "a", a, N * D));
     return ss__check_finite(fn, "b", b, N * D);
 }
@@ -52,9 +51,7 @@ static ss_status dst_check_cache(const char *fn, const void *cache,
     memcpy(&h, cache, sizeof h);
     if (h.magic != magic || h.N != N || h.D != D ||
         memcmp(h.p, p, sizeof h.p) != 0)
-        return ss__fail(SS_ERR_STATE, fn,
-                        "cache was not written by the matching forward call "
-                        "(same sizes and options)");
+        return ss__fail_cache_mismatch(fn);
     return SS_OK;
 }
 
@@ -237,18 +234,6 @@ static void dbt_add_diag(float *P, const float *Y, const double *g, int64_t N,
             P[n * D + d] += (float)(Y[n * D + d] * g[d] / (double)Ntot);
 }
 
-static ss_status dst_backward_checks(const char *fn, const float *da,
-                                     const float *db, float dloss,
-                                     const void *cache) {
-    SS_TRY(ss__check_ptr(fn, "da", da));
-    SS_TRY(ss__check_ptr(fn, "db", db));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    if (!isfinite(dloss))
-        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
-                        (double)dloss);
-    return SS_OK;
-}
-
 /* After agreement: the cache's global batch must be this call's. */
 static ss_status dst_check_ntot(const char *fn, const void *cache,
                                 int64_t Ntot) {
@@ -269,7 +254,7 @@ ss_status ss_dist_barlow_backward(float *da, float *db, float dloss,
     static const char fn[] = "ss_dist_barlow_backward";
     SS_TRY(ss_comm_check(comm));
     ss_barlow_opts o = opts ? *opts : ss_barlow_defaults();
-    ss_status st = dst_backward_checks(fn, da, db, dloss, cache);
+    ss_status st = ss__check_view_backward(fn, da, db, cache, dloss);
     if (st == SS_OK) st = dbt_check_opts(fn, &o);
     if (st == SS_OK) st = dst_check_ab(fn, a, b, N, D, o.form);
     float p[4] = {o.lambda, o.bn_eps, 0.0f, 0.0f};
@@ -449,7 +434,7 @@ ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
     static const char fn[] = "ss_dist_vicreg_backward";
     SS_TRY(ss_comm_check(comm));
     ss_vicreg_opts o = opts ? *opts : ss_vicreg_defaults();
-    ss_status st = dst_backward_checks(fn, da, db, dloss, cache);
+    ss_status st = ss__check_view_backward(fn, da, db, cache, dloss);
     if (st == SS_OK) st = dvr_check_opts(fn, &o);
     if (st == SS_OK) st = dst_check_ab(fn, a, b, N, D, o.form);
     float p[4] = {o.lambda, o.mu, o.nu, o.eps};

@@ -1,5 +1,6 @@
 /*
- * redundancy.c - checks shared by Barlow Twins and VICReg (redundancy.h).
+ * redundancy.c - checks shared by Barlow Twins and VICReg, local and
+ * distributed (redundancy.h).
  */
 #include "redundancy.h"
 

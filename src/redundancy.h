@@ -1,6 +1,7 @@
 /*
  * redundancy.h - argument checks and form choice shared by the two
- * moment-matrix losses, Barlow Twins (barlow.c) and VICReg (vicreg.c).
+ * moment-matrix losses, Barlow Twins (barlow.c) and VICReg (vicreg.c),
+ * and their distributed forms (dist_stats.c).
  */
 #ifndef SS_REDUNDANCY_H
 #define SS_REDUNDANCY_H

@@ -22,7 +22,7 @@ sst_train_cfg sst_train_defaults(sst_method_id id) {
     c.optimizer = !strcmp(in->optimizer, "sgd")    ? SST_OPT_SGD
                   : !strcmp(in->optimizer, "lars") ? SST_OPT_LARS
                                                    : SST_OPT_ADAMW;
-    c.epochs = 6, c.batch = 256, c.seed = 0, c.subset = 0, c.warmup_epochs = 1;
+    c.epochs = 4, c.batch = 256, c.seed = 0, c.subset = 0, c.warmup_epochs = 1;
     c.proj_hidden = in->proj_hidden, c.proj_out = in->proj_out;
     c.lr = in->lr, c.wd = in->wd, c.temperature = in->temperature;
     c.recon_weight = 10.0;
@@ -159,8 +159,11 @@ ss_status sst_trainer_step(sst_trainer *tr, float *loss) {
                                  &tr->aug[v], view_seed(seed, tr->step, v)));
     sst_params_zero_grad(&tr->m.P);
     float l = 0.0f;
-    SS_TRY(sst_method_step(&tr->mc, &tr->m, tr->info->target ? &tr->t : NULL,
-                           tr->x, tr->raw, &tr->mask_rng, &l));
+    ss_status st = sst_method_step(&tr->mc, &tr->m,
+                                   tr->info->target ? &tr->t : NULL, tr->x,
+                                   tr->raw, &tr->mask_rng, &l);
+    if (st == SS_ERR_NONFINITE) l = NAN; /* activations overflowed */
+    else if (st) return st;
     if (!isfinite(l) || fabsf(l) > 1e6f)
         return ss__fail(SS_ERR_NONFINITE, "sst_trainer_step",
                         "the %s loss became %g at epoch %lld step %lld (lr "

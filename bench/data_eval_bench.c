@@ -5,10 +5,17 @@
  * figure with its wall time.
  *
  *   cmake --build build --target data_eval_bench
- *   ./build/data_eval_bench [DATA_DIR] [--no-knn] [--iters N]
+ * Inside VMs Debian's OpenBLAS may pick its SSE3 "Prescott" kernels; run
+ * with OPENBLAS_CORETYPE=Haswell (or SkylakeX) as `selfsup train` does
+ * through sst_blas_reexec.
+ *
+ *   ./build/data_eval_bench [DATA_DIR] [--no-knn] [--no-probe] [--iters N]
+ *                         [--report PNG] [--augment]
  */
+#include "augment.h"
 #include "data.h"
 #include "eval.h"
+#include "report.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +35,15 @@ static int fail(void) {
 
 int main(int argc, char **argv) {
     const char *dir = NULL;
-    int knn = 1, iters = 0;
+    int knn = 1, probe = 1, iters = 0;
+    const char *report = NULL;
+    int augment = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-knn") == 0) knn = 0;
+        else if (strcmp(argv[i], "--no-probe") == 0) probe = 0;
+        else if (strcmp(argv[i], "--augment") == 0) augment = 1;
+        else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc)
+            report = argv[++i];
         else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
             iters = atoi(argv[++i]);
         else dir = argv[i];
@@ -55,23 +68,40 @@ int main(int argc, char **argv) {
            "%.2f s (threads %d)\n", (long long)tr.n, (long long)te.n,
            (long long)tr.h, (long long)tr.w, C, now() - t0,
            ss_get_num_threads());
+    if (augment) { /* one simclr view of every training image */
+        float *aug = malloc((size_t)(tr.n * D) * sizeof(float));
+        sst_augment a;
+        if (!aug || sst_augment_preset(&a, "simclr", 0)) return fail();
+        t0 = now();
+        for (int64_t b = 0; b < tr.n; b += 256) {
+            int64_t m = tr.n - b < 256 ? tr.n - b : 256;
+            if (sst_augment_batch(aug + b * D, xtr + b * D, m, tr.h, tr.w, &a,
+                                  (uint64_t)b))
+                return fail();
+        }
+        double dt = now() - t0;
+        printf("augment simclr view: %lld images in %.2f s = %.0f images/s\n",
+               (long long)tr.n, dt, (double)tr.n / dt);
+        free(aug);
+    }
     sst_probe_opts o = sst_probe_defaults();
     if (iters > 0) o.max_iter = iters;
-    double acc, tracc, loss;
+    double acc = 0, tracc = 0, loss = 0, knn_acc = 0;
     t0 = now();
-    if (sst_linear_probe(&acc, &tracc, &loss, xtr, ytr.labels, tr.n, xte,
+    if (probe && sst_linear_probe(&acc, &tracc, &loss, xtr, ytr.labels, tr.n, xte,
                          yte.labels, te.n, D, C, &o))
         return fail();
-    printf("linear probe (raw pixels): test %.2f%%  train %.2f%%  loss %.4f  "
+    if (probe)
+        printf("linear probe (raw pixels): test %.2f%%  train %.2f%%  loss %.4f  "
            "(%d L-BFGS iterations max, l2 %g)  %.2f s\n", 100 * acc,
            100 * tracc, loss, o.max_iter, (double)o.l2, now() - t0);
     if (knn) {
         t0 = now();
-        if (sst_knn_accuracy(&acc, xtr, ytr.labels, tr.n, xte, yte.labels,
+        if (sst_knn_accuracy(&knn_acc, xtr, ytr.labels, tr.n, xte, yte.labels,
                              te.n, D, C, SST_KNN_K, SST_KNN_T))
             return fail();
         printf("kNN k=%d T=%.2f (raw pixels): test %.2f%%  %.2f s\n",
-               SST_KNN_K, (double)SST_KNN_T, 100 * acc, now() - t0);
+               SST_KNN_K, (double)SST_KNN_T, 100 * knn_acc, now() - t0);
     }
     sst_health h;
     t0 = now();
@@ -79,6 +109,23 @@ int main(int argc, char **argv) {
     printf("health (raw test pixels): mean std %.4f (1/sqrt(D) %.4f, ratio "
            "%.3f), effective rank %.1f of %lld  %.2f s\n", h.mean_std,
            h.ref_std, h.std_ratio, h.eff_rank, (long long)D, now() - t0);
+    if (report) { /* raw pixels only: no loss curve, one bar */
+        const char *names[1] = {"raw pixels"};
+        sst_report r = {0};
+        r.title = "raw Fashion-MNIST pixels (data_eval_bench)";
+        r.n_bars = 1;
+        r.bar_names = names;
+        r.bar_acc = &acc;
+        r.bar_acc2 = knn ? &knn_acc : NULL;
+        r.emb = xte;
+        r.labels = yte.labels;
+        r.n_emb = te.n;
+        r.D = D;
+        r.n_classes = C;
+        r.class_names = C == SST_FMNIST_CLASSES ? sst_fmnist_class_names : NULL;
+        if (sst_report_png(report, &r)) return fail();
+        printf("report: %s\n", report);
+    }
     free(xtr);
     free(xte);
     sst_images_free(&tr);

@@ -311,10 +311,21 @@ SS_TEST(loader_seeded_permutations) {
 }
 
 SS_TEST(fashion_mnist_if_installed) {
-    /* The real files, when present: shapes and counts only (fast). */
+    /* The real test split, when installed: shapes, counts, class balance
+     * (the train split is left to bench/data_eval_bench.c). */
     sst_labels y;
+    sst_images im;
     if (sst_dataset_load_labels(&y, NULL, SST_SPLIT_TEST, 0) != SS_OK) return;
     SS_CHECK_INT(y.n, 10000);
     SS_CHECK_INT(y.n_classes, SST_FMNIST_CLASSES);
+    int count[SST_FMNIST_CLASSES] = {0};
+    for (int64_t i = 0; i < y.n; i++) count[y.labels[i]]++;
+    for (int c = 0; c < SST_FMNIST_CLASSES; c++) SS_CHECK_INT(count[c], 1000);
+    SS_CHECK_OK(sst_dataset_load_images(&im, NULL, SST_SPLIT_TEST));
+    SS_CHECK(im.n == 10000 && im.h == 28 && im.w == 28);
+    int64_t sum = 0;
+    for (int64_t i = 0; i < im.n * im.h * im.w; i++) sum += im.pixels[i];
+    SS_CHECK(sum > 0);
+    sst_images_free(&im);
     sst_labels_free(&y);
 }

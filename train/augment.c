@@ -178,6 +178,12 @@ static void bilinear_src(int64_t o, double scale, int64_t in, int64_t *i0,
 void sst_resized_crop(float *out, const float *in, int64_t H, int64_t W,
                       int64_t top, int64_t left, int64_t ch, int64_t cw) {
     const double sy = (double)ch / (double)H, sx = (double)cw / (double)W;
+    enum { COLS = 256 }; /* column taps cached for images up to 256 wide */
+    int64_t cx0[COLS], cx1[COLS];
+    float clx[COLS];
+    const int cache = W <= COLS;
+    for (int64_t ox = 0; cache && ox < W; ox++)
+        bilinear_src(ox, sx, cw, &cx0[ox], &cx1[ox], &clx[ox]);
     for (int64_t oy = 0; oy < H; oy++) {
         int64_t y0, y1;
         float ly;
@@ -187,7 +193,13 @@ void sst_resized_crop(float *out, const float *in, int64_t H, int64_t W,
         for (int64_t ox = 0; ox < W; ox++) {
             int64_t x0, x1;
             float lx;
-            bilinear_src(ox, sx, cw, &x0, &x1, &lx);
+            if (cache) {
+                x0 = cx0[ox];
+                x1 = cx1[ox];
+                lx = clx[ox];
+            } else {
+                bilinear_src(ox, sx, cw, &x0, &x1, &lx);
+            }
             float a = (1 - lx) * r0[x0] + lx * r0[x1];
             float b = (1 - lx) * r1[x0] + lx * r1[x1];
             out[oy * W + ox] = (1 - ly) * a + ly * b;
@@ -355,9 +367,9 @@ ss_status sst_augment_batch(float *out, const float *in, int64_t N, int64_t H,
         return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate %d x %lld floats",
                         nt, (long long)P);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(nt)
 #endif
-    for (int64_t i = 0; i < N; i++) {
+    for (int64_t i = 0; i < N; i++) { /* costs vary: blur fires at random */
 #ifdef _OPENMP
         float *s = scratch + (size_t)omp_get_thread_num() * (size_t)P;
 #else

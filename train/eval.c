@@ -504,6 +504,11 @@ static void sort_eig(double *vals, double *v, int64_t D) {
         }
 }
 
+void sst_sym_eig_jacobi(double *vals, double *vecs, double *a, int64_t D) {
+    jacobi_eig(vals, vecs, a, D);
+    sort_eig(vals, vecs, D);
+}
+
 ss_status sst_sym_eig(double *vals, double *vecs, double *a, int64_t D) {
     const char *fn = "sst_sym_eig";
 #ifdef SS_HAVE_CBLAS
@@ -533,8 +538,7 @@ ss_status sst_sym_eig(double *vals, double *vecs, double *a, int64_t D) {
         return SS_OK;
     }
 #endif
-    jacobi_eig(vals, vecs, a, D);
-    sort_eig(vals, vecs, D);
+    sst_sym_eig_jacobi(vals, vecs, a, D);
     (void)fn;
     return SS_OK;
 }

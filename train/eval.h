@@ -34,8 +34,11 @@ typedef struct {
 sst_probe_opts sst_probe_defaults(void);
 
 /* Fits the probe on (xtr, ytr), writes the test accuracy (fraction in
- * [0, 1]) to *test_acc and, when not NULL, the training accuracy and final
- * training loss. xtr: (ntr, D), xte: (nte, D); C classes.
+ * [0, 1]) to *test_acc and, when not NULL, the training accuracy and the
+ * final training objective (mean cross-entropy + L2 term). xtr: (ntr, D),
+ * xte: (nte, D); C classes. Standardisation uses the training mean and
+ * std only. Workspace: a standardised copy of both sets plus
+ * O(ntr / 512 * C * D) floats of per-block gradients.
  * Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_PARAM (opts), SS_ERR_LABEL
  * (a label >= C, naming its index), SS_ERR_NONFINITE, SS_ERR_NOMEM. */
 ss_status sst_linear_probe(double *test_acc, double *train_acc,
@@ -83,6 +86,10 @@ ss_status sst_collapse_check(int *collapsed, sst_health *health,
  * (D, D) matrix a (destroyed). Errors: SS_ERR_NOMEM, SS_ERR_PARAM when
  * LAPACK fails. */
 ss_status sst_sym_eig(double *vals, double *vecs, double *a, int64_t D);
+
+/* The portable path of sst_sym_eig (cyclic Jacobi, O(D^3) per sweep), used
+ * without LAPACK; exposed so that tests cover it in every build. */
+void sst_sym_eig_jacobi(double *vals, double *vecs, double *a, int64_t D);
 
 /* The top-2 principal components of z: (N, D), N >= 2: out (N, 2) written
  * with the projections of the centred rows. Errors: as health. */

@@ -325,6 +325,7 @@ static void draw_bars(cairo_t *cr, const sst_report *r) {
     int nser = r->bar_acc2 ? 2 : 1;
     double slot = (f.x1 - f.x0) / (r->n_bars > 0 ? r->n_bars : 1);
     double bw = slot * 0.7 / nser;
+    bw = bw < 90 ? bw : 90; /* a lone bar stays a bar */
     for (int b = 0; b < r->n_bars; b++) {
         double cx = f.x0 + slot * (b + 0.5);
         for (int s = 0; s < nser; s++) {

@@ -110,7 +110,9 @@ ss_status sst_checkpoint_load_model(sst_model *m, sst_train_cfg *cfg,
     ss_status st = read_cfg(&r, cfg);
     if (!st) {
         const sst_method_info *in = sst_method_info_of(sst_method_find(cfg->method));
-        sst_model_cfg mc = {256, cfg->proj_hidden, cfg->proj_out, in->predictor,
+        /* the training cap: the random-init encoder of the evaluation then
+         * calibrates BN on batches of the same size as after training */
+        sst_model_cfg mc = {cfg->batch * in->views, cfg->proj_hidden, cfg->proj_out, in->predictor,
                             in->decoder};
         st = sst_model_init(m, &mc, (uint64_t)cfg->seed);
         if (!st) st = read_floats(&r, m->P.data, m->P.numel, "parameter count");

@@ -12,6 +12,8 @@
 
 int ss_cli_bench(int argc, char **argv); /* bench.c */
 int ss_cli_demo(int argc, char **argv);  /* demo.c */
+int ss_cli_train(int argc, char **argv); /* train.c */
+int ss_cli_eval(int argc, char **argv);  /* eval.c */
 
 /* Prints "selfsup: <msg>\n" to stderr and returns 2 (usage) */
 int ss_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

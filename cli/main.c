@@ -15,6 +15,8 @@ static void usage(FILE *f) {
             "commands:\n"
             "  demo      run every loss on random data and print the benchmark table\n"
             "  bench     time one loss: selfsup bench <loss> --n N --d D [...]\n"
+            "  train     pretrain an encoder without labels, show what it learned\n"
+            "  eval      evaluate a training checkpoint: selfsup eval CHECKPOINT\n"
             "  version   print the library version and build features\n"
             "\n"
             "`selfsup <command> --help` describes a command's options.\n");
@@ -49,6 +51,8 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "bench")) return ss_cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return ss_cli_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return ss_cli_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return ss_cli_eval(argc - 1, argv + 1);
     ss_cli_usage_error("unknown command '%s'", cmd);
     usage(stderr);
     return 2;

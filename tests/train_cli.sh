@@ -23,7 +23,7 @@ for flag in --method --optimizer --data --out --epochs --batch --lr --threads \
             --seed --resume --subset; do
     grep -qF -- "$flag" "$out" || bad "train --help lacks $flag"
 done
-grep -qF "(default 4)" "$out" || bad "train --help shows no default epochs"
+grep -qF "(default 6)" "$out" || bad "train --help shows no default epochs"
 check "eval --help" 0 "CHECKPOINT" "$bin" eval --help
 check "unknown flag" 2 "--frob" "$bin" train --frob
 check "unknown method" 2 "unknown method 'nope'" "$bin" train --method nope

@@ -22,7 +22,7 @@ sst_train_cfg sst_train_defaults(sst_method_id id) {
     c.optimizer = !strcmp(in->optimizer, "sgd")    ? SST_OPT_SGD
                   : !strcmp(in->optimizer, "lars") ? SST_OPT_LARS
                                                    : SST_OPT_ADAMW;
-    c.epochs = 4, c.batch = 256, c.seed = 0, c.subset = 0, c.warmup_epochs = 1;
+    c.epochs = 6, c.batch = 256, c.seed = 0, c.subset = 0, c.warmup_epochs = 1;
     c.proj_hidden = in->proj_hidden, c.proj_out = in->proj_out;
     c.lr = in->lr, c.wd = in->wd, c.temperature = in->temperature;
     c.recon_weight = 10.0;

@@ -112,9 +112,19 @@ ss_status sst_conv2d_out_size(const sst_conv2d_dims *d, int64_t *OH,
  * columns; large maps go one image at a time. */
 #define SST_CONV_COLS 512
 
-static int64_t conv_chunk(int64_t L, int64_t N) {
-    int64_t B = (SST_CONV_COLS + L - 1) / L;
-    return B < N ? B : N;
+/* The sizes forward and backward share: output map, GEMM inner size K,
+ * columns per image L, images per chunk B and the chunk count. */
+typedef struct {
+    int64_t OH, OW, K, L, Co, B, BL, chunks;
+} conv_plan;
+
+static ss_status conv_plan_init(conv_plan *c, const sst_conv2d_dims *d) {
+    SS_TRY(sst_conv2d_out_size(d, &c->OH, &c->OW));
+    c->K = d->Cin * d->KH * d->KW, c->L = c->OH * c->OW, c->Co = d->Cout;
+    int64_t B = (SST_CONV_COLS + c->L - 1) / c->L;
+    c->B = B < d->N ? B : d->N, c->BL = c->B * c->L;
+    c->chunks = (d->N + c->B - 1) / c->B;
+    return SS_OK;
 }
 
 /* Rows of col (Cin KH KW, ldc) from one image x (Cin, H, W): this image's
@@ -191,11 +201,10 @@ ss_status sst_conv2d_forward(float *y, const float *x, const float *w,
     SS_TRY(ss__check_ptr(fn, "y", y));
     SS_TRY(ss__check_ptr(fn, "x", x));
     SS_TRY(ss__check_ptr(fn, "w", w));
-    int64_t OH, OW;
-    SS_TRY(sst_conv2d_out_size(d, &OH, &OW));
-    const int64_t K = d->Cin * d->KH * d->KW, L = OH * OW, Co = d->Cout;
-    const int64_t B = conv_chunk(L, d->N), BL = B * L;
-    const int64_t chunks = (d->N + B - 1) / B;
+    conv_plan c;
+    SS_TRY(conv_plan_init(&c, d));
+    const int64_t OH = c.OH, OW = c.OW, K = c.K, L = c.L, Co = c.Co;
+    const int64_t B = c.B, BL = c.BL, chunks = c.chunks;
     const int nt = ss__threads();
     /* per thread: col (K, B L), GEMM output (Cout, B L) */
     const int64_t per = K * BL + Co * BL;
@@ -238,11 +247,10 @@ ss_status sst_conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     SS_TRY(ss__check_ptr(fn, "dy", dy));
     SS_TRY(ss__check_ptr(fn, "x", x));
     SS_TRY(ss__check_ptr(fn, "w", w));
-    int64_t OH, OW;
-    SS_TRY(sst_conv2d_out_size(d, &OH, &OW));
-    const int64_t K = d->Cin * d->KH * d->KW, L = OH * OW, Co = d->Cout;
-    const int64_t B = conv_chunk(L, d->N), BL = B * L;
-    const int64_t chunks = (d->N + B - 1) / B;
+    conv_plan c;
+    SS_TRY(conv_plan_init(&c, d));
+    const int64_t OH = c.OH, OW = c.OW, K = c.K, L = c.L, Co = c.Co;
+    const int64_t B = c.B, BL = c.BL, chunks = c.chunks;
     const int nt = ss__threads();
     /* per thread: col (K, B L), dcol (K, B L), dy chunk (Co, B L),
      * dw partial (Co K), db partial (Co) */

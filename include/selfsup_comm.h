@@ -171,6 +171,22 @@ SS_API ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
                                          const ss_vicreg_opts *opts,
                                          const ss_comm *comm);
 
+/* (section start: dist-contrastive) */
+
+/* (section end: dist-contrastive) */
+
+/* (section start: dist-ring) */
+
+/* (section end: dist-ring) */
+
+/* (section start: dist-geometry) */
+
+/* (section end: dist-geometry) */
+
+/* (section start: dist-distill) */
+
+/* (section end: dist-distill) */
+
 #ifdef __cplusplus
 }
 #endif

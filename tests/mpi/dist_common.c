@@ -6,18 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOL 1e-5
+_Thread_local int ss_dt_fails; /* per thread: ranks may be threads */
+_Thread_local const ss_comm *ss_dt_comm;
 
-static _Thread_local int g_fail; /* per thread: ranks may be threads */
-static _Thread_local const ss_comm *g_comm;
-
-static void fail(const char *what, const char *detail) {
-    fprintf(stderr, "[rank %d] FAIL %s: %s\n", g_comm->rank, what, detail);
-    g_fail++;
+void ss_dt_fail(const char *what, const char *detail) {
+    fprintf(stderr, "[rank %d] FAIL %s: %s\n", ss_dt_comm->rank, what, detail);
+    ss_dt_fails++;
 }
 
-/* Normwise relative error of a (n) against b. */
-static double rel_err(const float *a, const double *b, int64_t n) {
+double ss_dt_rel_err(const float *a, const double *b, int64_t n) {
     double e = 0.0, s = 0.0;
     for (int64_t i = 0; i < n; i++) {
         double d = a[i] - b[i];
@@ -26,22 +23,21 @@ static double rel_err(const float *a, const double *b, int64_t n) {
     return sqrt(e) / (sqrt(s) > 1e-30 ? sqrt(s) : 1e-30);
 }
 
-static void check_close(const char *what, const float *a, const double *b,
+void ss_dt_close(const char *what, const float *a, const double *b,
                         int64_t n) {
-    double e = rel_err(a, b, n);
-    if (!(e <= TOL)) {
+    double e = ss_dt_rel_err(a, b, n);
+    if (!(e <= SS_DT_TOL)) {
         char m[128];
-        snprintf(m, sizeof m, "relative error %.3g > %g", e, TOL);
-        fail(what, m);
+        snprintf(m, sizeof m, "relative error %.3g > %g", e, SS_DT_TOL);
+        ss_dt_fail(what, m);
     }
 }
 
-static void fill(float *x, int64_t n, ss_rng *r, double scale) {
+void ss_dt_fill(float *x, int64_t n, ss_rng *r, double scale) {
     for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * ss_rng_normal(r));
 }
 
-/* Local sample counts: uneven variants. */
-static int64_t local_n(int variant, int rank, int size, int64_t base) {
+int64_t ss_dt_local_n(int variant, int rank, int size, int64_t base) {
     switch (variant) {
     case 0: return base;                      /* even */
     case 1: return base + 2 * rank;           /* growing */
@@ -49,257 +45,29 @@ static int64_t local_n(int variant, int rank, int size, int64_t base) {
     }
 }
 
-static int64_t sum_before(int variant, int rank, int size, int64_t base) {
+int64_t ss_dt_sum_before(int variant, int rank, int size, int64_t base) {
     int64_t s = 0;
-    for (int q = 0; q < rank; q++) s += local_n(variant, q, size, base);
+    for (int q = 0; q < rank; q++) s += ss_dt_local_n(variant, q, size, base);
     return s;
 }
 
-/* ---- NT-Xent ------------------------------------------------------------- */
+/* ---- registry ------------------------------------------------------------- */
 
-static void ntxent_case(int variant, int64_t V, int64_t base, int64_t D,
-                        int cosine, float t, uint64_t seed) {
-    int W = g_comm->size, R = g_comm->rank;
-    int64_t N = local_n(variant, R, W, base), off = sum_before(variant, R, W, base);
-    int64_t Nt = sum_before(variant, W, W, base);
-    if (Nt < 2) return; /* one sample: loss and gradient identically 0 */
-    ss_ntxent_opts o = ss_ntxent_defaults();
-    o.cosine = cosine, o.temperature = t;
-    float *zg = malloc((size_t)(V * Nt * D) * sizeof(float));
-    float *dzg = calloc((size_t)(V * Nt * D), sizeof(float));
-    float *z = malloc((size_t)(V * N * D) * sizeof(float));
-    float *dz = malloc((size_t)(V * N * D) * sizeof(float));
-    float *pre = malloc((size_t)(V * N * D) * sizeof(float));
-    float *lg = malloc((size_t)(V * Nt) * sizeof(float));
-    float *ll = malloc((size_t)(V * N) * sizeof(float));
-    double *ref = malloc((size_t)(V * N * D) * sizeof(double));
-    void *cg = malloc(ss_ntxent_cache_size(V, Nt, D));
-    void *cl = malloc(ss_dist_ntxent_cache_size(V, N, D));
-    ss_rng r;
-    ss_rng_seed(&r, seed);
-    fill(zg, V * Nt * D, &r, 1.0);
-    for (int64_t v = 0; v < V; v++)
-        memcpy(z + v * N * D, zg + (v * Nt + off) * D,
-               (size_t)(N * D) * sizeof(float));
-    fill(pre, V * N * D, &r, 1.0);
-    memcpy(dz, pre, (size_t)(V * N * D) * sizeof(float));
-    float lossg = 0, lossl = 0, dl = 0.7f;
-    char what[160];
-    snprintf(what, sizeof what, "ntxent variant %d V %lld N %lld D %lld cos %d",
-             variant, (long long)V, (long long)N, (long long)D, cosine);
-    if (ss_ntxent_forward(&lossg, lg, cg, zg, V, Nt, D, &o) != SS_OK ||
-        ss_ntxent_backward(dzg, dl, cg, zg, V, Nt, D, &o) != SS_OK) {
-        fail(what, ss_last_error());
-        goto done;
-    }
-    if (ss_dist_ntxent_forward(&lossl, ll, cl, z, V, N, D, &o, g_comm) != SS_OK ||
-        ss_dist_ntxent_backward(dz, dl, cl, z, V, N, D, &o, g_comm) != SS_OK) {
-        fail(what, ss_last_error());
-        goto done;
-    }
-    double lref = lossg;
-    check_close(what, &lossl, &lref, 1);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++) {
-            ref[v * N + n] = lg[v * Nt + off + n];
-        }
-    check_close(what, ll, ref, V * N); /* per-anchor losses */
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t d = 0; d < D; d++) {
-                int64_t i = (v * N + n) * D + d;
-                dz[i] = (dz[i] - pre[i]) / (float)W; /* mean convention */
-                ref[i] = dzg[(v * Nt + off + n) * D + d];
-            }
-    check_close(what, dz, ref, V * N * D);
-done:
-    free(zg), free(dzg), free(z), free(dz), free(pre), free(lg), free(ll);
-    free(ref), free(cg), free(cl);
-}
+#define SS_DT_MAX 64
+static ss_dt_group g_groups[SS_DT_MAX];
+static int g_ngroups;
 
-/* ---- Barlow Twins and VICReg --------------------------------------------- */
-
-static void stats_case(int vicreg, int variant, int64_t base, int64_t D,
-                       uint64_t seed) {
-    int W = g_comm->size, R = g_comm->rank;
-    int64_t N = local_n(variant, R, W, base), off = sum_before(variant, R, W, base);
-    int64_t Nt = sum_before(variant, W, W, base);
-    if (Nt < 2) return; /* one process, one row: no batch statistics */
-    ss_barlow_opts bo = ss_barlow_defaults();
-    ss_vicreg_opts vo = ss_vicreg_defaults();
-    bo.form = SS_MOMENT_DXD, vo.form = SS_MOMENT_DXD;
-    bo.lambda = 0.05f; /* make the off-diagonal term weigh */
-    size_t cgs = vicreg ? ss_vicreg_cache_size(Nt, D, &vo)
-                        : ss_barlow_cache_size(Nt, D, &bo);
-    size_t cls = vicreg ? ss_dist_vicreg_cache_size(D) : ss_dist_barlow_cache_size(D);
-    float *ag = malloc(2 * (size_t)(Nt * D) * sizeof(float)), *bg = ag + Nt * D;
-    float *dag = calloc(2 * (size_t)(Nt * D), sizeof(float)), *dbg = dag + Nt * D;
-    float *a = ag + off * D, *b = bg + off * D;
-    float *d = malloc(4 * (size_t)(N * D) * sizeof(float)), *pre = d + 2 * N * D;
-    double *ref = malloc(2 * (size_t)(N * D) * sizeof(double));
-    void *cg = malloc(cgs), *cl = malloc(cls);
-    ss_rng r;
-    ss_rng_seed(&r, seed);
-    fill(ag, Nt * D, &r, 1.0);
-    for (int64_t i = 0; i < Nt * D; i++)
-        bg[i] = (float)(0.6 * ag[i] + 0.8 * ss_rng_normal(&r) + 0.3);
-    fill(pre, 2 * N * D, &r, 1.0);
-    memcpy(d, pre, 2 * (size_t)(N * D) * sizeof(float));
-    float lg = 0, ll = 0, tg[3] = {0}, tl[3] = {0}, dl = 1.3f;
-    char what[160];
-    snprintf(what, sizeof what, "%s variant %d N %lld D %lld",
-             vicreg ? "vicreg" : "barlow", variant, (long long)N, (long long)D);
-    ss_status s1, s2, s3, s4;
-    if (vicreg) {
-        s1 = ss_vicreg_forward(&lg, tg, cg, ag, bg, Nt, D, &vo);
-        s2 = ss_vicreg_backward(dag, dbg, dl, cg, ag, bg, Nt, D, &vo);
-        s3 = ss_dist_vicreg_forward(&ll, tl, cl, a, b, N, D, &vo, g_comm);
-        s4 = ss_dist_vicreg_backward(d, d + N * D, dl, cl, a, b, N, D, &vo,
-                                     g_comm);
-    } else {
-        s1 = ss_barlow_forward(&lg, tg, cg, ag, bg, Nt, D, &bo);
-        s2 = ss_barlow_backward(dag, dbg, dl, cg, ag, bg, Nt, D, &bo);
-        s3 = ss_dist_barlow_forward(&ll, tl, cl, a, b, N, D, &bo, g_comm);
-        s4 = ss_dist_barlow_backward(d, d + N * D, dl, cl, a, b, N, D, &bo,
-                                     g_comm);
-    }
-    if (s1 || s2 || s3 || s4) {
-        fail(what, ss_last_error());
-        goto done;
-    }
-    double lref = lg, tref[3] = {tg[0], tg[1], tg[2]};
-    check_close(what, &ll, &lref, 1);
-    for (int k = 0; k < (vicreg ? 3 : 2); k++) check_close(what, tl + k, tref + k, 1);
-    for (int64_t i = 0; i < N * D; i++) {
-        ref[i] = dag[off * D + i];
-        ref[N * D + i] = dbg[off * D + i];
-    }
-    for (int64_t i = 0; i < 2 * N * D; i++) d[i] = (d[i] - pre[i]) / (float)W;
-    check_close(what, d, ref, N * D);
-    check_close(what, d + N * D, ref + N * D, N * D);
-done:
-    free(ag), free(dag), free(d), free(ref), free(cg), free(cl);
-}
-
-/* ---- errors agree on every rank ------------------------------------------ */
-
-static void expect_all_fail(const char *what, ss_status st, ss_status want) {
-    if (st != want) {
-        char m[256];
-        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
-                 ss_status_name(want), ss_last_error());
-        fail(what, m);
-    }
-}
-
-static void error_cases(void) {
-    int W = g_comm->size, R = g_comm->rank, bad = W - 1;
-    int64_t V = 2, N = 3, D = 4;
-    float z[2 * 3 * 4], dz[2 * 3 * 4] = {0}, loss;
-    char cache[1024];
-    ss_rng r;
-    ss_rng_seed(&r, 99 + (uint64_t)R);
-    fill(z, V * N * D, &r, 1.0);
-    ss_ntxent_opts o = ss_ntxent_defaults();
-    /* NaN on the last rank only */
-    if (R == bad) z[5] = NAN;
-    expect_all_fail("ntxent NaN on one rank",
-                    ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o,
-                                           g_comm), SS_ERR_NONFINITE);
-    if (R == bad) z[5] = 0.5f;
-    /* a NULL output on rank 0 */
-    expect_all_fail("ntxent NULL loss on rank 0",
-                    ss_dist_ntxent_forward(R == 0 ? NULL : &loss, NULL, cache,
-                                           z, V, N, D, &o, g_comm),
-                    SS_ERR_NULL);
-    /* temperature differing on one rank (only with W > 1) */
-    if (W > 1) {
-        ss_ntxent_opts o2 = o;
-        if (R == bad) o2.temperature = 0.25f;
-        expect_all_fail("ntxent temperature differs",
-                        ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D,
-                                               &o2, g_comm), SS_ERR_PARAM);
-        /* D differing */
-        expect_all_fail("ntxent D differs",
-                        ss_dist_ntxent_forward(&loss, NULL, cache, z, V,
-                                               R == bad ? 2 : N,
-                                               R == bad ? 6 : D, &o, g_comm),
-                        SS_ERR_PARAM);
-    }
-    /* backward with a bad cache on one rank, after a good forward */
-    if (ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o, g_comm) !=
-        SS_OK) {
-        fail("ntxent forward before bad cache", ss_last_error());
-        return;
-    }
-    if (R == bad) memset(cache, 0, 8);
-    expect_all_fail("ntxent bad cache on one rank",
-                    ss_dist_ntxent_backward(dz, 1.0f, cache, z, V, N, D, &o,
-                                            g_comm), SS_ERR_PARAM);
-    for (int i = 0; i < 24; i++)
-        if (dz[i] != 0.0f) {
-            fail("ntxent failed backward", "wrote into dz");
-            break;
-        }
-    /* dloss differing on one rank */
-    if (W > 1 && ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o,
-                                        g_comm) == SS_OK)
-        expect_all_fail("ntxent dloss differs",
-                        ss_dist_ntxent_backward(dz, R == bad ? 2.0f : 1.0f,
-                                                cache, z, V, N, D, &o, g_comm),
-                        SS_ERR_PARAM);
-    /* HCL options: unsupported on all ranks */
-    ss_ntxent_opts o3 = o;
-    o3.hard_beta = 1.0f;
-    expect_all_fail("ntxent hard_beta",
-                    ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o3,
-                                           g_comm), SS_ERR_UNSUPPORTED);
-    /* Barlow: Inf in b on one rank; VICReg: negative eps on one rank */
-    float a[12], b[12], dcache[4096], terms[3];
-    fill(a, 12, &r, 1.0), fill(b, 12, &r, 1.0);
-    if (R == bad) b[7] = INFINITY;
-    ss_barlow_opts bo = ss_barlow_defaults();
-    expect_all_fail("barlow Inf on one rank",
-                    ss_dist_barlow_forward(&loss, terms, dcache, a, b, 3, 4,
-                                           &bo, g_comm), SS_ERR_NONFINITE);
-    b[7] = 0.1f;
-    bo.form = SS_MOMENT_GRAM;
-    expect_all_fail("barlow Gram form",
-                    ss_dist_barlow_forward(&loss, terms, dcache, a, b, 3, 4,
-                                           &bo, g_comm), SS_ERR_UNSUPPORTED);
-    ss_vicreg_opts vo = ss_vicreg_defaults();
-    if (R == bad) vo.eps = -1.0f;
-    expect_all_fail("vicreg bad eps on one rank",
-                    ss_dist_vicreg_forward(&loss, terms, dcache, a, b, 3, 4,
-                                           &vo, g_comm), SS_ERR_PARAM);
-    vo.eps = 1e-4f;
-    expect_all_fail("vicreg N = 0 on one rank",
-                    ss_dist_vicreg_forward(&loss, terms, dcache, a, b,
-                                           R == bad ? 0 : 3, 4, &vo, g_comm),
-                    SS_ERR_SIZE);
-    /* and the comm still works afterwards */
-    if (ss_dist_vicreg_forward(&loss, terms, dcache, a, b, 3, 4, &vo, g_comm) !=
-        SS_OK)
-        fail("vicreg after errors", ss_last_error());
+void ss_dt_register(ss_dt_group g) {
+    if (g_ngroups < SS_DT_MAX) g_groups[g_ngroups++] = g;
 }
 
 int ss_test_dist_all(const ss_comm *comm, int verbose) {
-    g_comm = comm, g_fail = 0;
-    for (int variant = 0; variant < 3; variant++) {
-        ntxent_case(variant, 2, 5, 7, 1, 0.5f, 11 + variant);
-        ntxent_case(variant, 3, 4, 3, 0, 0.2f, 21 + variant);
-        ntxent_case(variant, 2, 70, 33, 1, 0.1f, 31 + variant); /* > 1 tile */
-        stats_case(0, variant, 6, 5, 41 + variant);
-        stats_case(0, variant, 40, 17, 51 + variant);
-        stats_case(1, variant, 6, 5, 61 + variant);
-        stats_case(1, variant, 40, 17, 71 + variant);
-    }
-    ntxent_case(1, 2, 129, 3, 1, 0.3f, 7); /* > 1 local row tile (256) */
-    ntxent_case(0, 2, 1, 1, 0, 0.5f, 5); /* N = 1, D = 1 (dot: cosine
-                                            rows of D = 1 have no gradient) */
-    error_cases();
+    ss_dt_comm = comm, ss_dt_fails = 0;
+    for (int k = 0; k < g_ngroups; k++) g_groups[k].run();
+    if (g_ngroups == SS_DT_MAX) ss_dt_fail("registry", "too many groups");
     if (verbose)
-        fprintf(stderr, "[rank %d of %d] %s (%d failures)\n", comm->rank,
-                comm->size, g_fail ? "FAILED" : "ok", g_fail);
-    return g_fail;
+        fprintf(stderr, "[rank %d of %d] %s (%d failures, %d groups)\n",
+                comm->rank, comm->size, ss_dt_fails ? "FAILED" : "ok",
+                ss_dt_fails, g_ngroups);
+    return ss_dt_fails;
 }

@@ -185,6 +185,103 @@ SS_API ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
 
 /* (section start: dist-distill) */
 
+/* ---- Global-count losses: MLM, fused CE, reconstruction, MAE -------------- */
+/*
+ * Each rank passes its local rows (T, n, B may differ per rank and be any
+ * size >= 1 the single-process function accepts); the options and the
+ * other sizes (V, H, C, Hi, Wi, p, kind, reduction, ...) must be equal on
+ * all ranks (class weights are compared through their sum and first
+ * moment). The loss is the single-process loss of the concatenated batch:
+ * a local sum over a GLOBAL count, from one all-reduce of two doubles:
+ *     MLM, fused CE   sum of scored row losses / global W, W = sum of the
+ *                     class weights of the scored targets of ALL ranks
+ *                     (their count without weights); W = 0 globally
+ *                     (every target ignored on every rank) gives loss 0
+ *                     and no gradient, while a rank whose targets are all
+ *                     ignored still gets the global loss and zero gradient.
+ *     recon (MEAN)    sum / global number of counted elements (mask != 0,
+ *                     or every element when mask is NULL); SUM and NONE:
+ *                     *loss is the global sum.
+ *     MAE             sum / global number of masked patches; none masked
+ *                     anywhere gives 0.
+ * Per-row outputs (losses) are the local rows. Backward (mean convention):
+ *     dx_local += dloss * world_size * dLglobal/dx_local;
+ * the fused CE's dweight and dbias get world_size * (this rank's part of
+ * the global gradient), so averaging them over the ranks (DDP) gives the
+ * single-process parameter gradient. Recon NONE: dpred += world_size *
+ * dlosses * dl/dpred (dlosses: the gradient of the caller's global loss
+ * with respect to the local element losses). The backward computes into a
+ * scratch of the gradient's size (O(local)), and adds it only after every
+ * rank agreed (failed calls write nothing); dloss must agree.
+ * Errors (every rank agrees): those of the single-process function (its
+ * message names it), SS_ERR_PARAM for an option or size differing between
+ * ranks, a bad comm or a cache not written by the matching forward,
+ * SS_ERR_STATE for a transport failure. A failed forward leaves the cache
+ * invalid (a later backward with it fails on every rank).
+ */
+/* Bytes of cache: ss_mlm_cache_size(T, V) + a header (0 on bad sizes). */
+SS_API size_t ss_dist_mlm_cache_size(int64_t T, int64_t V);
+SS_API ss_status ss_dist_mlm_forward(float *loss, float *losses, void *cache,
+                                     const float *logits,
+                                     const int64_t *targets, int64_t T,
+                                     int64_t V, const ss_mlm_opts *opts,
+                                     const ss_comm *comm);
+SS_API ss_status ss_dist_mlm_backward(float *dlogits, float dloss,
+                                      const void *cache, const float *logits,
+                                      const int64_t *targets, int64_t T,
+                                      int64_t V, const ss_mlm_opts *opts,
+                                      const ss_comm *comm);
+/* Bytes of cache: ss_fused_ce_cache_size(T, H, V) + a header. */
+SS_API size_t ss_dist_fused_ce_cache_size(int64_t T, int64_t H, int64_t V);
+SS_API ss_status ss_dist_fused_ce_forward(float *loss, float *losses,
+                                          void *cache, const float *hidden,
+                                          const float *weight,
+                                          const float *bias,
+                                          const int64_t *targets, int64_t T,
+                                          int64_t H, int64_t V,
+                                          const ss_fused_ce_opts *opts,
+                                          const ss_comm *comm);
+/* dhidden (T, H), dweight (V, H), dbias (V): accumulated, each may be NULL. */
+SS_API ss_status ss_dist_fused_ce_backward(float *dhidden, float *dweight,
+                                           float *dbias, float dloss,
+                                           const void *cache,
+                                           const float *hidden,
+                                           const float *weight,
+                                           const float *bias,
+                                           const int64_t *targets, int64_t T,
+                                           int64_t H, int64_t V,
+                                           const ss_fused_ce_opts *opts,
+                                           const ss_comm *comm);
+/* No cache (as ss_recon_*): the backward recomputes, and agrees on the
+ * global count again. */
+SS_API ss_status ss_dist_recon_forward(float *loss, float *losses,
+                                       const float *pred, const float *target,
+                                       const uint8_t *mask, int64_t n,
+                                       const ss_recon_opts *opts,
+                                       const ss_comm *comm);
+SS_API ss_status ss_dist_recon_backward(float *dpred, float *dtarget,
+                                        float dloss, const float *dlosses,
+                                        const float *pred,
+                                        const float *target,
+                                        const uint8_t *mask, int64_t n,
+                                        const ss_recon_opts *opts,
+                                        const ss_comm *comm);
+/* No cache (as ss_mae_*). */
+SS_API ss_status ss_dist_mae_forward(float *loss, float *losses,
+                                     const float *pred, const float *imgs,
+                                     const uint8_t *mask, int64_t B, int64_t C,
+                                     int64_t Hi, int64_t Wi, int64_t p,
+                                     const ss_mae_opts *opts,
+                                     const ss_comm *comm);
+SS_API ss_status ss_dist_mae_backward(float *dpred, float dloss,
+                                      const float *pred, const float *imgs,
+                                      const uint8_t *mask, int64_t B,
+                                      int64_t C, int64_t Hi, int64_t Wi,
+                                      int64_t p, const ss_mae_opts *opts,
+                                      const ss_comm *comm);
+
+/* DIST-DISTILL-MORE */
+
 /* (section end: dist-distill) */
 
 #ifdef __cplusplus

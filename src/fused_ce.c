@@ -52,6 +52,10 @@ typedef struct {
     double scale;        /* dloss / W */
 } fce_job;
 
+double *ss__fused_ce_cache_norm(void *cache) {
+    return &((fce_head *)cache)->W;
+}
+
 ss_fused_ce_opts ss_fused_ce_defaults(void) {
     ss_fused_ce_opts o = {SS_IGNORE_INDEX, 0.0f, NULL, FCE_BLOCK_BYTES};
     return o;

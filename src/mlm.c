@@ -52,6 +52,8 @@ ss_status ss__check_class_weights(const char *fn, const float *w, int64_t V) {
     return SS_OK;
 }
 
+double *ss__mlm_cache_norm(void *cache) { return &((mlm_head *)cache)->W; }
+
 ss_mlm_opts ss_mlm_defaults(void) {
     ss_mlm_opts o = {SS_IGNORE_INDEX, 0.0f, NULL};
     return o;

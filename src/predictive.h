@@ -46,6 +46,11 @@ ss_status ss__check_targets(const char *fn, const int64_t *targets,
 ss_status ss__check_class_weights(const char *fn, const float *w, int64_t V);
 /* label_smoothing in [0, 1]. */
 ss_status ss__check_smoothing(const char *fn, float eps);
+/* The normaliser W (sum of w[y_t] over scored rows) in a forward cache of
+ * ss_mlm / ss_fused_ce; the backward scales by dloss / W. The distributed
+ * losses (dist_predictive.c) replace it with the global W / world_size. */
+double *ss__mlm_cache_norm(void *cache);
+double *ss__fused_ce_cache_norm(void *cache);
 
 
 #endif

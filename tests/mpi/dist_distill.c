@@ -1,0 +1,367 @@
+/* dist_distill.c - distributed global-count losses (MLM, fused CE,
+ * reconstruction, MAE) and the distillation / clustering losses (DINO and
+ * its centre, iBOT, SwAV, MSN / PMSN) against the single-process losses on
+ * the concatenated batch, and error agreement. Helpers: dist_common.h. */
+#include "dist_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- shared checks --------------------------------------------------------- */
+
+/* The local rows (after - pre) / world_size against the global gradient's
+ * rows [off, off + rows) of `per` values each. */
+static void check_rows(const char *what, const float *after, const float *pre,
+                       const float *global, int64_t off, int64_t rows,
+                       int64_t per) {
+    int W = ss_dt_comm->size;
+    int64_t n = rows * per;
+    float *d = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    double *ref = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < n; i++) {
+        d[i] = (after[i] - pre[i]) / (float)W;
+        ref[i] = global[off * per + i];
+    }
+    ss_dt_close(what, d, ref, n);
+    free(d), free(ref);
+}
+
+/* A parameter gradient: the average over ranks of (after - pre) equals the
+ * global gradient (what DDP does). */
+static void check_param(const char *what, const float *after, const float *pre,
+                        const float *global, int64_t n) {
+    const ss_comm *c = ss_dt_comm;
+    float *d = malloc(sizeof(float) * (size_t)n);
+    double *ref = malloc(sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) d[i] = after[i] - pre[i], ref[i] = global[i];
+    if (c->allreduce(c->ctx, d, n, SS_COMM_FLOAT, SS_COMM_SUM) != 0)
+        ss_dt_fail(what, "all-reduce in the test failed");
+    for (int64_t i = 0; i < n; i++) d[i] /= (float)c->size;
+    ss_dt_close(what, d, ref, n);
+    free(d), free(ref);
+}
+
+static void check_loss(const char *what, float got, float want) {
+    double ref = want;
+    if (want == 0.0f) { /* exact: 0 means nothing scored */
+        if (got != 0.0f) ss_dt_fail(what, "loss should be exactly 0");
+        return;
+    }
+    ss_dt_close(what, &got, &ref, 1);
+}
+
+/* The local losses (n) against the global per-row outputs from off. */
+static void check_local(const char *what, const float *got,
+                        const float *global, int64_t off, int64_t n) {
+    double *ref = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < n; i++) ref[i] = global[off + i];
+    ss_dt_close(what, got, ref, n);
+    free(ref);
+}
+
+static float *prefilled(int64_t n, ss_rng *r) {
+    float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    ss_dt_fill(x, n, r, 1.0);
+    return x;
+}
+
+static float *copy_of(const float *x, int64_t n) {
+    float *y = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    memcpy(y, x, sizeof(float) * (size_t)n);
+    return y;
+}
+
+/* Who has its targets / masks emptied: 0 nobody, 1 the last rank, 2 all. */
+static int emptied(int empty, int rank, int size) {
+    return empty == 2 || (empty == 1 && rank == size - 1);
+}
+
+/* Targets of the global batch: ~30% ignored; rows of emptied ranks all
+ * ignored. */
+static void make_targets(int64_t *y, int64_t Tt, int64_t V, int variant,
+                         int64_t base, int empty, ss_rng *r) {
+    int W = ss_dt_comm->size;
+    for (int64_t t = 0; t < Tt; t++)
+        y[t] = ss_rng_uniform(r) < 0.3 ? SS_IGNORE_INDEX
+                                       : (int64_t)(ss_rng_uniform(r) * V) % V;
+    for (int q = 0; q < W; q++)
+        if (emptied(empty, q, W)) {
+            int64_t o = ss_dt_sum_before(variant, q, W, base);
+            for (int64_t t = 0; t < ss_dt_local_n(variant, q, W, base); t++)
+                y[o + t] = SS_IGNORE_INDEX;
+        }
+}
+
+/* ---- MLM and fused CE ------------------------------------------------------- */
+
+static void ce_case(int fused, int variant, int64_t base, int64_t V, int64_t H,
+                    float eps, int weighted, int empty, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t T = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Tt = ss_dt_sum_before(variant, W, W, base), X = fused ? H : V;
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    float *xg = prefilled(Tt * X, &r), *wt = prefilled(V * H, &r);
+    float *bias = prefilled(V, &r), cw[64];
+    int64_t *yg = malloc(sizeof(int64_t) * (size_t)Tt);
+    make_targets(yg, Tt, V, variant, base, empty, &r);
+    for (int64_t c = 0; c < V; c++) cw[c] = (float)(0.5 + ss_rng_uniform(&r));
+    if (weighted) cw[1] = 0.0f;
+    float *dxg = calloc((size_t)(Tt * X), sizeof(float));
+    float *dwg = calloc((size_t)(V * H), sizeof(float));
+    float *dbg = calloc((size_t)V, sizeof(float));
+    float *lg = malloc(sizeof(float) * (size_t)Tt), *ll = malloc(sizeof(float) * (size_t)T);
+    float *pre = prefilled(T * X + V * H + V, &r), *d = copy_of(pre, T * X + V * H + V);
+    size_t cgs = fused ? ss_fused_ce_cache_size(Tt, H, V) : ss_mlm_cache_size(Tt, V);
+    size_t cls = fused ? ss_dist_fused_ce_cache_size(T, H, V) : ss_dist_mlm_cache_size(T, V);
+    void *cg = malloc(cgs), *cl = malloc(cls);
+    const float *x = xg + off * X;
+    const int64_t *y = yg + off;
+    float lossg = 0, lossl = 0, dl = 0.8f;
+    char what[160];
+    snprintf(what, sizeof what, "%s variant %d T %lld eps %g weighted %d empty %d",
+             fused ? "fused_ce" : "mlm", variant, (long long)T, (double)eps,
+             weighted, empty);
+    ss_status s1, s2, s3, s4;
+    if (fused) {
+        ss_fused_ce_opts o = ss_fused_ce_defaults();
+        o.label_smoothing = eps, o.class_weights = weighted ? cw : NULL;
+        o.block_bytes = 4 * (size_t)V * 3; /* several row blocks */
+        s1 = ss_fused_ce_forward(&lossg, lg, cg, xg, wt, bias, yg, Tt, H, V, &o);
+        s2 = ss_fused_ce_backward(dxg, dwg, dbg, dl, cg, xg, wt, bias, yg, Tt,
+                                  H, V, &o);
+        s3 = ss_dist_fused_ce_forward(&lossl, ll, cl, x, wt, bias, y, T, H, V,
+                                      &o, ss_dt_comm);
+        s4 = ss_dist_fused_ce_backward(d, d + T * X, d + T * X + V * H, dl, cl,
+                                       x, wt, bias, y, T, H, V, &o, ss_dt_comm);
+    } else {
+        ss_mlm_opts o = ss_mlm_defaults();
+        o.label_smoothing = eps, o.class_weights = weighted ? cw : NULL;
+        s1 = ss_mlm_forward(&lossg, lg, cg, xg, yg, Tt, V, &o);
+        s2 = ss_mlm_backward(dxg, dl, cg, xg, yg, Tt, V, &o);
+        s3 = ss_dist_mlm_forward(&lossl, ll, cl, x, y, T, V, &o, ss_dt_comm);
+        s4 = ss_dist_mlm_backward(d, dl, cl, x, y, T, V, &o, ss_dt_comm);
+    }
+    if (s1 || s2 || s3 || s4) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        check_loss(what, lossl, lossg);
+        check_local(what, ll, lg, off, T);
+        check_rows(what, d, pre, dxg, off, T, X);
+        if (fused) {
+            check_param(what, d + T * X, pre + T * X, dwg, V * H);
+            check_param(what, d + T * X + V * H, pre + T * X + V * H, dbg, V);
+        }
+    }
+    free(xg), free(wt), free(bias), free(yg), free(dxg), free(dwg), free(dbg);
+    free(lg), free(ll), free(pre), free(d), free(cg), free(cl);
+}
+
+/* ---- reconstruction ---------------------------------------------------------- */
+
+/* mask_mode: 0 NULL, 1 random, 2 random but none on the last rank, 3 none
+ * anywhere. */
+static uint8_t *make_mask(int mode, int64_t total, int variant, int64_t base,
+                          int64_t per, ss_rng *r) {
+    int W = ss_dt_comm->size;
+    if (mode == 0) return NULL;
+    uint8_t *m = malloc((size_t)(total > 0 ? total : 1));
+    for (int64_t i = 0; i < total; i++) m[i] = mode < 3 && ss_rng_uniform(r) < 0.6;
+    if (mode == 2) {
+        int64_t o = ss_dt_sum_before(variant, W - 1, W, base) * per;
+        memset(m + o, 0, (size_t)(total - o));
+    }
+    return m;
+}
+
+static void recon_case(int variant, ss_recon_kind kind, ss_reduction red,
+                       int mask_mode, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t base = 9, n = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t nt = ss_dt_sum_before(variant, W, W, base);
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    float *pg = prefilled(nt, &r), *tg = prefilled(nt, &r), *dlg = prefilled(nt, &r);
+    if (kind == SS_RECON_BCE_LOGITS)
+        for (int64_t i = 0; i < nt; i++) tg[i] = (float)ss_rng_uniform(&r);
+    uint8_t *mg = make_mask(mask_mode, nt, variant, base, 1, &r);
+    float *dpg = calloc((size_t)nt, sizeof(float)), *dtg = calloc((size_t)nt, sizeof(float));
+    float *lg = malloc(sizeof(float) * (size_t)nt), *ll = malloc(sizeof(float) * (size_t)n);
+    float *pre = prefilled(2 * n, &r), *d = copy_of(pre, 2 * n);
+    ss_recon_opts o = ss_recon_defaults(kind);
+    o.reduction = red, o.beta = 0.7f;
+    float lossg = 0, lossl = 0, dl = 1.3f;
+    /* the caller's global loss for NONE: sum_i dlosses_i l_i */
+    const uint8_t *m = mg ? mg + off : NULL;
+    char what[160];
+    snprintf(what, sizeof what, "recon variant %d kind %d red %d mask %d",
+             variant, (int)kind, (int)red, mask_mode);
+    if (ss_recon_forward(&lossg, lg, pg, tg, mg, nt, &o) ||
+        ss_recon_backward(dpg, dtg, dl, dlg, pg, tg, mg, nt, &o) ||
+        ss_dist_recon_forward(&lossl, ll, pg + off, tg + off, m, n, &o, ss_dt_comm) ||
+        ss_dist_recon_backward(d, d + n, dl, dlg + off, pg + off, tg + off, m,
+                               n, &o, ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        check_loss(what, lossl, lossg);
+        check_local(what, ll, lg, off, n);
+        check_rows(what, d, pre, dpg, off, n, 1);
+        check_rows(what, d + n, pre + n, dtg, off, n, 1);
+    }
+    free(pg), free(tg), free(dlg), free(mg), free(dpg), free(dtg), free(lg);
+    free(ll), free(pre), free(d);
+}
+
+/* ---- MAE ---------------------------------------------------------------------- */
+
+static void mae_case(int variant, int norm_pix, int mask_mode, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t C = 2, Hi = 4, Wi = 6, p = 2, L = 6, P = 8, base = 2;
+    int64_t B = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Bt = ss_dt_sum_before(variant, W, W, base), img = C * Hi * Wi;
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    float *ig = prefilled(Bt * img, &r), *pg = prefilled(Bt * L * P, &r);
+    uint8_t *mg = make_mask(mask_mode, Bt * L, variant, base, L, &r);
+    float *dg = calloc((size_t)(Bt * L * P), sizeof(float));
+    float *lg = malloc(sizeof(float) * (size_t)(Bt * L)), *ll = malloc(sizeof(float) * (size_t)(B * L));
+    float *pre = prefilled(B * L * P, &r), *d = copy_of(pre, B * L * P);
+    ss_mae_opts o = ss_mae_defaults();
+    o.norm_pix = norm_pix;
+    float lossg = 0, lossl = 0, dl = 0.9f;
+    char what[160];
+    snprintf(what, sizeof what, "mae variant %d norm_pix %d mask %d", variant,
+             norm_pix, mask_mode);
+    if (ss_mae_forward(&lossg, lg, pg, ig, mg, Bt, C, Hi, Wi, p, &o) ||
+        ss_mae_backward(dg, dl, pg, ig, mg, Bt, C, Hi, Wi, p, &o) ||
+        ss_dist_mae_forward(&lossl, ll, pg + off * L * P, ig + off * img,
+                            mg + off * L, B, C, Hi, Wi, p, &o, ss_dt_comm) ||
+        ss_dist_mae_backward(d, dl, pg + off * L * P, ig + off * img,
+                             mg + off * L, B, C, Hi, Wi, p, &o, ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        check_loss(what, lossl, lossg);
+        check_local(what, ll, lg, off * L, B * L);
+        check_rows(what, d, pre, dg, off, B, L * P);
+    }
+    free(ig), free(pg), free(mg), free(dg), free(lg), free(ll), free(pre), free(d);
+}
+
+/* ---- errors of the global-count losses ------------------------------------- */
+
+static void expect(const char *what, ss_status st, ss_status want) {
+    if (st != want) {
+        char m[256];
+        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
+                 ss_status_name(want), ss_last_error());
+        ss_dt_fail(what, m);
+    }
+}
+
+static int all_zero(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != 0.0f) return 0;
+    return 1;
+}
+
+static void predictive_errors(void) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank, bad = W - 1;
+    const ss_comm *c = ss_dt_comm;
+    int64_t T = 4, V = 5;
+    float x[20], dx[20] = {0}, loss = 0, ll[4];
+    int64_t y[5] = {0, 1, SS_IGNORE_INDEX, 4, 2};
+    char cache[1024];
+    ss_rng r;
+    ss_rng_seed(&r, 5 + (uint64_t)R);
+    ss_dt_fill(x, 20, &r, 1.0);
+    ss_mlm_opts o = ss_mlm_defaults();
+    if (R == bad) x[3] = NAN;
+    expect("mlm NaN on one rank",
+           ss_dist_mlm_forward(&loss, ll, cache, x, y, T, V, &o, c),
+           SS_ERR_NONFINITE);
+    x[3] = 0.25f;
+    if (R == bad) y[1] = 9;
+    expect("mlm bad label on one rank",
+           ss_dist_mlm_forward(&loss, ll, cache, x, y, T, V, &o, c), SS_ERR_LABEL);
+    y[1] = 1;
+    if (W > 1) {
+        ss_mlm_opts o2 = o;
+        if (R == bad) o2.label_smoothing = 0.1f;
+        expect("mlm smoothing differs",
+               ss_dist_mlm_forward(&loss, ll, cache, x, y, T, V, &o2, c),
+               SS_ERR_PARAM);
+    }
+    if (ss_dist_mlm_forward(&loss, ll, cache, x, y, T, V, &o, c) != SS_OK) {
+        ss_dt_fail("mlm forward before bad cache", ss_last_error());
+        return;
+    }
+    char saved[8];
+    memcpy(saved, cache, 8);
+    if (R == bad) memset(cache, 0, 8);
+    expect("mlm bad cache on one rank",
+           ss_dist_mlm_backward(dx, 1.0f, cache, x, y, T, V, &o, c), SS_ERR_PARAM);
+    if (!all_zero(dx, 20)) ss_dt_fail("mlm failed backward", "wrote into dlogits");
+    memcpy(cache, saved, 8);
+    if (W > 1)
+        expect("mlm dloss differs",
+               ss_dist_mlm_backward(dx, R == bad ? 2.0f : 1.0f, cache, x, y, T,
+                                    V, &o, c), SS_ERR_PARAM);
+    if (!all_zero(dx, 20)) ss_dt_fail("mlm failed backward", "wrote into dlogits");
+    if (ss_dist_mlm_backward(dx, 1.0f, cache, x, y, T, V, &o, c) != SS_OK)
+        ss_dt_fail("mlm backward after errors", ss_last_error());
+    /* fused CE: H differing; recon: kind differing; MAE: Inf in pred */
+    float w[25], pred[96], imgs[48], dp[96] = {0};
+    uint8_t mask[24];
+    for (int i = 0; i < 24; i++) mask[i] = (uint8_t)(i % 3 == 0);
+    ss_dt_fill(w, 25, &r, 1.0), ss_dt_fill(pred, 96, &r, 1.0), ss_dt_fill(imgs, 48, &r, 1.0);
+    if (W > 1)
+        expect("fused_ce H differs",
+               ss_dist_fused_ce_forward(&loss, NULL, cache, x, w, NULL, y,
+                                        R == bad ? 5 : 4, R == bad ? 4 : 5, 5,
+                                        NULL, c), SS_ERR_PARAM);
+    ss_recon_opts ro = ss_recon_defaults(R == bad ? SS_RECON_L1 : SS_RECON_MSE);
+    if (W > 1)
+        expect("recon kind differs",
+               ss_dist_recon_forward(&loss, NULL, x, w, NULL, 20, &ro, c),
+               SS_ERR_PARAM);
+    if (R == bad) pred[40] = INFINITY;
+    expect("mae Inf on one rank",
+           ss_dist_mae_backward(dp, 1.0f, pred, imgs, mask, 2, 2, 4, 3, 1, NULL, c),
+           SS_ERR_NONFINITE);
+    if (!all_zero(dp, 96)) ss_dt_fail("mae failed backward", "wrote into dpred");
+    pred[40] = 0.0f;
+    expect("mae p = 0 on one rank",
+           ss_dist_mae_forward(&loss, NULL, pred, imgs, mask, 2, 2, 4, 3,
+                               R == bad ? 0 : 1, NULL, c), SS_ERR_SIZE);
+    if (ss_dist_mae_forward(&loss, NULL, pred, imgs, mask, 2, 2, 4, 3, 1, NULL, c))
+        ss_dt_fail("mae after errors", ss_last_error());
+}
+
+SS_DIST_GROUP(distill_predictive) {
+    static const ss_recon_kind kinds[5] = {SS_RECON_MSE, SS_RECON_L1,
+                                           SS_RECON_SMOOTH_L1, SS_RECON_HUBER,
+                                           SS_RECON_BCE_LOGITS};
+    for (int variant = 0; variant < 3; variant++) {
+        uint64_t s = 100 + 10 * (uint64_t)variant;
+        ce_case(0, variant, 6, 7, 0, 0.0f, 0, 0, s + 1);
+        ce_case(0, variant, 6, 7, 0, 0.1f, 1, 0, s + 2);
+        ce_case(0, variant, 5, 7, 0, 0.0f, 1, 1, s + 3); /* last rank empty */
+        ce_case(1, variant, 6, 9, 5, 0.0f, 0, 0, s + 4);
+        ce_case(1, variant, 6, 9, 5, 0.2f, 1, 1, s + 5);
+        for (int k = 0; k < 5; k++)
+            recon_case(variant, kinds[k], (ss_reduction)(k % 3), k % 4, s + 6 + k);
+        recon_case(variant, SS_RECON_MSE, SS_REDUCE_MEAN, 2, s + 7);
+        mae_case(variant, 1, 1, s + 8);
+        mae_case(variant, 0, 2, s + 9); /* no masked patch on the last rank */
+    }
+    ce_case(0, 0, 4, 5, 0, 0.1f, 0, 2, 201); /* every target ignored */
+    ce_case(1, 0, 4, 5, 3, 0.1f, 1, 2, 202);
+    recon_case(0, SS_RECON_L1, SS_REDUCE_MEAN, 3, 203); /* nothing counted */
+    mae_case(1, 1, 3, 204);                             /* nothing masked */
+    predictive_errors();
+}

@@ -280,7 +280,117 @@ SS_API ss_status ss_dist_mae_backward(float *dpred, float dloss,
                                       int64_t p, const ss_mae_opts *opts,
                                       const ss_comm *comm);
 
-/* DIST-DISTILL-MORE */
+/* ---- Distillation and clustering: centre, DINO, iBOT, SwAV, MSN ---------- */
+/*
+ * Local batches as the single-process functions take them (N samples, B
+ * images, M masked tokens per rank; they may differ per rank); every
+ * other size, the options, the centre (compared through the sum and first
+ * moment of its values) and MSN's prototypes must be equal on all ranks.
+ * Losses are the single-process losses of the concatenated batch; per-row
+ * outputs are the local rows. Backward: dx_local += dloss * world_size *
+ * dLglobal/dx_local (mean convention); MSN's dprototypes gets world_size *
+ * (this rank's part), so averaging over ranks gives the global gradient.
+ * Backward computes into an O(local) scratch and adds it after the
+ * agreement (failed calls write nothing; a failed forward leaves the cache
+ * invalid). Errors: those of the single-process function, SS_ERR_PARAM for
+ * options / sizes / centre / prototypes differing between ranks, a bad
+ * comm or a cache of another forward, SS_ERR_STATE for a transport failure.
+ */
+
+/* The centre over ranks: every rank calls ss_center_accumulate on its own
+ * teacher rows, then all call this instead of ss_center_update. The pending
+ * sums and row counts are all-reduced (K + 1 values), so the batch centre
+ * is the mean over the GLOBAL batch and the centres, equal before, stay
+ * identical on every rank (checked through their sum and moment:
+ * SS_ERR_PARAM on every rank when they differ). momentum in [0, 1]. */
+SS_API ss_status ss_dist_center_update(ss_center *c, float momentum,
+                                       const ss_comm *comm);
+
+/* DINO: teacher (G, N, K), student (V, N, K) of the local N samples; the
+ * loss is the mean over the global N_tot samples (one all-reduce). */
+SS_API size_t ss_dist_dino_cache_size(int64_t G, int64_t V, int64_t N,
+                                      int64_t K);
+SS_API ss_status ss_dist_dino_forward(float *loss, float *losses, void *cache,
+                                      const float *teacher,
+                                      const float *student,
+                                      const ss_center *c, float teacher_temp,
+                                      int64_t G, int64_t V, int64_t N,
+                                      int64_t K, const ss_dino_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_dino_backward(float *dstudent, float dloss,
+                                       const void *cache, const float *teacher,
+                                       const float *student,
+                                       const ss_center *c, float teacher_temp,
+                                       int64_t G, int64_t V, int64_t N,
+                                       int64_t K, const ss_dino_opts *opts,
+                                       const ss_comm *comm);
+
+/* iBOT: mask (B, T), teacher / student (M, K) of the local B images (M may
+ * be 0 on a rank). As ss_ibot_forward on the concatenated batch: each
+ * token weighs 1 / (masked tokens of its image), the sum is divided by the
+ * GLOBAL image count B_tot. T, K equal on all ranks. */
+SS_API size_t ss_dist_ibot_cache_size(int64_t M, int64_t K);
+SS_API ss_status ss_dist_ibot_forward(float *loss, float *losses, void *cache,
+                                      const float *teacher,
+                                      const float *student,
+                                      const uint8_t *mask, const ss_center *c,
+                                      int64_t B, int64_t T, int64_t M,
+                                      int64_t K, const ss_ibot_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_ibot_backward(float *dstudent, float dloss,
+                                       const void *cache, const float *teacher,
+                                       const float *student,
+                                       const uint8_t *mask, const ss_center *c,
+                                       int64_t B, int64_t T, int64_t M,
+                                       int64_t K, const ss_ibot_opts *opts,
+                                       const ss_comm *comm);
+
+/* SwAV: high (H, N, K), low (L, N, K), queue (H, Q, K) local (N >= 1 and
+ * Q >= 0 may differ per rank). The Sinkhorn of high crop i runs over the
+ * rows of ALL ranks, [high_i; queue_i] of every rank (SwAV's
+ * distributed_sinkhorn): its global normalisation and its K column sums
+ * per iteration are all-reduced (2 + 2 K doubles per iteration and crop),
+ * so the codes of the local rows equal the single-process codes' rows on
+ * the concatenated high crops with the concatenated queues. Loss: the
+ * mean over the N_tot samples. */
+SS_API size_t ss_dist_swav_cache_size(int64_t H, int64_t L, int64_t N,
+                                      int64_t Q, int64_t K);
+SS_API ss_status ss_dist_swav_forward(float *loss, float *losses, void *cache,
+                                      const float *high, const float *low,
+                                      const float *queue, int64_t H,
+                                      int64_t L, int64_t N, int64_t Q,
+                                      int64_t K, const ss_swav_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_swav_backward(float *dhigh, float *dlow, float dloss,
+                                       const void *cache, const float *high,
+                                       const float *low, const float *queue,
+                                       int64_t H, int64_t L, int64_t N,
+                                       int64_t Q, int64_t K,
+                                       const ss_swav_opts *opts,
+                                       const ss_comm *comm);
+
+/* MSN / PMSN: anchors (V, N, D), targets (N, D) local; prototypes (K, D)
+ * equal on all ranks. The target Sinkhorn runs over the N_tot targets of
+ * all ranks (as SwAV), and the mean prediction pbar of the regulariser
+ * (mean entropy, or the PMSN prior KL) is the mean over the V N_tot
+ * anchors of all ranks: one all-reduce of K + 1 doubles. */
+SS_API size_t ss_dist_msn_cache_size(int64_t V, int64_t N, int64_t K,
+                                     int64_t D);
+SS_API ss_status ss_dist_msn_forward(float *loss, float *losses, void *cache,
+                                     const float *anchors,
+                                     const float *targets,
+                                     const float *prototypes, int64_t V,
+                                     int64_t N, int64_t K, int64_t D,
+                                     const ss_msn_opts *opts,
+                                     const ss_comm *comm);
+SS_API ss_status ss_dist_msn_backward(float *danchors, float *dprototypes,
+                                      float dloss, const void *cache,
+                                      const float *anchors,
+                                      const float *targets,
+                                      const float *prototypes, int64_t V,
+                                      int64_t N, int64_t K, int64_t D,
+                                      const ss_msn_opts *opts,
+                                      const ss_comm *comm);
 
 /* (section end: dist-distill) */
 

@@ -136,3 +136,16 @@ ss_status ss__dist_agree(const ss_comm *c, const char *fn, ss_status st,
     ss__free(buf);
     return r;
 }
+
+ss_status ss__dist_agree_total(const ss_comm *c, const char *fn, ss_status st,
+                               const double *vals, const char *const *names,
+                               int nv, int64_t n, int64_t *total) {
+    int64_t *counts = ss__malloc((size_t)c->size * sizeof(int64_t)), off = 0;
+    int64_t one[1];
+    if (st == SS_OK && !counts)
+        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
+    st = ss__dist_agree(c, fn, st, vals, names, nv, n, counts ? counts : one,
+                        &off, total);
+    ss__free(counts);
+    return st;
+}

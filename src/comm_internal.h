@@ -20,6 +20,12 @@ ss_status ss__dist_agree(const ss_comm *c, const char *fn, ss_status st,
                          int64_t n, int64_t *counts, int64_t *offset,
                          int64_t *total);
 
+/* ss__dist_agree when only the total of n over the ranks is needed (the
+ * per-rank counts are allocated and freed inside). */
+ss_status ss__dist_agree_total(const ss_comm *c, const char *fn, ss_status st,
+                               const double *vals, const char *const *names,
+                               int nv, int64_t n, int64_t *total);
+
 /* Agrees on a status only (e.g. after allocations). */
 ss_status ss__dist_status(const ss_comm *c, const char *fn, ss_status st);
 

@@ -53,6 +53,9 @@ void ss_center_free(ss_center *c) {
     free(c);
 }
 
+double *ss__center_pending_sum(ss_center *c) { return c->sum; }
+int64_t *ss__center_pending_rows(ss_center *c) { return &c->pending; }
+
 int64_t ss_center_dim(const ss_center *c) { return c ? c->K : 0; }
 const float *ss_center_data(const ss_center *c) { return c ? c->value : NULL; }
 int64_t ss_center_pending(const ss_center *c) { return c ? c->pending : 0; }

@@ -33,20 +33,6 @@ typedef struct {
 
 /* ---- shared pieces ------------------------------------------------------- */
 
-/* Agreement; *total = sum over ranks of n on success. */
-static ss_status dp_agree(const ss_comm *c, const char *fn, ss_status st,
-                          const double *vals, const char *const *names,
-                          int nv, int64_t n, int64_t *total) {
-    int64_t *counts = ss__malloc((size_t)c->size * sizeof(int64_t)), off = 0;
-    int64_t one[1];
-    if (st == SS_OK && !counts)
-        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
-    st = ss__dist_agree(c, fn, st, vals, names, nv, n, counts ? counts : one,
-                        &off, total);
-    ss__free(counts);
-    return st;
-}
-
 static ss_status dp_sum(const ss_comm *c, const char *fn, double *buf,
                         int64_t n) {
     return ss__dist_allreduce(c, fn, buf, n, SS_COMM_DOUBLE, SS_COMM_SUM);
@@ -175,7 +161,7 @@ ss_status ss_dist_mlm_forward(float *loss, float *losses, void *cache,
     double vals[5];
     dp_ce_vals(vals, V, o.ignore_index, o.label_smoothing, o.class_weights, st);
     int64_t Ttot = 0;
-    st = dp_agree(comm, fn, st, vals, dmlm_names, 5, T, &Ttot);
+    st = ss__dist_agree_total(comm, fn, st, vals, dmlm_names, 5, T, &Ttot);
     if (st == SS_OK)
         st = dp_ce_finish(comm, fn, loss, losses, rows, T,
                           ss__mlm_cache_norm(dp_inner(cache)));
@@ -206,7 +192,7 @@ ss_status ss_dist_mlm_backward(float *dlogits, float dloss, const void *cache,
         st = ss_mlm_backward(g, 1.0f, dp_inner(cache), logits, targets, T, V,
                              &o);
     int64_t Ttot = 0;
-    st = dp_agree(comm, fn, st, vals, dmlm_names, 6, T, &Ttot);
+    st = ss__dist_agree_total(comm, fn, st, vals, dmlm_names, 6, T, &Ttot);
     if (st == SS_OK) dp_axpy(dlogits, g, dloss, T * V);
     ss__free(g);
     return st;
@@ -245,7 +231,7 @@ ss_status ss_dist_fused_ce_forward(float *loss, float *losses, void *cache,
     dp_ce_vals(vals, V, o.ignore_index, o.label_smoothing, o.class_weights, st);
     vals[5] = (double)H;
     int64_t Ttot = 0;
-    st = dp_agree(comm, fn, st, vals, dfce_names, 6, T, &Ttot);
+    st = ss__dist_agree_total(comm, fn, st, vals, dfce_names, 6, T, &Ttot);
     if (st == SS_OK)
         st = dp_ce_finish(comm, fn, loss, losses, rows, T,
                           ss__fused_ce_cache_norm(dp_inner(cache)));
@@ -287,7 +273,7 @@ ss_status ss_dist_fused_ce_backward(float *dhidden, float *dweight,
                                   scored ? gb : NULL, 1.0f, dp_inner(cache),
                                   hidden, weight, bias, targets, T, H, V, &o);
     int64_t Ttot = 0;
-    st = dp_agree(comm, fn, st, vals, dfce_names, 7, T, &Ttot);
+    st = ss__dist_agree_total(comm, fn, st, vals, dfce_names, 7, T, &Ttot);
     if (st == SS_OK) {
         dp_axpy(dhidden, gh, dloss, T * H);
         dp_axpy(dweight, gw, dloss, V * H);
@@ -321,7 +307,7 @@ ss_status ss_dist_recon_forward(float *loss, float *losses, const float *pred,
     int64_t cnt = st == SS_OK ? dp_count(mask, n) : 0, ctot = 0;
     double vals[4];
     drec_vals(vals, &o, 0.0f);
-    st = dp_agree(comm, fn, st, vals, drec_names, 3, cnt, &ctot);
+    st = ss__dist_agree_total(comm, fn, st, vals, drec_names, 3, cnt, &ctot);
     double s = o.reduction == SS_REDUCE_MEAN ? (double)lr * (double)cnt : lr;
     if (st == SS_OK) st = dp_sum(comm, fn, &s, 1);
     if (st == SS_OK) {
@@ -353,7 +339,7 @@ ss_status ss_dist_recon_backward(float *dpred, float *dtarget, float dloss,
     int64_t cnt = st == SS_OK ? dp_count(mask, n) : 0, ctot = 0;
     double vals[4];
     drec_vals(vals, &o, dloss);
-    st = dp_agree(comm, fn, st, vals, drec_names, 4, cnt, &ctot);
+    st = ss__dist_agree_total(comm, fn, st, vals, drec_names, 4, cnt, &ctot);
     if (st == SS_OK) {
         double a = (double)comm->size; /* NONE: world * dlosses */
         if (o.reduction == SS_REDUCE_SUM) a *= dloss;
@@ -406,7 +392,7 @@ ss_status ss_dist_mae_forward(float *loss, float *losses, const float *pred,
     int64_t m = st == SS_OK ? dp_count(mask, B * L) : 0, mtot = 0;
     double vals[6];
     dmae_vals(vals, C, Hi, Wi, p, &o, 0.0f);
-    st = dp_agree(comm, fn, st, vals, dmae_names, 5, m, &mtot);
+    st = ss__dist_agree_total(comm, fn, st, vals, dmae_names, 5, m, &mtot);
     double s = (double)lr * (double)m;
     if (st == SS_OK) st = dp_sum(comm, fn, &s, 1);
     if (st == SS_OK) {
@@ -434,7 +420,7 @@ ss_status ss_dist_mae_backward(float *dpred, float dloss, const float *pred,
     int64_t m = st == SS_OK ? dp_count(mask, B * L) : 0, mtot = 0;
     double vals[6];
     dmae_vals(vals, C, Hi, Wi, p, &o, dloss);
-    st = dp_agree(comm, fn, st, vals, dmae_names, 6, m, &mtot);
+    st = ss__dist_agree_total(comm, fn, st, vals, dmae_names, 6, m, &mtot);
     if (st == SS_OK && mtot > 0)
         dp_axpy(dpred, g,
                 (double)dloss * comm->size * (double)m / (double)mtot,

@@ -146,11 +146,40 @@ static void anchor_tile(float *tile, const msn_ws *w, int64_t r0, int64_t rows,
     ss__sgemm(0, 1, rows, K, D, 1.0f, w->an + r0 * D, D, w->pn, D, 0.0f, tile, K);
 }
 
+ss_status ss__msn_check(const char *fn, const float *anchors,
+                        const float *targets, const float *prototypes,
+                        int64_t V, int64_t N, int64_t K, int64_t D,
+                        const ss_msn_opts *o) {
+    return msn_check(fn, anchors, targets, prototypes, V, N, K, D, o);
+}
+
 ss_status ss_msn_forward(float *loss, float *losses, void *cache,
                          const float *anchors, const float *targets,
                          const float *prototypes, int64_t V, int64_t N,
                          int64_t K, int64_t D, const ss_msn_opts *opts) {
-    static const char fn[] = "ss_msn_forward";
+    return ss__msn_forward_red("ss_msn_forward", loss, losses, cache, anchors,
+                               targets, prototypes, V, N, K, D, opts, NULL);
+}
+
+/* The cross-entropy total and the pbar sums (pbar: K) completed over the
+ * ranks when red is given; *M becomes the global anchor count. */
+static int msn_reduce(const ss__sk_reduce *red, double *pbar, double *total,
+                      int64_t K, int64_t V, int64_t *M) {
+    if (!red) return 0;
+    double *buf = pbar; /* the K sums, then one spare double */
+    buf[K] = *total;
+    if (red->sum(red->ctx, buf, K + 1)) return 1;
+    *total = buf[K];
+    *M = V * red->rows_total;
+    return 0;
+}
+
+ss_status ss__msn_forward_red(const char *fn, float *loss, float *losses,
+                              void *cache, const float *anchors,
+                              const float *targets, const float *prototypes,
+                              int64_t V, int64_t N, int64_t K, int64_t D,
+                              const ss_msn_opts *opts,
+                              const ss__sk_reduce *red) {
     ss_msn_opts o = opts ? *opts : ss_msn_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
@@ -158,18 +187,30 @@ ss_status ss_msn_forward(float *loss, float *losses, void *cache,
     int64_t M = V * N, ntile = (M + MSN_TILE - 1) / MSN_TILE;
     int nt = ss__threads();
     msn_ws w;
-    SS_TRY(msn_prepare(fn, &w, anchors, targets, prototypes, M, N, K, D, nt));
+    ss_status st = msn_prepare(fn, &w, anchors, targets, prototypes, M, N, K,
+                               D, nt);
     double *lse = cache, *pbar = lse + M, *u = pbar + K, *v = u + K, *off = v + N;
-    double *acc = ss__calloc(sizeof(double) * (size_t)(nt * K + 2 * K + M));
-    if (!acc) {
+    double *acc = st == SS_OK ? ss__calloc(sizeof(double) *
+                                           (size_t)(nt * K + 3 * K + 1 + M))
+                              : NULL;
+    if (st == SS_OK && !acc) {
         msn_ws_free(&w);
-        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate the workspace");
+        st = ss__fail(SS_ERR_NOMEM, fn, "cannot allocate the workspace");
     }
-    double *skws = acc + nt * K, *ce = skws + 2 * K;
+    if (red && red->agree) st = (ss_status)red->agree(red->ctx, (int)st);
+    if (st != SS_OK) {
+        if (acc) ss__free(acc), msn_ws_free(&w);
+        return st;
+    }
+    double *skws = acc + nt * K, *ce = skws + 2 * K, *psum = ce + M;
     double it = 1.0 / o.temperature, isharp = it / o.sharpen_temperature;
     ss__sk_kernel kern = target_kernel(&w, off, N, K, isharp);
     if (o.sinkhorn_iterations > 0) {
-        ss__sinkhorn_log(&kern, o.sinkhorn_iterations, u, v, skws);
+        if (ss__sinkhorn_log_red(&kern, o.sinkhorn_iterations, u, v, skws,
+                                 red)) {
+            ss__free(acc), msn_ws_free(&w);
+            return SS_ERR_STATE; /* the callback set the message */
+        }
     } else {
         for (int64_t k = 0; k < K; k++) u[k] = 0.0;
         for (int64_t n = 0; n < N; n++) v[n] = 0.0;
@@ -197,10 +238,16 @@ ss_status ss_msn_forward(float *loss, float *losses, void *cache,
     for (int64_t k = 0; k < K; k++) { /* fixed thread order */
         double s = 0.0;
         for (int id = 0; id < nt; id++) s += acc[id * K + k];
-        pbar[k] = s / (double)M;
+        psum[k] = s;
     }
     double total = 0.0, R = 0.0;
     for (int64_t r = 0; r < M; r++) total += ce[r];
+    int64_t Mloc = M;
+    if (msn_reduce(red, psum, &total, K, V, &M)) {
+        ss__free(acc), msn_ws_free(&w);
+        return SS_ERR_STATE;
+    }
+    for (int64_t k = 0; k < K; k++) pbar[k] = psum[k] / (double)M;
     if (o.regularization_weight > 0) {
         if (o.prior == SS_MSN_PRIOR_UNIFORM) {
             for (int64_t k = 0; k < K; k++)
@@ -214,7 +261,7 @@ ss_status ss_msn_forward(float *loss, float *losses, void *cache,
         }
     }
     if (losses)
-        for (int64_t r = 0; r < M; r++) losses[r] = (float)ce[r];
+        for (int64_t r = 0; r < Mloc; r++) losses[r] = (float)ce[r];
     *loss = (float)(total / (double)M + o.regularization_weight * R);
     ss__free(acc);
     msn_ws_free(&w);

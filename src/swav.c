@@ -78,11 +78,26 @@ static void codes(const float *high, const double *u, const double *v,
     }
 }
 
+ss_status ss__swav_check(const char *fn, const float *high, const float *low,
+                         const float *queue, int64_t H, int64_t L, int64_t N,
+                         int64_t Q, int64_t K, const ss_swav_opts *o) {
+    return swav_check(fn, high, low, queue, H, L, N, Q, K, o);
+}
+
 ss_status ss_swav_forward(float *loss, float *losses, void *cache,
                           const float *high, const float *low,
                           const float *queue, int64_t H, int64_t L, int64_t N,
                           int64_t Q, int64_t K, const ss_swav_opts *opts) {
-    static const char fn[] = "ss_swav_forward";
+    return ss__swav_forward_red("ss_swav_forward", loss, losses, cache, high,
+                                low, queue, H, L, N, Q, K, opts, NULL);
+}
+
+ss_status ss__swav_forward_red(const char *fn, float *loss, float *losses,
+                               void *cache, const float *high,
+                               const float *low, const float *queue,
+                               int64_t H, int64_t L, int64_t N, int64_t Q,
+                               int64_t K, const ss_swav_opts *opts,
+                               const ss__sk_reduce *red) {
     ss_swav_opts o = opts ? *opts : ss_swav_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
@@ -91,16 +106,23 @@ ss_status ss_swav_forward(float *loss, float *losses, void *cache,
     double *vfull = ss__malloc(sizeof(double) * (size_t)(N + Q));
     double *ws = ss__malloc(sizeof(double) * (size_t)(2 * K + nt * (H + 1) * K));
     double *per = ss__malloc(sizeof(double) * (size_t)N);
-    if (!vfull || !ws || !per) {
+    ss_status st = vfull && ws && per ? SS_OK : ss__fail(SS_ERR_NOMEM, fn,
+                                        "cannot allocate the workspace");
+    if (red && red->agree) st = (ss_status)red->agree(red->ctx, (int)st);
+    if (st != SS_OK) {
         ss__free(vfull), ss__free(ws), ss__free(per);
-        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate the workspace");
+        return st;
     }
     double *u = cache, *v = u + H * K, *lse = v + H * N;
     double ieps = 1.0 / o.sinkhorn_epsilon, it = 1.0 / o.temperature;
     for (int64_t i = 0; i < H; i++) {
         ss__sk_kernel kern = {{high + i * N * K, queue ? queue + i * Q * K : NULL},
                               {N, Q}, NULL, ieps, K};
-        ss__sinkhorn_log(&kern, o.sinkhorn_iterations, u + i * K, vfull, ws);
+        if (ss__sinkhorn_log_red(&kern, o.sinkhorn_iterations, u + i * K,
+                                 vfull, ws, red)) {
+            ss__free(vfull), ss__free(ws), ss__free(per);
+            return SS_ERR_STATE; /* the callback set the message */
+        }
         for (int64_t n = 0; n < N; n++) v[i * N + n] = vfull[n]; /* drop queue */
     }
     int64_t W = H + L;

@@ -43,6 +43,28 @@ typedef struct {
 void ss__sinkhorn_log(const ss__sk_kernel *kern, int64_t iters, double *u,
                       double *v, double *ws);
 
+/* Rows split over ranks (the distributed SwAV / MSN): each rank holds some
+ * rows of the kernel, and every reduction over rows (the global LSE, the
+ * column LSEs) is completed across the ranks by these callbacks, each
+ * reducing n doubles in place and returning 0 on success (nonzero: the
+ * callback has set the error message). agree (may be NULL) agrees on a
+ * local status (0 ok) before the first collective of a loss; it returns
+ * the agreed status. rows_total: the number of rows on all ranks. */
+typedef struct {
+    void *ctx;
+    int (*sum)(void *ctx, double *buf, int64_t n);
+    int (*max)(void *ctx, double *buf, int64_t n);
+    int (*agree)(void *ctx, int status);
+    int64_t rows_total;
+} ss__sk_reduce;
+
+/* ss__sinkhorn_log on this rank's rows, with the row reductions completed
+ * through red (NULL: one process, then equal to ss__sinkhorn_log). u: (K),
+ * equal on every rank; v: this rank's rows. Returns 0, or nonzero when a
+ * callback failed. */
+int ss__sinkhorn_log_red(const ss__sk_kernel *kern, int64_t iters, double *u,
+                         double *v, double *ws, const ss__sk_reduce *red);
+
 /* A_rk for row r (0 <= r < R), column k. */
 static inline double ss__sk_logit(const ss__sk_kernel *kern, int64_t r,
                                   int64_t k) {

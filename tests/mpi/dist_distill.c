@@ -365,3 +365,322 @@ SS_DIST_GROUP(distill_predictive) {
     mae_case(1, 1, 3, 204);                             /* nothing masked */
     predictive_errors();
 }
+
+/* ---- centre, DINO, iBOT --------------------------------------------------------- */
+
+/* A centre of dimension K with deterministic non-zero values. */
+static ss_center *make_center(int64_t K) {
+    ss_center *c = NULL;
+    float v[64];
+    for (int64_t k = 0; k < K; k++) v[k] = (float)(0.1 * (double)k - 0.2);
+    if (ss_center_create(&c, K) || ss_center_set(c, v)) return NULL;
+    return c;
+}
+
+static void center_case(int variant, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t K = 6, base = 4, N = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Nt = ss_dt_sum_before(variant, W, W, base);
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    float *xg = prefilled(Nt * K, &r);
+    ss_center *cg = make_center(K), *cl = make_center(K);
+    char what[96];
+    snprintf(what, sizeof what, "center variant %d", variant);
+    if (!cg || !cl || ss_center_accumulate(cg, xg, Nt) ||
+        ss_center_update(cg, 0.7f) || ss_center_accumulate(cl, xg + off * K, N) ||
+        ss_dist_center_update(cl, 0.7f, ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        double ref[64];
+        for (int64_t k = 0; k < K; k++) ref[k] = ss_center_data(cg)[k];
+        ss_dt_close(what, ss_center_data(cl), ref, K);
+        if (ss_center_pending(cl) != 0) ss_dt_fail(what, "pending not cleared");
+    }
+    ss_center_free(cg), ss_center_free(cl), free(xg);
+}
+
+static void dino_case(int variant, int64_t G, int64_t V, int64_t K,
+                      uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t base = 3, N = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Nt = ss_dt_sum_before(variant, W, W, base);
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    float *tg = prefilled(G * Nt * K, &r), *sg = prefilled(V * Nt * K, &r);
+    float *t = malloc(sizeof(float) * (size_t)(G * N * K));
+    float *s = malloc(sizeof(float) * (size_t)(V * N * K));
+    for (int64_t g = 0; g < G; g++)
+        memcpy(t + g * N * K, tg + (g * Nt + off) * K, sizeof(float) * (size_t)(N * K));
+    for (int64_t v = 0; v < V; v++)
+        memcpy(s + v * N * K, sg + (v * Nt + off) * K, sizeof(float) * (size_t)(N * K));
+    float *dg = calloc((size_t)(V * Nt * K), sizeof(float));
+    float *pre = prefilled(V * N * K, &r), *d = copy_of(pre, V * N * K);
+    float *lg = malloc(sizeof(float) * (size_t)Nt), *ll = malloc(sizeof(float) * (size_t)N);
+    void *cg = malloc(ss_dino_cache_size(G, V, Nt, K));
+    void *cl = malloc(ss_dist_dino_cache_size(G, V, N, K));
+    ss_center *c = make_center(K);
+    ss_dino_opts o = ss_dino_defaults();
+    float lossg = 0, lossl = 0, dl = 0.6f, tt = 0.07f;
+    char what[96];
+    snprintf(what, sizeof what, "dino variant %d G %lld V %lld", variant,
+             (long long)G, (long long)V);
+    if (ss_dino_forward(&lossg, lg, cg, tg, sg, c, tt, G, V, Nt, K, &o) ||
+        ss_dino_backward(dg, dl, cg, tg, sg, c, tt, G, V, Nt, K, &o) ||
+        ss_dist_dino_forward(&lossl, ll, cl, t, s, c, tt, G, V, N, K, &o, ss_dt_comm) ||
+        ss_dist_dino_backward(d, dl, cl, t, s, c, tt, G, V, N, K, &o, ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        check_loss(what, lossl, lossg);
+        check_local(what, ll, lg, off, N);
+        for (int64_t v = 0; v < V; v++)
+            check_rows(what, d + v * N * K, pre + v * N * K, dg + v * Nt * K, off,
+                       N, K);
+    }
+    free(tg), free(sg), free(t), free(s), free(dg), free(pre), free(d), free(lg);
+    free(ll), free(cg), free(cl), ss_center_free(c);
+}
+
+/* empty: 1 = no masked token on the last rank. */
+static void ibot_case(int variant, int empty, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t T = 5, K = 6, base = 2, B = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Bt = ss_dt_sum_before(variant, W, W, base);
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    uint8_t *mg = make_mask(empty ? 2 : 1, Bt * T, variant, base, T, &r);
+    int64_t Mt = 0, Mo = 0, M = 0;
+    for (int64_t i = 0; i < Bt * T; i++) {
+        if (i < off * T) Mo += mg[i];
+        else if (i < (off + B) * T) M += mg[i];
+        Mt += mg[i];
+    }
+    float *tg = prefilled(Mt * K, &r), *sg = prefilled(Mt * K, &r);
+    float *dg = calloc((size_t)(Mt * K + 1), sizeof(float));
+    float *pre = prefilled(M * K, &r), *d = copy_of(pre, M * K);
+    float *lg = malloc(sizeof(float) * (size_t)(Mt + 1));
+    float *ll = malloc(sizeof(float) * (size_t)(M + 1));
+    void *cg = malloc(ss_ibot_cache_size(Mt, K));
+    void *cl = malloc(ss_dist_ibot_cache_size(M, K));
+    ss_center *c = make_center(K);
+    ss_ibot_opts o = ss_ibot_defaults();
+    float lossg = 0, lossl = 0, dl = 1.1f;
+    char what[96];
+    snprintf(what, sizeof what, "ibot variant %d empty %d M %lld", variant,
+             empty, (long long)M);
+    if (ss_ibot_forward(&lossg, lg, cg, tg, sg, mg, c, Bt, T, Mt, K, &o) ||
+        ss_ibot_backward(dg, dl, cg, tg, sg, mg, c, Bt, T, Mt, K, &o) ||
+        ss_dist_ibot_forward(&lossl, ll, cl, tg + Mo * K, sg + Mo * K,
+                             mg + off * T, c, B, T, M, K, &o, ss_dt_comm) ||
+        ss_dist_ibot_backward(d, dl, cl, tg + Mo * K, sg + Mo * K, mg + off * T,
+                              c, B, T, M, K, &o, ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        check_loss(what, lossl, lossg);
+        check_local(what, ll, lg, Mo, M);
+        check_rows(what, d, pre, dg, Mo, M, K);
+    }
+    free(mg), free(tg), free(sg), free(dg), free(pre), free(d), free(lg);
+    free(ll), free(cg), free(cl), ss_center_free(c);
+}
+
+/* ---- SwAV and MSN --------------------------------------------------------------- */
+
+/* Rows [off, off + n) of every block of a (blocks, tot, K) array. */
+static float *slice(const float *g, int64_t blocks, int64_t tot, int64_t off,
+                    int64_t n, int64_t K) {
+    float *x = malloc(sizeof(float) * (size_t)(blocks * n * K + 1));
+    for (int64_t b = 0; b < blocks; b++)
+        memcpy(x + b * n * K, g + (b * tot + off) * K, sizeof(float) * (size_t)(n * K));
+    return x;
+}
+
+static void check_blocks(const char *what, const float *d, const float *pre,
+                         const float *g, int64_t blocks, int64_t tot,
+                         int64_t off, int64_t n, int64_t K) {
+    for (int64_t b = 0; b < blocks; b++)
+        check_rows(what, d + b * n * K, pre + b * n * K, g + b * tot * K, off, n, K);
+}
+
+/* queue: 0 none, 1 Q_r = 1 + r rows per rank (uneven). */
+static void swav_case(int variant, int64_t H, int64_t L, int queue,
+                      int64_t iters, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t K = 5, base = 4, N = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Nt = ss_dt_sum_before(variant, W, W, base);
+    int64_t Q = queue ? 1 + R : 0, Qo = queue ? R + (int64_t)R * (R - 1) / 2 : 0;
+    int64_t Qt = queue ? W + (int64_t)W * (W - 1) / 2 : 0;
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    float *hg = prefilled(H * Nt * K, &r), *lwg = prefilled(L * Nt * K, &r);
+    float *qg = prefilled(H * Qt * K, &r);
+    float *h = slice(hg, H, Nt, off, N, K), *lw = slice(lwg, L, Nt, off, N, K);
+    float *q = slice(qg, H, Qt, Qo, Q, K);
+    float *dhg = calloc((size_t)(H * Nt * K), sizeof(float));
+    float *dlg = calloc((size_t)(L * Nt * K + 1), sizeof(float));
+    int64_t nd = (H + L) * N * K;
+    float *pre = prefilled(nd, &r), *d = copy_of(pre, nd);
+    float *lg = malloc(sizeof(float) * (size_t)Nt), *ll = malloc(sizeof(float) * (size_t)N);
+    void *cg = malloc(ss_swav_cache_size(H, L, Nt, Qt, K));
+    void *cl = malloc(ss_dist_swav_cache_size(H, L, N, Q, K));
+    ss_swav_opts o = ss_swav_defaults();
+    o.sinkhorn_iterations = iters;
+    /* without iterations the codes are exp(A - LSE_all): keep them away
+     * from float underflow (the pre-filled gradients would hide them) */
+    if (iters == 0) o.sinkhorn_epsilon = 1.0f;
+    float lossg = 0, lossl = 0, dl = 0.9f;
+    const float *lo = L ? lwg : NULL, *qu = Qt ? qg : NULL;
+    char what[96];
+    snprintf(what, sizeof what, "swav variant %d H %lld L %lld queue %d it %lld",
+             variant, (long long)H, (long long)L, queue, (long long)iters);
+    if (ss_swav_forward(&lossg, lg, cg, hg, lo, qu, H, L, Nt, Qt, K, &o) ||
+        ss_swav_backward(dhg, L ? dlg : NULL, dl, cg, hg, lo, qu, H, L, Nt, Qt, K, &o) ||
+        ss_dist_swav_forward(&lossl, ll, cl, h, L ? lw : NULL, Q ? q : NULL, H,
+                             L, N, Q, K, &o, ss_dt_comm) ||
+        ss_dist_swav_backward(d, L ? d + H * N * K : NULL, dl, cl, h,
+                              L ? lw : NULL, Q ? q : NULL, H, L, N, Q, K, &o,
+                              ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        check_loss(what, lossl, lossg);
+        check_local(what, ll, lg, off, N);
+        check_blocks(what, d, pre, dhg, H, Nt, off, N, K);
+        check_blocks(what, d + H * N * K, pre + H * N * K, dlg, L, Nt, off, N, K);
+    }
+    free(hg), free(lwg), free(qg), free(h), free(lw), free(q), free(dhg);
+    free(dlg), free(pre), free(d), free(lg), free(ll), free(cg), free(cl);
+}
+
+static void msn_case(int variant, int pmsn, int64_t iters, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t V = 2, K = 5, D = 4, base = 3, N = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Nt = ss_dt_sum_before(variant, W, W, base);
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    float *ag = prefilled(V * Nt * D, &r), *tg = prefilled(Nt * D, &r);
+    float *pr = prefilled(K * D, &r);
+    float *a = slice(ag, V, Nt, off, N, D), *t = tg + off * D;
+    float *dag = calloc((size_t)(V * Nt * D), sizeof(float));
+    float *dpg = calloc((size_t)(K * D), sizeof(float));
+    int64_t nd = V * N * D + K * D;
+    float *pre = prefilled(nd, &r), *d = copy_of(pre, nd);
+    float *lg = malloc(sizeof(float) * (size_t)(V * Nt));
+    float *ll = malloc(sizeof(float) * (size_t)(V * N));
+    void *cg = malloc(ss_msn_cache_size(V, Nt, K, D));
+    void *cl = malloc(ss_dist_msn_cache_size(V, N, K, D));
+    ss_msn_opts o = pmsn ? ss_pmsn_defaults() : ss_msn_defaults();
+    o.sinkhorn_iterations = iters, o.regularization_weight = 0.7f;
+    float lossg = 0, lossl = 0, dl = 1.2f;
+    char what[96];
+    snprintf(what, sizeof what, "msn variant %d pmsn %d it %lld", variant, pmsn,
+             (long long)iters);
+    if (ss_msn_forward(&lossg, lg, cg, ag, tg, pr, V, Nt, K, D, &o) ||
+        ss_msn_backward(dag, dpg, dl, cg, ag, tg, pr, V, Nt, K, D, &o) ||
+        ss_dist_msn_forward(&lossl, ll, cl, a, t, pr, V, N, K, D, &o, ss_dt_comm) ||
+        ss_dist_msn_backward(d, d + V * N * D, dl, cl, a, t, pr, V, N, K, D, &o,
+                             ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        check_loss(what, lossl, lossg);
+        for (int64_t v = 0; v < V; v++)
+            check_local(what, ll + v * N, lg + v * Nt, off, N);
+        check_blocks(what, d, pre, dag, V, Nt, off, N, D);
+        check_param(what, d + V * N * D, pre + V * N * D, dpg, K * D);
+    }
+    free(ag), free(tg), free(pr), free(a), free(dag), free(dpg), free(pre);
+    free(d), free(lg), free(ll), free(cg), free(cl);
+}
+
+/* ---- errors of the distillation losses ------------------------------------------ */
+
+static void distill_errors(void) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank, bad = W - 1;
+    const ss_comm *c = ss_dt_comm;
+    int64_t K = 4, N = 3;
+    float t[2 * 3 * 4], s[2 * 3 * 4], ds[2 * 3 * 4] = {0}, loss = 0;
+    char cache[4096];
+    ss_rng r;
+    ss_rng_seed(&r, 77 + (uint64_t)R);
+    ss_dt_fill(t, 24, &r, 1.0), ss_dt_fill(s, 24, &r, 1.0);
+    ss_center *cen = make_center(K);
+    if (!cen) {
+        ss_dt_fail("distill errors", "centre");
+        return;
+    }
+    float odd[4] = {1, 2, 3, 4};
+    if (W > 1) {
+        if (R == bad) ss_center_set(cen, odd);
+        expect("dino centre differs",
+               ss_dist_dino_forward(&loss, NULL, cache, t, s, cen, 0.04f, 2, 2,
+                                    N, K, NULL, c), SS_ERR_PARAM);
+        expect("center update: centre differs",
+               ss_dist_center_update(cen, 0.9f, c), SS_ERR_PARAM);
+        ss_center_free(cen);
+        cen = make_center(K);
+    }
+    if (ss_dist_dino_forward(&loss, NULL, cache, t, s, cen, 0.04f, 2, 2, N, K,
+                             NULL, c) != SS_OK) {
+        ss_dt_fail("dino forward", ss_last_error());
+    } else {
+        if (W > 1)
+            expect("dino dloss differs",
+                   ss_dist_dino_backward(ds, R == bad ? 2.0f : 1.0f, cache, t, s,
+                                         cen, 0.04f, 2, 2, N, K, NULL, c),
+                   SS_ERR_PARAM);
+        if (R == bad) cache[200] ^= 0x55; /* the header is intact: passes */
+        if (R == bad) memset(cache, 0, 8);
+        expect("dino bad cache on one rank",
+               ss_dist_dino_backward(ds, 1.0f, cache, t, s, cen, 0.04f, 2, 2, N,
+                                     K, NULL, c), SS_ERR_PARAM);
+        if (!all_zero(ds, 24)) ss_dt_fail("dino failed backward", "wrote");
+    }
+    uint8_t mask[6] = {1, 0, 1, 0, 0, 1};
+    if (R == bad) mask[1] = 2;
+    expect("ibot bad mask on one rank",
+           ss_dist_ibot_forward(&loss, NULL, cache, t, s, mask, cen, 2, 3, 3, K,
+                                NULL, c), SS_ERR_LABEL);
+    if (R == bad) s[3] = NAN;
+    expect("swav NaN on one rank",
+           ss_dist_swav_forward(&loss, NULL, cache, s, NULL, NULL, 2, 0, N, 0,
+                                K, NULL, c), SS_ERR_NONFINITE);
+    s[3] = 0.5f;
+    ss_msn_opts mo = ss_msn_defaults();
+    float proto[16]; /* equal on all ranks */
+    for (int i = 0; i < 16; i++) proto[i] = (float)(i % 5) - 1.5f;
+    if (W > 1) {
+        if (R == bad) mo.sinkhorn_iterations = 5;
+        expect("msn iterations differ",
+               ss_dist_msn_forward(&loss, NULL, cache, s, t, proto, 2, N, K, K, &mo,
+                                   c), SS_ERR_PARAM);
+    }
+    mo.sinkhorn_iterations = 3;
+    if (ss_dist_msn_forward(&loss, NULL, cache, s, t, proto, 2, N, K, K, &mo, c) ||
+        ss_dist_swav_forward(&loss, NULL, cache, s, NULL, NULL, 2, 0, N, 0, K,
+                             NULL, c))
+        ss_dt_fail("msn / swav after errors", ss_last_error());
+    ss_center_free(cen);
+}
+
+SS_DIST_GROUP(distill_cluster) {
+    for (int variant = 0; variant < 3; variant++) {
+        uint64_t s = 300 + 10 * (uint64_t)variant;
+        center_case(variant, s + 1);
+        dino_case(variant, 2, 4, 6, s + 2);
+        dino_case(variant, 2, 2, 3, s + 3);
+        ibot_case(variant, 0, s + 4);
+        ibot_case(variant, 1, s + 5); /* no masked token on the last rank */
+        swav_case(variant, 2, 1, 0, 3, s + 6);
+        swav_case(variant, 2, 0, 1, 3, s + 7); /* uneven queues */
+        swav_case(variant, 3, 2, 1, 0, s + 8);
+
+        msn_case(variant, 0, 3, s + 9);
+        msn_case(variant, 1, 3, s + 10);
+    }
+    msn_case(1, 0, 0, 399); /* no Sinkhorn: only pbar is global */
+    distill_errors();
+}

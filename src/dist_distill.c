@@ -80,6 +80,20 @@ static float *dd_scratch(int64_t n, const char *fn, ss_status *st) {
     return p;
 }
 
+/* The start of a cached forward: checks loss, cache and the row count n
+ * (>= lo), invalidates the cache header and returns a scratch of n row
+ * losses (NULL with *st set on failure). */
+static float *dd_begin(const char *fn, float *loss, void *cache,
+                       const char *nname, int64_t n, int64_t lo,
+                       ss_status *st) {
+    *st = ss__check_ptr(fn, "loss", loss);
+    if (*st == SS_OK) *st = ss__check_ptr(fn, "cache", cache);
+    if (*st == SS_OK) *st = ss__check_size(fn, nname, n, lo);
+    float *rows = dd_scratch(n, fn, st);
+    if (*st == SS_OK) memset(cache, 0, sizeof(dd_header)); /* until success */
+    return rows;
+}
+
 static void dd_axpy(float *y, const float *x, double a, int64_t n) {
     if (!y || !x) return;
     for (int64_t i = 0; i < n; i++) y[i] += (float)(a * x[i]);
@@ -203,15 +217,12 @@ ss_status ss_dist_dino_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_dino_forward";
     SS_TRY(ss_comm_check(comm));
     ss_dino_opts o = opts ? *opts : ss_dino_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = ss__check_size(fn, "N", N, 1);
-    float *rows = dd_scratch(N, fn, &st), lr = 0.0f, lg = 0.0f;
-    if (st == SS_OK) {
-        memset(cache, 0, sizeof(dd_header)); /* invalid until success */
+    ss_status st;
+    float *rows = dd_begin(fn, loss, cache, "N", N, 1, &st), lr = 0.0f;
+    float lg = 0.0f;
+    if (st == SS_OK)
         st = ss_dino_forward(&lr, rows, dd_inner(cache), teacher, student, c,
                              teacher_temp, G, V, N, K, &o);
-    }
     double vals[8], scale = 0.0;
     ddino_vals(vals, c, teacher_temp, G, V, K, &o, st);
     st = dd_forward_mean(comm, fn, st, vals, ddino_names, 7, N, lr, &lg, &scale);
@@ -279,15 +290,12 @@ ss_status ss_dist_ibot_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_ibot_forward";
     SS_TRY(ss_comm_check(comm));
     ss_ibot_opts o = opts ? *opts : ss_ibot_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = ss__check_size(fn, "M", M, 0);
-    float *rows = dd_scratch(M, fn, &st), lr = 0.0f, lg = 0.0f;
-    if (st == SS_OK) {
-        memset(cache, 0, sizeof(dd_header)); /* invalid until success */
+    ss_status st;
+    float *rows = dd_begin(fn, loss, cache, "M", M, 0, &st), lr = 0.0f;
+    float lg = 0.0f;
+    if (st == SS_OK)
         st = ss_ibot_forward(&lr, rows, dd_inner(cache), teacher, student,
                              mask, c, B, T, M, K, &o);
-    }
     double vals[7], scale = 0.0;
     dibot_vals(vals, c, T, K, &o, st);
     st = dd_forward_mean(comm, fn, st, vals, dibot_names, 6, B, lr, &lg, &scale);
@@ -356,11 +364,10 @@ ss_status ss_dist_swav_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_swav_forward";
     SS_TRY(ss_comm_check(comm));
     ss_swav_opts o = opts ? *opts : ss_swav_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
+    ss_status st;
+    float *rows = dd_begin(fn, loss, cache, "N", N, 1, &st), lr = 0.0f;
     if (st == SS_OK)
         st = ss__swav_check(fn, high, low, queue, H, L, N, Q, K, &o);
-    float *rows = dd_scratch(N, fn, &st), lr = 0.0f;
     double vals[7], qt = (double)Q;
     dswav_vals(vals, H, L, K, &o);
     int64_t Ntot = 0;
@@ -368,7 +375,6 @@ ss_status ss_dist_swav_forward(float *loss, float *losses, void *cache,
     if (st == SS_OK) /* the queue rows of every rank join the Sinkhorn */
         st = ss__dist_allreduce(comm, fn, &qt, 1, SS_COMM_DOUBLE, SS_COMM_SUM);
     if (st == SS_OK) {
-        memset(cache, 0, sizeof(dd_header)); /* invalid until success */
         dd_ctx x = {comm, fn};
         ss__sk_reduce red = dd_reduce(&x, Ntot + (int64_t)qt);
         st = ss__swav_forward_red(fn, &lr, rows, dd_inner(cache), high, low,
@@ -450,20 +456,20 @@ ss_status ss_dist_msn_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_msn_forward";
     SS_TRY(ss_comm_check(comm));
     ss_msn_opts o = opts ? *opts : ss_msn_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
+    ss_status st;
+    float *rows = dd_begin(fn, loss, cache, "N", N, 1, &st), lg = 0.0f;
+    float *rv = NULL; /* V N row losses */
     if (st == SS_OK)
         st = ss__msn_check(fn, anchors, targets, prototypes, V, N, K, D, &o);
-    float *rows = dd_scratch(V * N, fn, &st), lg = 0.0f;
+    rv = dd_scratch(V * N, fn, &st);
     double vals[12];
     dmsn_vals(vals, prototypes, V, K, D, &o, st);
     int64_t Ntot = 0;
     st = ss__dist_agree_total(comm, fn, st, vals, dmsn_names, 11, N, &Ntot);
     if (st == SS_OK) {
-        memset(cache, 0, sizeof(dd_header)); /* invalid until success */
         dd_ctx x = {comm, fn};
         ss__sk_reduce red = dd_reduce(&x, Ntot);
-        st = ss__msn_forward_red(fn, &lg, rows, dd_inner(cache), anchors,
+        st = ss__msn_forward_red(fn, &lg, rv, dd_inner(cache), anchors,
                                  targets, prototypes, V, N, K, D, &o, &red);
     }
     if (st == SS_OK) {
@@ -471,9 +477,9 @@ ss_status ss_dist_msn_forward(float *loss, float *losses, void *cache,
         dd_set_header(cache, DMSN_MAGIC, sz,
                       (double)comm->size * (double)N / (double)Ntot, vals, 11);
         *loss = lg;
-        if (losses) memcpy(losses, rows, sizeof(float) * (size_t)(V * N));
+        if (losses) memcpy(losses, rv, sizeof(float) * (size_t)(V * N));
     }
-    ss__free(rows);
+    ss__free(rows), ss__free(rv);
     return st;
 }
 

@@ -67,6 +67,19 @@ static float *dp_scratch(int want, int64_t n, const char *fn, ss_status *st) {
     return p;
 }
 
+/* The start of a cached forward: checks loss, cache and the row count n,
+ * invalidates the cache header and returns a scratch of n row losses
+ * (NULL with *st set on failure). */
+static float *dp_begin(const char *fn, float *loss, void *cache,
+                       const char *nname, int64_t n, ss_status *st) {
+    *st = ss__check_ptr(fn, "loss", loss);
+    if (*st == SS_OK) *st = ss__check_ptr(fn, "cache", cache);
+    if (*st == SS_OK) *st = ss__check_size(fn, nname, n, 1);
+    float *rows = dp_scratch(1, n, fn, st);
+    if (*st == SS_OK) memset(cache, 0, sizeof(dp_header)); /* until success */
+    return rows;
+}
+
 static void dp_set_header(void *cache, uint64_t magic, int64_t a, int64_t b,
                           int64_t c, const double *p) {
     dp_header h;
@@ -149,15 +162,11 @@ ss_status ss_dist_mlm_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_mlm_forward";
     SS_TRY(ss_comm_check(comm));
     ss_mlm_opts o = opts ? *opts : ss_mlm_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = ss__check_size(fn, "T", T, 1);
-    float *rows = dp_scratch(1, T, fn, &st), lr = 0.0f;
-    if (st == SS_OK) {
-        memset(cache, 0, sizeof(dp_header)); /* invalid until success */
+    ss_status st;
+    float *rows = dp_begin(fn, loss, cache, "T", T, &st), lr = 0.0f;
+    if (st == SS_OK)
         st = ss_mlm_forward(&lr, rows, dp_inner(cache), logits, targets, T, V,
                             &o);
-    }
     double vals[5];
     dp_ce_vals(vals, V, o.ignore_index, o.label_smoothing, o.class_weights, st);
     int64_t Ttot = 0;
@@ -218,15 +227,11 @@ ss_status ss_dist_fused_ce_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_fused_ce_forward";
     SS_TRY(ss_comm_check(comm));
     ss_fused_ce_opts o = opts ? *opts : ss_fused_ce_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = ss__check_size(fn, "T", T, 1);
-    float *rows = dp_scratch(1, T, fn, &st), lr = 0.0f;
-    if (st == SS_OK) {
-        memset(cache, 0, sizeof(dp_header)); /* invalid until success */
+    ss_status st;
+    float *rows = dp_begin(fn, loss, cache, "T", T, &st), lr = 0.0f;
+    if (st == SS_OK)
         st = ss_fused_ce_forward(&lr, rows, dp_inner(cache), hidden, weight,
                                  bias, targets, T, H, V, &o);
-    }
     double vals[6];
     dp_ce_vals(vals, V, o.ignore_index, o.label_smoothing, o.class_weights, st);
     vals[5] = (double)H;

@@ -252,6 +252,15 @@ SS_API ss_status ss_dist_fused_ce_backward(float *dhidden, float *dweight,
                                            int64_t H, int64_t V,
                                            const ss_fused_ce_opts *opts,
                                            const ss_comm *comm);
+/* Forward then backward with an internal cache (the logits are formed
+ * twice: the single-process one-pass path needs the global normaliser
+ * before its pass). loss and dloss as in the pair; losses written by
+ * the forward, which on a backward failure may already hold its values. */
+SS_API ss_status ss_dist_fused_ce_forward_backward(
+    float *loss, float *losses, float *dhidden, float *dweight, float *dbias,
+    float dloss, const float *hidden, const float *weight, const float *bias,
+    const int64_t *targets, int64_t T, int64_t H, int64_t V,
+    const ss_fused_ce_opts *opts, const ss_comm *comm);
 /* No cache (as ss_recon_*): the backward recomputes, and agrees on the
  * global count again. */
 SS_API ss_status ss_dist_recon_forward(float *loss, float *losses,

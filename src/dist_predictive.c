@@ -288,6 +288,33 @@ ss_status ss_dist_fused_ce_backward(float *dhidden, float *dweight,
     return st;
 }
 
+/* Forward then backward (the backward recomputes the logits: the one-pass
+ * single-process path needs the global normaliser before the pass). */
+ss_status ss_dist_fused_ce_forward_backward(
+    float *loss, float *losses, float *dhidden, float *dweight, float *dbias,
+    float dloss, const float *hidden, const float *weight, const float *bias,
+    const int64_t *targets, int64_t T, int64_t H, int64_t V,
+    const ss_fused_ce_opts *opts, const ss_comm *comm) {
+    static const char fn[] = "ss_dist_fused_ce_forward_backward";
+    SS_TRY(ss_comm_check(comm));
+    size_t bytes = ss_dist_fused_ce_cache_size(T, H, V);
+    void *cache = ss__malloc(bytes ? bytes : DP_HEADER_BYTES);
+    ss_status st = cache ? SS_OK : ss__fail(SS_ERR_NOMEM, fn, "no memory for "
+                                            "%zu bytes of cache", bytes);
+    st = ss__dist_status(comm, fn, st);
+    float l = 0.0f;
+    if (st == SS_OK)
+        st = ss_dist_fused_ce_forward(&l, losses, cache, hidden, weight, bias,
+                                      targets, T, H, V, opts, comm);
+    if (st == SS_OK)
+        st = ss_dist_fused_ce_backward(dhidden, dweight, dbias, dloss, cache,
+                                       hidden, weight, bias, targets, T, H, V,
+                                       opts, comm);
+    if (st == SS_OK) *loss = l;
+    ss__free(cache);
+    return st;
+}
+
 /* ---- reconstruction -------------------------------------------------------- */
 
 static const char *const drec_names[] = {"kind", "reduction", "beta", "dloss"};

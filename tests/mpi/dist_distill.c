@@ -96,6 +96,29 @@ static void make_targets(int64_t *y, int64_t Tt, int64_t V, int variant,
 
 /* ---- MLM and fused CE ------------------------------------------------------- */
 
+/* ss_dist_fused_ce_forward_backward equals the pair (d: the pair's result
+ * from the pre-filled pre). */
+static void fused_fb(const char *what, const float *d, const float *pre,
+                     const float *x, const float *wt, const float *bias,
+                     const int64_t *y, int64_t T, int64_t H, int64_t V,
+                     float eps, const float *cw, float dl, float loss) {
+    int64_t n = T * H + V * H + V;
+    float *d2 = copy_of(pre, n), l2 = 0.0f;
+    double *ref = malloc(sizeof(double) * (size_t)n), lref = loss;
+    for (int64_t i = 0; i < n; i++) ref[i] = d[i];
+    ss_fused_ce_opts o = ss_fused_ce_defaults();
+    o.label_smoothing = eps, o.class_weights = cw;
+    if (ss_dist_fused_ce_forward_backward(&l2, NULL, d2, d2 + T * H,
+                                          d2 + T * H + V * H, dl, x, wt, bias,
+                                          y, T, H, V, &o, ss_dt_comm)) {
+        ss_dt_fail(what, ss_last_error());
+    } else {
+        ss_dt_close(what, &l2, &lref, 1);
+        ss_dt_close(what, d2, ref, n);
+    }
+    free(d2), free(ref);
+}
+
 static void ce_case(int fused, int variant, int64_t base, int64_t V, int64_t H,
                     float eps, int weighted, int empty, uint64_t seed) {
     int W = ss_dt_comm->size, R = ss_dt_comm->rank;
@@ -154,6 +177,8 @@ static void ce_case(int fused, int variant, int64_t base, int64_t V, int64_t H,
         if (fused) {
             check_param(what, d + T * X, pre + T * X, dwg, V * H);
             check_param(what, d + T * X + V * H, pre + T * X + V * H, dbg, V);
+            fused_fb(what, d, pre, x, wt, bias, y, T, H, V, eps,
+                     weighted ? cw : NULL, dl, lossl);
         }
     }
     free(xg), free(wt), free(bias), free(yg), free(dxg), free(dwg), free(dbg);

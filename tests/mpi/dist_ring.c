@@ -1,0 +1,122 @@
+/* dist_ring.c - the ring paths (ss_dist_*_ring_*: NT-Xent, CLIP, SigLIP)
+ * against the single-process losses on the concatenated batch, the ring
+ * NT-Xent against the all-gather one, and error agreement (including a
+ * comm without sendrecv). Helpers and the registry: dist_common.h. */
+#include "dist_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows [off, off + n) of each of the V (Nt, D) views of g into l. */
+static void take_rows(float *l, const float *g, int64_t V, int64_t Nt,
+                      int64_t off, int64_t n, int64_t D) {
+    for (int64_t v = 0; v < V; v++)
+        memcpy(l + v * n * D, g + (v * Nt + off) * D,
+               (size_t)(n * D) * sizeof(float));
+}
+
+/* ref (V n per) = the same rows of g (doubles). */
+static void take_ref(double *ref, const float *g, int64_t V, int64_t Nt,
+                     int64_t off, int64_t n, int64_t per) {
+    for (int64_t v = 0; v < V; v++)
+        for (int64_t e = 0; e < n * per; e++)
+            ref[v * n * per + e] = g[(v * Nt + off) * per + e];
+}
+
+/* d <- (d - pre) / W: the local part of the global gradient. */
+static void unscale(float *d, const float *pre, int64_t n) {
+    float W = (float)ss_dt_comm->size;
+    for (int64_t i = 0; i < n; i++) d[i] = (d[i] - pre[i]) / W;
+}
+
+/* ---- NT-Xent: ring == single process == all-gather ------------------------ */
+
+typedef struct {
+    float loss, *losses, *dz;
+} ntx_out;
+
+static ss_status ntx_run(ntx_out *out, int ring, const float *z,
+                         const float *pre, int64_t V, int64_t N, int64_t D,
+                         const ss_ntxent_opts *o, float dl) {
+    size_t cs = ring ? ss_dist_ntxent_ring_cache_size(V, N, D)
+                     : ss_dist_ntxent_cache_size(V, N, D);
+    void *c = malloc(cs);
+    memcpy(out->dz, pre, (size_t)(V * N * D) * sizeof(float));
+    ss_status st = ring ? ss_dist_ntxent_ring_forward(&out->loss, out->losses, c,
+                                                      z, V, N, D, o, ss_dt_comm)
+                        : ss_dist_ntxent_forward(&out->loss, out->losses, c, z,
+                                                 V, N, D, o, ss_dt_comm);
+    if (st == SS_OK)
+        st = ring ? ss_dist_ntxent_ring_backward(out->dz, dl, c, z, V, N, D, o,
+                                                 ss_dt_comm)
+                  : ss_dist_ntxent_backward(out->dz, dl, c, z, V, N, D, o,
+                                            ss_dt_comm);
+    free(c);
+    return st;
+}
+
+static void ntx_case(int variant, int64_t V, int64_t base, int64_t D,
+                     int cosine, float t, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t N = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Nt = ss_dt_sum_before(variant, W, W, base), M = V * N * D;
+    if (Nt < 2) return; /* one sample: loss and gradient identically 0 */
+    ss_ntxent_opts o = ss_ntxent_defaults();
+    o.cosine = cosine, o.temperature = t;
+    float *zg = malloc((size_t)(V * Nt * D) * sizeof(float));
+    float *dzg = calloc((size_t)(V * Nt * D), sizeof(float));
+    float *lg = malloc((size_t)(V * Nt) * sizeof(float));
+    float *z = malloc((size_t)M * sizeof(float));
+    float *pre = malloc((size_t)M * sizeof(float));
+    ntx_out ring = {0, malloc((size_t)(V * N) * sizeof(float)),
+                    malloc((size_t)M * sizeof(float))};
+    ntx_out ag = {0, malloc((size_t)(V * N) * sizeof(float)),
+                  malloc((size_t)M * sizeof(float))};
+    double *ref = malloc((size_t)M * sizeof(double));
+    void *cg = malloc(ss_ntxent_cache_size(V, Nt, D));
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    ss_dt_fill(zg, V * Nt * D, &r, 1.0);
+    take_rows(z, zg, V, Nt, off, N, D);
+    ss_dt_fill(pre, M, &r, 1.0);
+    float lossg = 0, dl = 0.7f;
+    char what[160];
+    snprintf(what, sizeof what, "ntxent ring variant %d V %lld N %lld D %lld "
+             "cos %d", variant, (long long)V, (long long)N, (long long)D,
+             cosine);
+    if (ss_ntxent_forward(&lossg, lg, cg, zg, V, Nt, D, &o) != SS_OK ||
+        ss_ntxent_backward(dzg, dl, cg, zg, V, Nt, D, &o) != SS_OK ||
+        ntx_run(&ring, 1, z, pre, V, N, D, &o, dl) != SS_OK ||
+        ntx_run(&ag, 0, z, pre, V, N, D, &o, dl) != SS_OK) {
+        ss_dt_fail(what, ss_last_error());
+        goto done;
+    }
+    double lref = lossg;
+    ss_dt_close(what, &ring.loss, &lref, 1);
+    take_ref(ref, lg, V, Nt, off, N, 1);
+    ss_dt_close(what, ring.losses, ref, V * N);
+    take_ref(ref, dzg, V, Nt, off, N, D);
+    unscale(ring.dz, pre, M);
+    ss_dt_close(what, ring.dz, ref, M);
+    /* ring == all-gather (both already checked against one process) */
+    lref = ag.loss;
+    ss_dt_close(what, &ring.loss, &lref, 1);
+    unscale(ag.dz, pre, M);
+    for (int64_t i = 0; i < M; i++) ref[i] = ag.dz[i];
+    ss_dt_close(what, ring.dz, ref, M);
+done:
+    free(zg), free(dzg), free(lg), free(z), free(pre), free(ring.losses);
+    free(ring.dz), free(ag.losses), free(ag.dz), free(ref), free(cg);
+}
+
+SS_DIST_GROUP(ring) {
+    for (int variant = 0; variant < 3; variant++) {
+        ntx_case(variant, 2, 5, 7, 1, 0.5f, 111 + variant);
+        ntx_case(variant, 3, 4, 3, 0, 0.2f, 121 + variant);
+        ntx_case(variant, 2, 70, 5, 1, 0.1f, 131 + variant);
+    }
+    ntx_case(1, 2, 140, 3, 1, 0.3f, 17); /* > 1 tile per block, both ways */
+}

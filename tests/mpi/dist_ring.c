@@ -112,6 +112,104 @@ done:
     free(ring.dz), free(ag.losses), free(ag.dz), free(ref), free(cg);
 }
 
+/* ---- CLIP and SigLIP: ring == single process ----------------------------- */
+
+typedef struct {
+    float loss, *losses, *da, *db, dp[2]; /* dp: log-scale (and bias) */
+} pair_out;
+
+/* The single-process loss (comm NULL) on the global pairs or the ring on
+ * the local ones; sig: SigLIP (p0 = log_t, p1 = bias) else CLIP. */
+static ss_status pair_run(pair_out *out, int sig, const ss_comm *comm,
+                          const float *a, const float *b, float p0, float p1,
+                          int64_t N, int64_t D, int cosine, float dl) {
+    ss_clip_opts co = {cosine};
+    ss_siglip_opts so = {cosine};
+    size_t cs = sig ? (comm ? ss_dist_siglip_ring_cache_size(N, D)
+                            : ss_siglip_cache_size(N, D))
+                    : (comm ? ss_dist_clip_ring_cache_size(N, D)
+                            : ss_clip_cache_size(N, D));
+    void *c = malloc(cs);
+    ss_status st;
+    if (sig && comm)
+        st = ss_dist_siglip_ring_forward(&out->loss, out->losses, c, a, b, p0,
+                                         p1, N, D, &so, comm);
+    else if (sig)
+        st = ss_siglip_forward(&out->loss, out->losses, c, a, b, p0, p1, N, D,
+                               &so);
+    else if (comm)
+        st = ss_dist_clip_ring_forward(&out->loss, out->losses, c, a, b, p0, N,
+                                       D, &co, comm);
+    else
+        st = ss_clip_forward(&out->loss, out->losses, c, a, b, p0, N, D, &co);
+    if (st == SS_OK && sig && comm)
+        st = ss_dist_siglip_ring_backward(out->da, out->db, &out->dp[0],
+                                          &out->dp[1], dl, c, a, b, p0, p1, N,
+                                          D, &so, comm);
+    else if (st == SS_OK && sig)
+        st = ss_siglip_backward(out->da, out->db, &out->dp[0], &out->dp[1], dl,
+                                c, a, b, p0, p1, N, D, &so);
+    else if (st == SS_OK && comm)
+        st = ss_dist_clip_ring_backward(out->da, out->db, &out->dp[0], dl, c,
+                                        a, b, p0, N, D, &co, comm);
+    else if (st == SS_OK)
+        st = ss_clip_backward(out->da, out->db, &out->dp[0], dl, c, a, b, p0,
+                              N, D, &co);
+    free(c);
+    return st;
+}
+
+static void pair_case(int sig, int variant, int64_t base, int64_t D,
+                      int cosine, float p0, float p1, uint64_t seed) {
+    int W = ss_dt_comm->size, R = ss_dt_comm->rank;
+    int64_t N = ss_dt_local_n(variant, R, W, base);
+    int64_t off = ss_dt_sum_before(variant, R, W, base);
+    int64_t Nt = ss_dt_sum_before(variant, W, W, base), M = N * D;
+    float *ag = malloc(2 * (size_t)(Nt * D) * sizeof(float)), *bg = ag + Nt * D;
+    float *a = ag + off * D, *b = bg + off * D;
+    pair_out g = {0, malloc((size_t)Nt * sizeof(float)),
+                  calloc(2 * (size_t)(Nt * D), sizeof(float)), NULL, {0, 0}};
+    pair_out l = {0, malloc((size_t)N * sizeof(float)),
+                  malloc(4 * (size_t)M * sizeof(float)), NULL, {0.25f, -0.5f}};
+    float *pre = l.da + 2 * M;
+    double *ref = malloc(2 * (size_t)M * sizeof(double));
+    g.db = g.da + Nt * D, l.db = l.da + M;
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    ss_dt_fill(ag, Nt * D, &r, 1.0);
+    for (int64_t i = 0; i < Nt * D; i++) /* correlated pairs */
+        bg[i] = (float)(0.7 * ag[i] + 0.7 * ss_rng_normal(&r));
+    ss_dt_fill(pre, 2 * M, &r, 1.0);
+    memcpy(l.da, pre, 2 * (size_t)M * sizeof(float));
+    float dl = 0.9f;
+    char what[160];
+    snprintf(what, sizeof what, "%s ring variant %d N %lld D %lld cos %d",
+             sig ? "siglip" : "clip", variant, (long long)N, (long long)D,
+             cosine);
+    if (pair_run(&g, sig, NULL, ag, bg, p0, p1, Nt, D, cosine, dl) != SS_OK ||
+        pair_run(&l, sig, ss_dt_comm, a, b, p0, p1, N, D, cosine, dl) !=
+            SS_OK) {
+        ss_dt_fail(what, ss_last_error());
+        goto done;
+    }
+    double lref = g.loss;
+    ss_dt_close(what, &l.loss, &lref, 1);
+    for (int64_t i = 0; i < N; i++) ref[i] = g.losses[off + i];
+    ss_dt_close(what, l.losses, ref, N);
+    for (int64_t e = 0; e < M; e++)
+        ref[e] = g.da[off * D + e], ref[M + e] = g.db[off * D + e];
+    unscale(l.da, pre, 2 * M);
+    ss_dt_close(what, l.da, ref, M);
+    ss_dt_close(what, l.db, ref + M, M);
+    for (int k = 0; k < 1 + sig; k++) { /* global on every rank */
+        double want = g.dp[k] + (k ? -0.5 : 0.25);
+        ss_dt_close(what, &l.dp[k], &want, 1);
+    }
+done:
+    free(ag), free(g.losses), free(g.da), free(l.losses), free(l.da);
+    free(ref);
+}
+
 SS_DIST_GROUP(ring) {
     for (int variant = 0; variant < 3; variant++) {
         ntx_case(variant, 2, 5, 7, 1, 0.5f, 111 + variant);
@@ -119,4 +217,12 @@ SS_DIST_GROUP(ring) {
         ntx_case(variant, 2, 70, 5, 1, 0.1f, 131 + variant);
     }
     ntx_case(1, 2, 140, 3, 1, 0.3f, 17); /* > 1 tile per block, both ways */
+    for (int variant = 0; variant < 3; variant++) {
+        pair_case(0, variant, 5, 6, 1, 2.0f, 0.0f, 211 + variant);
+        pair_case(0, variant, 4, 3, 0, 0.5f, 0.0f, 221 + variant);
+        pair_case(1, variant, 5, 6, 1, 2.3f, -4.0f, 231 + variant);
+        pair_case(1, variant, 4, 3, 0, 0.2f, -1.0f, 241 + variant);
+    }
+    pair_case(0, 1, 270, 5, 1, 2.6f, 0.0f, 251); /* > 1 tile (256) */
+    pair_case(1, 1, 270, 5, 1, 2.3f, -10.0f, 261);
 }

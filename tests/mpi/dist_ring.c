@@ -210,6 +210,121 @@ done:
     free(ref);
 }
 
+/* ---- errors agree on every rank ------------------------------------------ */
+
+static void want(const char *what, ss_status st, ss_status w) {
+    if (st != w) {
+        char m[256];
+        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
+                 ss_status_name(w), ss_last_error());
+        ss_dt_fail(what, m);
+    }
+}
+
+static void nothing_written(const char *what, const float *d, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (d[i] != 0.0f) {
+            ss_dt_fail(what, "a failed call wrote into its gradient");
+            return;
+        }
+}
+
+static void ntx_errors(const ss_comm *c, ss_comm *nosr, float *z,
+                       char *cache) {
+    int R = c->rank, bad = c->size - 1;
+    int64_t V = 2, N = 3, D = 4;
+    float loss, dz[24] = {0};
+    ss_ntxent_opts o = ss_ntxent_defaults(), o2 = o;
+    if (R == bad) z[5] = NAN;
+    want("ring ntxent NaN on one rank",
+         ss_dist_ntxent_ring_forward(&loss, NULL, cache, z, V, N, D, &o, c),
+         SS_ERR_NONFINITE);
+    z[5] = 0.5f;
+    want("ring ntxent NULL loss on rank 0",
+         ss_dist_ntxent_ring_forward(R == 0 ? NULL : &loss, NULL, cache, z, V,
+                                     N, D, &o, c), SS_ERR_NULL);
+    if (R == bad) o2.temperature = 0.25f;
+    if (c->size > 1)
+        want("ring ntxent temperature differs",
+             ss_dist_ntxent_ring_forward(&loss, NULL, cache, z, V, N, D, &o2,
+                                         c), SS_ERR_PARAM);
+    o2 = o, o2.debias_tau_plus = 0.1f;
+    want("ring ntxent debiased", ss_dist_ntxent_ring_forward(
+             &loss, NULL, cache, z, V, N, D, &o2, c), SS_ERR_UNSUPPORTED);
+    want("ring ntxent no sendrecv", ss_dist_ntxent_ring_forward(
+             &loss, NULL, cache, z, V, N, D, &o, nosr), SS_ERR_NULL);
+    if (ss_dist_ntxent_ring_forward(&loss, NULL, cache, z, V, N, D, &o, c)) {
+        ss_dt_fail("ring ntxent forward", ss_last_error());
+        return;
+    }
+    if (c->size > 1)
+        want("ring ntxent dloss differs",
+             ss_dist_ntxent_ring_backward(dz, R == bad ? 2.0f : 1.0f, cache, z,
+                                          V, N, D, &o, c), SS_ERR_PARAM);
+    want("ring ntxent no sendrecv (backward)", ss_dist_ntxent_ring_backward(
+             dz, 1.0f, cache, z, V, N, D, &o, nosr), SS_ERR_NULL);
+    if (R == bad) memset(cache, 0, 8);
+    want("ring ntxent bad cache on one rank", ss_dist_ntxent_ring_backward(
+             dz, 1.0f, cache, z, V, N, D, &o, c), SS_ERR_PARAM);
+    nothing_written("ring ntxent", dz, 24);
+}
+
+/* CLIP (sig 0) or SigLIP (sig 1) error cases on (3, 4) pairs a, b. */
+static void pair_errors(int sig, const ss_comm *c, ss_comm *nosr, float *a,
+                        float *b, char *cache) {
+    int R = c->rank, bad = c->size - 1;
+    float loss, d[24] = {0}, dp = 0.0f, p0 = 1.0f, p1 = -2.0f;
+    char what[96];
+#define PAIR_FWD(cc, lp, A, P0, P1)                                                (sig ? ss_dist_siglip_ring_forward(lp, NULL, cache, A, b, P0, P1, 3, 4,                                           NULL, cc)                                        : ss_dist_clip_ring_forward(lp, NULL, cache, A, b, P0, 3, 4, NULL,                                         cc))
+#define PAIR_BWD(cc, dl)                                                           (sig ? ss_dist_siglip_ring_backward(d, d + 12, &dp, &dp, dl, cache, a, b,                                          p0, p1, 3, 4, NULL, cc)                         : ss_dist_clip_ring_backward(d, d + 12, &dp, dl, cache, a, b, p0, 3,                                        4, NULL, cc))
+#define NAME(s) (snprintf(what, sizeof what, "ring %s %s",                                              sig ? "siglip" : "clip", s), what)
+    if (R == bad) a[7] = INFINITY;
+    want(NAME("Inf on one rank"), PAIR_FWD(c, &loss, a, p0, p1),
+         SS_ERR_NONFINITE);
+    a[7] = 0.5f;
+    want(NAME("NULL loss on rank 0"),
+         PAIR_FWD(c, R == 0 ? NULL : &loss, a, p0, p1), SS_ERR_NULL);
+    if (c->size > 1) /* the scale (SigLIP: the bias) differs on one rank */
+        want(NAME("parameter differs"),
+             PAIR_FWD(c, &loss, a, R == bad && !sig ? 2.0f : p0,
+                      R == bad ? -3.0f : p1), SS_ERR_PARAM);
+    want(NAME("no sendrecv"), PAIR_FWD(nosr, &loss, a, p0, p1), SS_ERR_NULL);
+    if (PAIR_FWD(c, &loss, a, p0, p1) != SS_OK) {
+        ss_dt_fail(NAME("forward"), ss_last_error());
+        return;
+    }
+    if (c->size > 1)
+        want(NAME("dloss differs"), PAIR_BWD(c, R == bad ? 2.0f : 1.0f),
+             SS_ERR_PARAM);
+    want(NAME("no sendrecv (backward)"), PAIR_BWD(nosr, 1.0f), SS_ERR_NULL);
+    if (R == bad) memset(cache, 0, 8);
+    want(NAME("bad cache on one rank"), PAIR_BWD(c, 1.0f), SS_ERR_STATE);
+    nothing_written(NAME("failed backward"), d, 24);
+    if (dp != 0.0f) ss_dt_fail(NAME("failed backward"), "wrote the scale");
+#undef PAIR_FWD
+#undef PAIR_BWD
+#undef NAME
+}
+
+static void ring_errors(void) {
+    const ss_comm *c = ss_dt_comm;
+    ss_comm nosr = *c;
+    nosr.sendrecv = NULL;
+    float z[24], a[12], b[12];
+    char cache[1024];
+    ss_rng r;
+    ss_rng_seed(&r, 77 + (uint64_t)c->rank);
+    ss_dt_fill(z, 24, &r, 1.0), ss_dt_fill(a, 12, &r, 1.0);
+    ss_dt_fill(b, 12, &r, 1.0);
+    ntx_errors(c, &nosr, z, cache);
+    pair_errors(0, c, &nosr, a, b, cache);
+    pair_errors(1, c, &nosr, a, b, cache);
+    float loss; /* and the comm still works */
+    if (ss_dist_siglip_ring_forward(&loss, NULL, cache, a, b, 1.0f, -2.0f, 3, 4,
+                                    NULL, c) != SS_OK)
+        ss_dt_fail("ring siglip after errors", ss_last_error());
+}
+
 SS_DIST_GROUP(ring) {
     for (int variant = 0; variant < 3; variant++) {
         ntx_case(variant, 2, 5, 7, 1, 0.5f, 111 + variant);
@@ -225,4 +340,5 @@ SS_DIST_GROUP(ring) {
     }
     pair_case(0, 1, 270, 5, 1, 2.6f, 0.0f, 251); /* > 1 tile (256) */
     pair_case(1, 1, 270, 5, 1, 2.3f, -10.0f, 261);
+    ring_errors();
 }

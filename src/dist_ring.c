@@ -29,6 +29,7 @@
 #define RNTX_TILE 256
 #define RNTX_LDT SS__TGEMM_LDT(RNTX_TILE)
 #define RNTX_MAX_LOGIT 1e30
+#define RNTX_FIXED_SHIFT_MAX 40.0 /* as kernels/contrast.h's rule */
 
 typedef struct {
     uint64_t magic;
@@ -94,6 +95,7 @@ typedef struct {
     int64_t *counts;
     int nthreads;
     float inv_t, c;          /* 1 / t; backward: the gradient factor */
+    double shift;            /* forward: fixed shift 1 / t, or -INFINITY */
     const float *lse;        /* backward: (Ml) local lse */
     double *mx, *sm;         /* forward: (Ml) running max and sum */
     float *lsef;             /* forward: (Ml) the lse, as cached */
@@ -206,6 +208,7 @@ static ss_status rntx_fwd_step(void *ctx, int s, int q, int64_t Nq,
     rntx_work *w = ctx;
     const float *B = blk;
     int64_t T = RNTX_TILE, nti = (w->Ml + T - 1) / T, Kq = w->V * Nq;
+    int fixed = w->shift != -INFINITY;
     (void)q;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
@@ -219,8 +222,11 @@ static ss_status rntx_fwd_step(void *ctx, int s, int q, int64_t Nq,
             for (int64_t a = 0; a < mi; a++) {
                 const float *r = S + a * T;
                 double m = w->mx[i0 + a];
-                for (int64_t b = 0; b < nj; b++)
-                    if (r[b] > m) m = r[b];
+                if (!fixed) {
+                    float mt = -INFINITY;
+                    for (int64_t b = 0; b < nj; b++) mt = r[b] > mt ? r[b] : mt;
+                    if (mt > m) m = mt;
+                }
                 if (m == -INFINITY) continue;
                 float mf = (float)m, acc = 0.0f;
                 for (int64_t b = 0; b < nj; b++) acc += ss__vexp(r[b] - mf);
@@ -278,7 +284,11 @@ ss_status ss_dist_ntxent_ring_forward(float *loss, float *losses, void *cache,
     if (st == SS_OK) st = rntx_check(fn, z, V, N, D, &o, comm);
     rntx_work w;
     SS_TRY(rntx_setup(&w, fn, st, z, V, N, D, &o, comm, 0, 0.0f));
-    for (int64_t i = 0; i < w.Ml; i++) w.mx[i] = -INFINITY, w.sm[i] = 0.0;
+    /* cosine: every logit is in [-1/t, 1/t]; with 2 / t <= 40 the fixed
+     * shift 1/t keeps every e^{s - 1/t} >= e^-40 in float: no max pass */
+    w.shift = o.cosine && 2.0 * w.inv_t <= RNTX_FIXED_SHIFT_MAX
+                  ? (double)w.inv_t : -INFINITY;
+    for (int64_t i = 0; i < w.Ml; i++) w.mx[i] = w.shift, w.sm[i] = 0.0;
     int64_t bytes = w.Kmax * D * (int64_t)sizeof(float);
     st = ss__dist_ring(comm, fn, &w.blk[0], &w.blk[1], 0, bytes, w.counts,
                        rntx_fwd_step, &w);

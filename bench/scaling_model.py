@@ -22,12 +22,13 @@ import argparse
 import math
 
 # Per-rank compute rates in GMAC/s (multiply-adds per second under the
-# MAC models below), measured with bench/dist_ring_timer.c, 2 threads on
-# the shared 2-core machine (noisy; see docs/SCALING.md for the runs).
+# MAC models below), measured with bench/dist_ring_timer.c on the
+# one-process comm, 2 threads of the shared 2-core machine; the least
+# contended of the runs in docs/SCALING.md (others were 2-3x slower).
 MEASURED = {
-    "ntx_ag": 17.0,    # ss_dist_ntxent (all-gather), 3 M^2 D MACs per step
-    "ntx_ring": 12.6,  # ss_dist_ntxent_ring, 3 M^2 D
-    "clip": 2.3,       # ss_dist_clip_ring (the cross engine), 4 N^2 D
+    "ntx_ag": 42.7,    # ss_dist_ntxent (all-gather), N 4096, D 128; 3 M^2 D
+    "ntx_ring": 43.2,  # ss_dist_ntxent_ring, N 4096, D 128; 3 M^2 D
+    "clip": 34.6,      # ss_dist_clip_ring, N 2048, D 512; 4 N^2 D
 }
 # An accelerator-class rank: an ASSUMPTION (not measured): 100 TMAC/s
 # (200 TFLOP/s) on these kernels, for where the balance moves.
@@ -115,9 +116,9 @@ def clip(B, W, D, rates, alpha, bw, overlap):
          + ring_t(bwd, 3 * comp / 4, alpha, bw, overlap)
          + small_t(9, W, alpha))
     out["ring"] = (comp, comm, t)
-    # copies of a, b; two ring buffers; ga; the cross engine's per-thread
-    # dA, dB accumulators
-    out["ring_mem"] = ((2 + 2 * (2 * D + 1) / D + 1 + 2 * THREADS) * n * D
+    # copies of a, b; two ring buffers; ga and weights (2 n (D + 1)); the
+    # cross engine's per-thread dA, dB accumulators
+    out["ring_mem"] = ((2 + 2 * (2 * D + 1) / D + 2 + 2 * THREADS) * n * D
                        + 4 * n) * F + THREADS * TILE_BYTES
     return out
 

@@ -185,10 +185,9 @@ static int thread_id(void) {
 }
 
 /* S (mi, nj), row stride RNTX_TILE = inv_t * x[i0..] . B[j0..]^T; the
- * self pair (home block, k == i) set to `self_val`. */
-static void rntx_tile(float *S, const rntx_work *w,
-                      const float *B, int64_t i0, int64_t mi, int64_t j0,
-                      int64_t nj, int home, float self_val) {
+ * self pair (home block, k == i) set to -inf (no term has it). */
+static void rntx_tile(float *S, const rntx_work *w, const float *B, int64_t i0,
+                      int64_t mi, int64_t j0, int64_t nj, int home) {
     int64_t T = RNTX_TILE, D = w->D;
     float *Bt = S + T * T, *scr = Bt + D * RNTX_LDT;
     ss__transpose(Bt, RNTX_LDT, B + j0 * D, nj, D);
@@ -197,7 +196,7 @@ static void rntx_tile(float *S, const rntx_work *w,
         float *s = S + a * T;
         for (int64_t b = 0; b < nj; b++) s[b] *= w->inv_t;
         int64_t self = i0 + a - j0;
-        if (home && self >= 0 && self < nj) s[self] = self_val;
+        if (home && self >= 0 && self < nj) s[self] = -INFINITY;
     }
 }
 
@@ -218,7 +217,7 @@ static ss_status rntx_fwd_step(void *ctx, int s, int q, int64_t Nq,
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         for (int64_t j0 = 0; j0 < Kq; j0 += T) {
             int64_t nj = min64(T, Kq - j0);
-            rntx_tile(S, w, B, i0, mi, j0, nj, s == 0, -INFINITY);
+            rntx_tile(S, w, B, i0, mi, j0, nj, s == 0);
             for (int64_t a = 0; a < mi; a++) {
                 const float *r = S + a * T;
                 double m = w->mx[i0 + a];
@@ -257,8 +256,7 @@ static ss_status rntx_bwd_step(void *ctx, int s, int q, int64_t Nq,
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         for (int64_t j0 = 0; j0 < Kq; j0 += T) {
             int64_t nj = min64(T, Kq - j0);
-            /* the self pair: exp(-inf) = 0 in both terms */
-            rntx_tile(S, w, B, i0, mi, j0, nj, s == 0, -INFINITY);
+            rntx_tile(S, w, B, i0, mi, j0, nj, s == 0);
             for (int64_t a = 0; a < mi; a++) {
                 float *r = S + a * T, li = w->lse[i0 + a];
                 const float *l = lk + j0;

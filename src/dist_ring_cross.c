@@ -24,7 +24,7 @@
 #include <string.h>
 
 #define RCLIP_MAGIC 0x31504c4347525353ull /* "SSRGCLP1" */
-#define RSIG_MAGIC 0x31474953475253ull    /* "SRGSIG1" */
+#define RSIG_MAGIC 0x3147495347525353ull /* "SSRGSIG1" */
 #define RX_HEADER_BYTES 64
 
 /* ---- shared workspace --------------------------------------------------- */

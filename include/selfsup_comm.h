@@ -177,6 +177,92 @@ SS_API ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
 
 /* (section start: dist-ring) */
 
+/* ---- Ring paths (Inf-CL / SigLIP style): NT-Xent, CLIP, SigLIP ------------ */
+/*
+ * Same semantics and results as the single-process losses on the
+ * concatenated batch (and as the all-gather ss_dist_ntxent_*), but per-rank
+ * memory O(N_local D): no rank ever holds the global batch. Blocks of rows
+ * travel around the ring r -> r + 1 with comm->sendrecv (W - 1 steps; each
+ * block visits every other rank once), padded to the largest local block.
+ * The comm's sendrecv must be non-NULL: otherwise every rank returns
+ * SS_ERR_NULL (agreed, no hang). Blocking sendrecv: communication does not
+ * overlap the compute of a step (docs/SCALING.md).
+ * Errors (all ranks agree): as the single-process function, plus
+ * SS_ERR_NULL for comm->sendrecv, SS_ERR_PARAM for options, D (and V)
+ * or dloss differing between ranks, SS_ERR_STATE for a transport failure.
+ * Failed calls write nothing.
+ */
+
+/* NT-Xent: arguments and result as ss_dist_ntxent_*; plain loss only
+ * (hard_beta, debias_tau_plus: SS_ERR_UNSUPPORTED). Rows circulate in
+ * forward (online log-sum-exp per local anchor), rows + their lse in
+ * backward (both gradient terms of a local row need only the visiting rows
+ * and their lse: s is symmetric). Cache: ss_dist_ntxent_ring_cache_size
+ * bytes (local lse); a cache of another call gives SS_ERR_PARAM. */
+SS_API size_t ss_dist_ntxent_ring_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_ntxent_ring_forward(float *loss, float *losses,
+                                             void *cache, const float *z,
+                                             int64_t V, int64_t N, int64_t D,
+                                             const ss_ntxent_opts *opts,
+                                             const ss_comm *comm);
+SS_API ss_status ss_dist_ntxent_ring_backward(float *dz, float dloss,
+                                              const void *cache,
+                                              const float *z, int64_t V,
+                                              int64_t N, int64_t D,
+                                              const ss_ntxent_opts *opts,
+                                              const ss_comm *comm);
+
+/* CLIP: a, b (N, D) local pairs (N >= 1 may differ per rank; D, log_scale,
+ * opts equal). Loss: ss_clip_forward's on the global (Ntot, D) pairs;
+ * losses: (N) the local pairs' losses. The text rows b circulate; forward
+ * keeps the image rows' log-sum-exps locally and sends a column
+ * log-sum-exp accumulator (N_q doubles) with each text block; it is home
+ * after W sendrecvs. Backward circulates (b block, its column lse, its
+ * gradient accumulator db): da accumulates locally, db comes home after W
+ * steps. da, db: mean convention (dloss * world_size * dLglobal/dx_local).
+ * dlog_scale (or NULL): += the GLOBAL dL/dlog_scale, identical on every
+ * rank (all-reduced): averaging it over ranks (DDP) gives dL/dlog_scale,
+ * and so does summing it when the caller passes dloss / world_size.
+ * A cache of another call gives SS_ERR_STATE (as ss_clip_backward). */
+SS_API size_t ss_dist_clip_ring_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_clip_ring_forward(float *loss, float *losses,
+                                           void *cache, const float *a,
+                                           const float *b, float log_scale,
+                                           int64_t N, int64_t D,
+                                           const ss_clip_opts *opts,
+                                           const ss_comm *comm);
+SS_API ss_status ss_dist_clip_ring_backward(float *da, float *db,
+                                            float *dlog_scale, float dloss,
+                                            const void *cache, const float *a,
+                                            const float *b, float log_scale,
+                                            int64_t N, int64_t D,
+                                            const ss_clip_opts *opts,
+                                            const ss_comm *comm);
+
+/* SigLIP: a, b (N, D) local pairs; loss ss_siglip_forward's on the global
+ * pairs (mean over the Ntot rows of sum_j softplus(-y_ij x_ij)); losses:
+ * (N) the local rows' sums over all Ntot columns. Forward circulates the b
+ * blocks (nothing comes back; the positives are on the home block);
+ * backward circulates (b block, db accumulator), home after W steps.
+ * da, db: mean convention; dlog_t, dbias (or NULL): += the global
+ * gradients, identical on every rank, as CLIP's dlog_scale. A cache of
+ * another call gives SS_ERR_STATE. */
+SS_API size_t ss_dist_siglip_ring_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_siglip_ring_forward(float *loss, float *losses,
+                                             void *cache, const float *a,
+                                             const float *b, float log_t,
+                                             float bias, int64_t N, int64_t D,
+                                             const ss_siglip_opts *opts,
+                                             const ss_comm *comm);
+SS_API ss_status ss_dist_siglip_ring_backward(float *da, float *db,
+                                              float *dlog_t, float *dbias,
+                                              float dloss, const void *cache,
+                                              const float *a, const float *b,
+                                              float log_t, float bias,
+                                              int64_t N, int64_t D,
+                                              const ss_siglip_opts *opts,
+                                              const ss_comm *comm);
+
 /* (section end: dist-ring) */
 
 /* (section start: dist-geometry) */

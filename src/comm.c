@@ -147,5 +147,41 @@ ss_status ss__dist_agree_total(const ss_comm *c, const char *fn, ss_status st,
     st = ss__dist_agree(c, fn, st, vals, names, nv, n, counts ? counts : one,
                         &off, total);
     ss__free(counts);
+
+/* ---- the ring (sendrecv) ---------------------------------------------------- */
+
+ss_status ss__dist_check_ring(const ss_comm *c, const char *fn) {
+    if (!c->sendrecv)
+        return ss__fail(SS_ERR_NULL, fn,
+                        "comm->sendrecv is NULL: the ring path needs it (use "
+                        "the all-gather path, or a comm with sendrecv)");
+    return SS_OK;
+}
+
+ss_status ss__dist_sendrecv(const ss_comm *c, const char *fn, const void *send,
+                            int dst, void *recv, int src, int64_t bytes) {
+    SS_TRY(ss__dist_check_ring(c, fn));
+    int rc = c->sendrecv(c->ctx, send, dst, recv, src, bytes);
+    if (rc != 0)
+        return ss__fail(SS_ERR_STATE, fn,
+                        "communicator sendrecv of %lld bytes failed (code %d) "
+                        "on rank %d", (long long)bytes, rc, c->rank);
+    return SS_OK;
+}
+
+ss_status ss__dist_ring(const ss_comm *c, const char *fn, void **cur,
+                        void **nxt, int64_t acc_bytes, int64_t bytes,
+                        const int64_t *counts, ss__ring_step step, void *ctx) {
+    int W = c->size, r = c->rank, dst = (r + 1) % W, src = (r + W - 1) % W;
+    ss_status st = SS_OK;
+    for (int s = 0; s < W; s++) {
+        int q = (r + W - s) % W; /* the block's home rank */
+        if (st == SS_OK) st = step(ctx, s, q, counts[q], *cur);
+        int64_t n = s < W - 1 ? bytes : acc_bytes; /* last: home again */
+        if (n == 0) continue;
+        SS_TRY(ss__dist_sendrecv(c, fn, *cur, dst, *nxt, src, n));
+        void *t = *cur;
+        *cur = *nxt, *nxt = t;
+    }
     return st;
 }

@@ -39,4 +39,33 @@ ss_status ss__dist_allgather_rows(const ss_comm *c, const char *fn,
                                   const int64_t *counts, int64_t per,
                                   size_t elem, int64_t *bytes);
 
+/* Checked ring step: sends `bytes` bytes to rank dst while receiving as
+ * many from rank src. SS_ERR_NULL when comm->sendrecv is NULL (callers
+ * check that before their agreement, so that every rank fails alike),
+ * SS_ERR_STATE naming fn on a callback failure. */
+ss_status ss__dist_sendrecv(const ss_comm *c, const char *fn, const void *send,
+                            int dst, void *recv, int src, int64_t bytes);
+
+/* SS_ERR_NULL naming fn when c->sendrecv is NULL (the ring paths need it). */
+ss_status ss__dist_check_ring(const ss_comm *c, const char *fn);
+
+/* One step of a ring pass over the blocks of every rank: rank q's block is
+ * on rank (q + s) mod W at step s. blk: the block held now; Kq: counts[q];
+ * s: the step (0: this rank's own block). Returns SS_OK or an error. */
+typedef ss_status (*ss__ring_step)(void *ctx, int s, int q, int64_t Kq,
+                                   void *blk);
+
+/* Runs step(ctx, s, ...) for s = 0 .. W-1 while the blocks travel to rank
+ * r + 1: *cur holds this rank's block on entry (acc_bytes of accumulator,
+ * then the payload; `bytes` in all, the same on every rank, padded to the
+ * largest block). After the last step the accumulator travels once more
+ * (when acc_bytes > 0), so that on return *cur holds this rank's own
+ * accumulator, summed over every rank's step (Inf-CL style); *cur and *nxt
+ * may be swapped. A failing step skips the later steps but the ring runs
+ * to the end (no rank is left waiting); its status is returned after the
+ * ring, for the caller's agreement. counts: (W) rows per rank. */
+ss_status ss__dist_ring(const ss_comm *c, const char *fn, void **cur,
+                        void **nxt, int64_t acc_bytes, int64_t bytes,
+                        const int64_t *counts, ss__ring_step step, void *ctx);
+
 #endif

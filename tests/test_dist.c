@@ -90,6 +90,19 @@ static int tc_allgatherv(void *ctx, const void *send, void *recv,
     return 0;
 }
 
+/* Every rank calls it in the same step (the ring): publish, copy from src. */
+static int tc_sendrecv(void *ctx, const void *send, int dst, void *recv,
+                       int src, int64_t bytes) {
+    tc_rank *r = ctx;
+    tc_shared *sh = r->sh;
+    (void)dst; /* rank src sends to this rank in the ring */
+    sh->ptr[r->rank] = send;
+    pthread_barrier_wait(&sh->bar);
+    if (bytes > 0) memcpy(recv, sh->ptr[src], (size_t)bytes);
+    pthread_barrier_wait(&sh->bar);
+    return 0;
+}
+
 static void *tc_main(void *arg) {
     tc_rank *r = arg;
     r->fails = ss_test_dist_all(&r->comm, 0);
@@ -104,7 +117,8 @@ static void run_threads(int size) {
     pthread_barrier_init(&sh.bar, NULL, (unsigned)size);
     for (int q = 0; q < size; q++) {
         ranks[q].sh = &sh, ranks[q].rank = q, ranks[q].fails = 0;
-        ss_comm c = {&ranks[q], q, size, tc_allreduce, tc_allgatherv, NULL};
+        ss_comm c = {&ranks[q], q, size, tc_allreduce, tc_allgatherv,
+                     tc_sendrecv};
         ranks[q].comm = c;
     }
     for (int q = 0; q < size; q++) pthread_create(&th[q], NULL, tc_main, &ranks[q]);

@@ -44,7 +44,12 @@ typedef struct {
     float wd;                       /* MODE_LSE_BWD: diagonal weight */
     float w;                        /* MODE_SIG_BWD */
     int dA, dB;                     /* gradients wanted */
+    int nodiag; /* no pair i == j is a positive / diagonal (ring blocks) */
 } job;
+
+/* Diagonal offset of a tile that holds no diagonal: i + NO_DIAG never
+ * equals a column index. */
+#define NO_DIAG (INT64_MAX / 4)
 
 typedef struct {
     float *T, *tmp;      /* tile (tile^2), column scratch (tile) */
@@ -294,6 +299,7 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
                     int64_t bj) {
     const ss__cross *p = jb->p;
     float *T = s->T;
+    int64_t dg = jb->nodiag ? NO_DIAG : i0 - j0;
     tile_dots(s, p, i0, bi, j0, bj);
     switch (jb->mode) {
     case MODE_LSE:
@@ -306,16 +312,16 @@ static void do_tile(slot *s, const job *jb, int64_t i0, int64_t bi, int64_t j0,
                     jb->diag[i0 + i] = T[i * bj + (i0 + i - j0)];
         return;
     case MODE_SIG:
-        tile_sig_loss(T, bi, bj, p->bias, i0 - j0, s->rsum + i0);
+        tile_sig_loss(T, bi, bj, p->bias, dg, s->rsum + i0);
         return;
     case MODE_LSE_BWD:
         s->gx += tile_lse_grad(
             T, bi, bj, jb->wr ? jb->wr + i0 : NULL, jb->lr ? jb->lr + i0 : NULL,
-            jb->wc ? jb->wc + j0 : NULL, jb->lc ? jb->lc + j0 : NULL,
-            i0 - j0, jb->wd);
+            jb->wc ? jb->wc + j0 : NULL, jb->lc ? jb->lc + j0 : NULL, dg,
+            jb->wd);
         break;
     default: /* MODE_SIG_BWD */
-        tile_sig_grad(T, bi, bj, p->bias, i0 - j0, jb->w, &s->gx, &s->gb);
+        tile_sig_grad(T, bi, bj, p->bias, dg, jb->w, &s->gx, &s->gb);
         break;
     }
     tile_backprop(s, p, i0, bi, j0, bj);
@@ -472,7 +478,17 @@ ss_status ss__cross_lse_backward(float *dA, float *dB, double *gx,
 }
 
 ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p) {
-    job jb = {.p = p, .mode = MODE_SIG};
+    return ss__cross_sigmoid_ex(row_loss, p, 1);
+}
+
+ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
+                                     double *gb, float w, const ss__cross *p) {
+    return ss__cross_sigmoid_backward_ex(dA, dB, gx, gb, w, p, 1);
+}
+
+ss_status ss__cross_sigmoid_ex(double *row_loss, const ss__cross *p,
+                               int positives) {
+    job jb = {.p = p, .mode = MODE_SIG, .nodiag = !positives};
     slot *sl;
     int used;
     void *mem;
@@ -487,13 +503,15 @@ ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p) {
     return SS_OK;
 }
 
-ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
-                                     double *gb, float w, const ss__cross *p) {
+ss_status ss__cross_sigmoid_backward_ex(float *dA, float *dB, double *gx,
+                                        double *gb, float w,
+                                        const ss__cross *p, int positives) {
     job jb = {.p = p,
               .mode = MODE_SIG_BWD,
               .w = w,
               .dA = dA != NULL,
-              .dB = dB != NULL};
+              .dB = dB != NULL,
+              .nodiag = !positives};
     return run_grads(&jb, dA, dB, gx, gb);
 }
 

@@ -67,6 +67,15 @@ ss_status ss__cross_sigmoid(double *row_loss, const ss__cross *p);
 ss_status ss__cross_sigmoid_backward(float *dA, float *dB, double *gx,
                                      double *gb, float w, const ss__cross *p);
 
+/* The two above with positives = 0: every pair is a negative (y_ij = -1,
+ * no i == j term), as for a block of another rank's columns in the ring
+ * path (dist_ring_cross.c); positives = 1 is ss__cross_sigmoid(_backward). */
+ss_status ss__cross_sigmoid_ex(double *row_loss, const ss__cross *p,
+                               int positives);
+ss_status ss__cross_sigmoid_backward_ex(float *dA, float *dB, double *gx,
+                                        double *gb, float w,
+                                        const ss__cross *p, int positives);
+
 /* Small helpers shared by the loss files. ---------------------------------- */
 
 /* Header at the start of every cross-loss cache, so that backward can tell

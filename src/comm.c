@@ -147,6 +147,8 @@ ss_status ss__dist_agree_total(const ss_comm *c, const char *fn, ss_status st,
     st = ss__dist_agree(c, fn, st, vals, names, nv, n, counts ? counts : one,
                         &off, total);
     ss__free(counts);
+    return st;
+}
 
 /* ---- the ring (sendrecv) ---------------------------------------------------- */
 

@@ -181,6 +181,77 @@ SS_API ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
 
 /* (section start: dist-geometry) */
 
+/*
+ * Geometry family (W-MSE, TiCo, negcos, hypersphere, KoLeo, MMCR, EMP-SSL).
+ * Each mirrors its single-process function in selfsup.h with comm last;
+ * N (or B) is the LOCAL sample count (>= 1, may differ per rank), every
+ * other size and every option must be equal on all ranks (SS_ERR_PARAM on
+ * every rank otherwise). Losses are those of the concatenated global batch
+ * of Ntot = sum_r N_r samples; backward accumulates with the mean
+ * convention. Caches are caller-owned, sized by the ss_dist_*_cache_size
+ * of the LOCAL sizes; a backward checks its cache (SS_ERR_STATE on every
+ * rank when any rank's does not match: sizes, options, global batch).
+ * Costs, bytes and memory: docs/DISTRIBUTED.md.
+ */
+
+/* ---- negative cosine (BYOL, SimSiam): per sample --------------------------- */
+/*
+ * p, z: (N, D) local rows. loss = -mean over the Ntot global rows of cos;
+ * losses: (N) the local rows' -cos, or NULL. One reduced double; backward
+ * is local (the single-process gradient scaled by world_size N / Ntot).
+ * dz may be NULL (stop-gradient target). Errors: as ss_negcos_*, plus the
+ * agreement errors (selfsup_comm.h); dloss must be equal on all ranks.
+ */
+SS_API size_t ss_dist_negcos_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_negcos_forward(float *loss, float *losses,
+                                        void *cache, const float *p,
+                                        const float *z, int64_t N, int64_t D,
+                                        const ss_negcos_opts *opts,
+                                        const ss_comm *comm);
+SS_API ss_status ss_dist_negcos_backward(float *dp, float *dz, float dloss,
+                                         const void *cache, const float *p,
+                                         const float *z, int64_t N, int64_t D,
+                                         const ss_negcos_opts *opts,
+                                         const ss_comm *comm);
+/* Symmetric form: losses (2, N) local, as ss_negcos_sym_forward's rows. */
+SS_API size_t ss_dist_negcos_sym_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_negcos_sym_forward(float *loss, float *losses,
+                                            void *cache, const float *p1,
+                                            const float *p2, const float *z1,
+                                            const float *z2, int64_t N,
+                                            int64_t D,
+                                            const ss_negcos_opts *opts,
+                                            const ss_comm *comm);
+SS_API ss_status ss_dist_negcos_sym_backward(
+    float *dp1, float *dp2, float *dz1, float *dz2, float dloss,
+    const void *cache, const float *p1, const float *p2, const float *z1,
+    const float *z2, int64_t N, int64_t D, const ss_negcos_opts *opts,
+    const ss_comm *comm);
+
+/* ---- TiCo: global covariance, one state per rank kept identical ------------ */
+/*
+ * za, zb: (N, D) local rows, N >= 1, Ntot >= 2. P = a^T a / Ntot over the
+ * global batch (the local D x D products all-reduced in double), then
+ * C = beta C_old + (1 - beta) P and loss = mean over the Ntot samples of
+ * 1 - <a_i, b_i> + rho a_i C a_i^T, as ss_tico_forward on the global batch.
+ * Every rank holds its own state; the states must be equal (steps and a
+ * checksum of C are agreed: SS_ERR_PARAM otherwise) and every rank writes
+ * the same C when opts->update. losses: (N) local rows or NULL.
+ * Backward is local (the cache holds the global G), dzb may be NULL.
+ * Cache: ss_dist_tico_cache_size(D) bytes.
+ */
+SS_API size_t ss_dist_tico_cache_size(int64_t D);
+SS_API ss_status ss_dist_tico_forward(float *loss, float *losses, void *cache,
+                                      ss_tico_state *state, const float *za,
+                                      const float *zb, int64_t N, int64_t D,
+                                      const ss_tico_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_tico_backward(float *dza, float *dzb, float dloss,
+                                       const void *cache, const float *za,
+                                       const float *zb, int64_t N, int64_t D,
+                                       const ss_tico_opts *opts,
+                                       const ss_comm *comm);
+
 /* (section end: dist-geometry) */
 
 /* (section start: dist-distill) */

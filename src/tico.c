@@ -11,6 +11,7 @@
  * (derivation: docs/derivations/tico.md). The cache holds G, so backward
  * is one GEMM plus the normalisation backward.
  */
+#include "dist_geometry.h" /* ss__tico_state_commit */
 #include "fileio.h"
 #include "internal.h"
 #include "kernels/gemm.h"
@@ -119,6 +120,12 @@ ss_status ss_tico_state_load(ss_tico_state **out, const char *path) {
     s->steps = steps;
     *out = s;
     return SS_OK;
+}
+
+/* Declared in dist_geometry.h (the distributed TiCo's state update). */
+void ss__tico_state_commit(ss_tico_state *s, const float *C) {
+    memcpy(s->C, C, sizeof(float) * (size_t)(s->D * s->D));
+    s->steps++;
 }
 
 /* ---- loss -------------------------------------------------------------------- */

@@ -1,0 +1,68 @@
+/*
+ * dist_geometry.h - helpers shared by the distributed geometry-family
+ * losses (dist_geometry.c: negcos, TiCo; dist_wmse.c; dist_pairwise.c:
+ * hypersphere, KoLeo; dist_coding_rate.c: MMCR, EMP-SSL). Not installed.
+ *
+ * Every entry point follows the same steps: local checks, ONE agreement
+ * (ss__dg_agree: status, options, row counts), allocation and its agreed
+ * status, then collectives. Caches start with a dg_header.
+ */
+#ifndef SS_DIST_GEOMETRY_H
+#define SS_DIST_GEOMETRY_H
+
+#include "comm_internal.h"
+
+#define DG_HEADER_BYTES 64
+
+typedef struct {
+    uint64_t magic;
+    int64_t V, N, D, Ntot; /* V: views (or K, pairs); N: local rows */
+    float p[4];            /* the loss options */
+} dg_header;
+
+/* The agreement of one call plus the global-size checks: on success
+ * *Ntot = sum of the ranks' n (>= min_total, else SS_ERR_SIZE on every
+ * rank naming min_what), *off = the rows below this rank, and, when counts
+ * is non-NULL, *counts = a new (size) array of the ranks' n (ss__free). */
+ss_status ss__dg_agree(const ss_comm *c, const char *fn, ss_status st,
+                       const double *vals, const char *const *names, int nv,
+                       int64_t n, int64_t min_total, const char *min_what,
+                       int64_t **counts, int64_t *off, int64_t *Ntot);
+
+/* Writes the header (after a successful forward). */
+void ss__dg_header_set(void *cache, uint64_t magic, int64_t V, int64_t N,
+                       int64_t D, int64_t Ntot, const float *p);
+
+/* Local check of a cache against this backward call (SS_ERR_STATE). */
+ss_status ss__dg_header_check(const char *fn, const void *cache,
+                              uint64_t magic, int64_t V, int64_t N, int64_t D,
+                              const float *p);
+
+/* After agreement: the cache's global batch must be this call's. */
+ss_status ss__dg_ntot_check(const char *fn, const void *cache, int64_t Ntot);
+
+/* The payload after the header. */
+static inline void *ss__dg_payload(const void *cache) {
+    return (char *)(uintptr_t)cache + DG_HEADER_BYTES;
+}
+
+/* SS_ERR_NOMEM naming what when p is NULL and st is SS_OK; else st. */
+ss_status ss__dg_nomem(ss_status st, const char *fn, const void *p,
+                       const char *what);
+
+/* In-place sum over ranks of n doubles. */
+static inline ss_status ss__dg_sum(const ss_comm *c, const char *fn,
+                                   double *buf, int64_t n) {
+    return ss__dist_allreduce(c, fn, buf, n, SS_COMM_DOUBLE, SS_COMM_SUM);
+}
+
+/* dloss as an agreement value (a non-finite one is a local error first). */
+static inline double ss__dg_dloss_val(float dloss) {
+    return isfinite(dloss) ? (double)dloss : 0.0;
+}
+
+/* Defined in tico.c: copies C (D, D) into the state and counts one update
+ * (ss_tico_forward's update step, for the distributed forward). */
+void ss__tico_state_commit(ss_tico_state *s, const float *C);
+
+#endif

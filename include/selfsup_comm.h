@@ -252,6 +252,35 @@ SS_API ss_status ss_dist_tico_backward(float *dza, float *dzb, float dloss,
                                        const ss_tico_opts *opts,
                                        const ss_comm *comm);
 
+/* ---- W-MSE: global whitening ----------------------------------------------- */
+/*
+ * z: (V, N, D) local rows (N >= 1; the global batch (V, Ntot, D) is the
+ * per-view concatenation). The sub-batches are the single-process ones on
+ * the global batch: Ntot must be a positive multiple of w_size, and perm:
+ * (w_iter, Ntot) global permutations, EQUAL on every rank (a checksum is
+ * agreed: SS_ERR_PARAM otherwise), or NULL (consecutive global rows). A
+ * rank's rows may fall in any sub-batch: per whitening group (sub-batch,
+ * view) the row sums and the centred D x D products are all-reduced, every
+ * rank factors every group identically and whitens its own rows; backward
+ * all-reduces per group the D x D dY^T Y and the D column sums of the
+ * centring backward. Loss and gradient equal ss_wmse_* on the global batch
+ * (mean convention). A covariance that is not positive definite fails on
+ * every rank (SS_ERR_PARAM naming iteration, sub-batch and view).
+ * Cache: header only.
+ */
+SS_API size_t ss_dist_wmse_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_wmse_forward(float *loss, void *cache, const float *z,
+                                      const int64_t *perm, int64_t V,
+                                      int64_t N, int64_t D,
+                                      const ss_wmse_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_wmse_backward(float *dz, float dloss,
+                                       const void *cache, const float *z,
+                                       const int64_t *perm, int64_t V,
+                                       int64_t N, int64_t D,
+                                       const ss_wmse_opts *opts,
+                                       const ss_comm *comm);
+
 /* (section end: dist-geometry) */
 
 /* (section start: dist-distill) */

@@ -305,6 +305,101 @@ static void tico_errors(void) {
     ss_tico_state_free(s);
 }
 
+/* ---- W-MSE ---------------------------------------------------------------------- */
+
+/* ng sub-batches when they divide the global batch with w_size >= 2 D,
+ * else one; perm: random permutations (the same on every rank) or NULL. */
+static void wmse_case(int variant, int64_t V, int64_t base, int64_t D,
+                      int64_t ng, int64_t iters, int use_perm, float eps,
+                      uint64_t seed) {
+    dg_layout l = dg_lay(variant, base);
+    if (ng < 1 || l.Nt % ng || l.Nt / ng < 2 * D) ng = 1;
+    if (l.Nt < 2 * D) return;
+    ss_wmse_opts o = ss_wmse_defaults();
+    o.w_size = l.Nt / ng, o.w_iter = iters, o.eps = eps;
+    int64_t gn = V * l.Nt * D, ln = V * l.N * D;
+    float *zg = malloc((size_t)gn * sizeof(float));
+    float *dzg = calloc((size_t)gn, sizeof(float));
+    float *zl = malloc((size_t)ln * sizeof(float));
+    int64_t *perm = use_perm ? malloc((size_t)(iters * l.Nt) * sizeof(int64_t)) : NULL;
+    void *cg = malloc(ss_wmse_cache_size(V, l.Nt, D));
+    void *cl = malloc(ss_dist_wmse_cache_size(V, l.N, D));
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    ss_dt_fill(zg, gn, &r, 1.0);
+    for (int64_t i = 0; i < gn; i++) zg[i] += (float)(0.3 * (i % D)); /* non-zero means */
+    if (perm) ss_wmse_permutation(perm, iters, l.Nt, &r);
+    dg_take(zl, zg, &l, V, D);
+    float *pre, *d = dg_prefill(&pre, ln, &r);
+    float lossg = 0, lossl = 0, dl = 0.9f;
+    const ss_comm *c = ss_dt_comm;
+    char what[200];
+    snprintf(what, sizeof what, "wmse variant %d V %lld N %lld D %lld w %lld "
+             "iter %lld perm %d", variant, (long long)V, (long long)l.N,
+             (long long)D, (long long)o.w_size, (long long)iters, use_perm);
+    if (dg_ok(what, ss_wmse_forward(&lossg, cg, zg, perm, V, l.Nt, D, &o)) &&
+        dg_ok(what, ss_wmse_backward(dzg, dl, cg, zg, perm, V, l.Nt, D, &o)) &&
+        dg_ok(what, ss_dist_wmse_forward(&lossl, cl, zl, perm, V, l.N, D, &o, c)) &&
+        dg_ok(what, ss_dist_wmse_backward(d, dl, cl, zl, perm, V, l.N, D, &o, c))) {
+        dg_scalar(what, lossl, lossg);
+        dg_grad(what, d, pre, dzg, &l, V, D);
+    }
+    free(zg), free(dzg), free(zl), free(perm), free(cg), free(cl), free(d);
+    free(pre);
+}
+
+static void wmse_errors(void) {
+    const ss_comm *c = ss_dt_comm;
+    int W = c->size, R = c->rank, bad = W - 1;
+    enum { V = 2, N = 4, D = 2 };
+    int64_t Nt = (int64_t)N * W;
+    float z[V * N * D], dz[V * N * D] = {0}, zero[V * N * D] = {0}, loss;
+    char cache[256];
+    ss_rng r;
+    ss_rng_seed(&r, 23 + (uint64_t)R);
+    ss_dt_fill(z, V * N * D, &r, 1.0);
+    ss_wmse_opts o = ss_wmse_defaults();
+    o.w_size = Nt;
+    int64_t *perm = malloc((size_t)Nt * sizeof(int64_t));
+    for (int64_t i = 0; i < Nt; i++) perm[i] = Nt - 1 - i;
+    if (W > 1) {
+        if (R == bad) perm[0] = 0, perm[Nt - 1] = Nt - 1; /* still valid */
+        dg_expect("wmse perm differs on one rank",
+                  ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c),
+                  SS_ERR_PARAM);
+        perm[0] = Nt - 1, perm[Nt - 1] = 0;
+        ss_wmse_opts o2 = o;
+        if (R == bad) o2.w_iter = 2;
+        dg_expect("wmse w_iter differs on one rank",
+                  ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o2, c),
+                  SS_ERR_PARAM);
+    }
+    if (R == bad) perm[1] = perm[2];
+    dg_expect("wmse perm not a permutation on one rank",
+              ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c),
+              SS_ERR_PARAM);
+    for (int64_t i = 0; i < Nt; i++) perm[i] = Nt - 1 - i;
+    o.w_size = Nt + 2; /* Ntot not a multiple of w_size */
+    dg_expect("wmse Ntot % w_size",
+              ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c),
+              SS_ERR_SIZE);
+    o.w_size = Nt;
+    float zc[V * N * D]; /* a rank-deficient covariance: dimension 1 = 0 */
+    for (int i = 0; i < V * N * D; i++) zc[i] = i % D ? 1.0f : z[i];
+    dg_expect("wmse singular covariance",
+              ss_dist_wmse_forward(&loss, cache, zc, perm, V, N, D, &o, c),
+              SS_ERR_PARAM);
+    if (dg_ok("wmse forward",
+              ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c))) {
+        if (R == bad) memset(cache, 0, 8);
+        dg_expect("wmse bad cache on one rank",
+                  ss_dist_wmse_backward(dz, 1.0f, cache, z, perm, V, N, D, &o, c),
+                  SS_ERR_STATE);
+        dg_unchanged("wmse failed backward", dz, zero, V * N * D);
+    }
+    free(perm);
+}
+
 SS_DIST_GROUP(geometry) {
     for (int variant = 0; variant < 3; variant++) {
         negcos_case(variant, 5, 7, 0, 0, 101 + variant);
@@ -314,6 +409,12 @@ SS_DIST_GROUP(geometry) {
         tico_case(variant, 5, 6, 1, 141 + variant);
         tico_case(variant, 4, 9, 0, 151 + variant);
     }
+    for (int variant = 0; variant < 3; variant++) {
+        wmse_case(variant, 2, 6, 3, 2, 1, 0, 0.0f, 161 + variant);
+        wmse_case(variant, 3, 8, 2, 2, 2, 1, 0.1f, 171 + variant);
+        wmse_case(variant, 2, 12, 4, 3, 2, 1, 0.0f, 181 + variant);
+    }
     negcos_errors();
+    wmse_errors();
     tico_errors();
 }

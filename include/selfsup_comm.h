@@ -281,6 +281,48 @@ SS_API ss_status ss_dist_wmse_backward(float *dz, float dloss,
                                        const ss_wmse_opts *opts,
                                        const ss_comm *comm);
 
+/* ---- alignment and uniformity (hypersphere): gathered rows ----------------- */
+/*
+ * za, zb: (N, D) local rows, N >= 1, Ntot >= 2. The normalised rows of
+ * both views are all-gathered (2 Ntot D floats); each rank computes the
+ * uniformity log-sum-exp rows of its own rows against all gathered rows in
+ * tiles (never an (N, Ntot) matrix) and one max and one sum all-reduce
+ * combine them. Backward gathers the rows again; p_ij is symmetric, so a
+ * rank's gradient rows need only its own rows of p. dza or dzb may be NULL.
+ * Cache: 2 doubles (the global log-sum-exps) after a header.
+ */
+SS_API size_t ss_dist_hypersphere_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_hypersphere_forward(float *loss, void *cache,
+                                             const float *za, const float *zb,
+                                             int64_t N, int64_t D,
+                                             const ss_hypersphere_opts *opts,
+                                             const ss_comm *comm);
+SS_API ss_status ss_dist_hypersphere_backward(
+    float *dza, float *dzb, float dloss, const void *cache, const float *za,
+    const float *zb, int64_t N, int64_t D, const ss_hypersphere_opts *opts,
+    const ss_comm *comm);
+
+/* ---- KoLeo: nearest neighbour over the global batch ------------------------ */
+/*
+ * x: (N, D) local rows, N >= 1, Ntot >= 2. The rows are all-gathered
+ * (Ntot D floats); each rank searches the neighbours of its own rows among
+ * all Ntot rows in tiles (global index, lowest on ties, as ss_koleo_*).
+ * losses: (N) local rows or NULL. The neighbour of a row may be on another
+ * rank: backward gathers the rows again and the neighbour indices (Ntot
+ * int64) and adds, for its own rows, the terms of every anchor pointing at
+ * them. Cache: N int64 (the local rows' global neighbours) after a header.
+ */
+SS_API size_t ss_dist_koleo_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_koleo_forward(float *loss, float *losses, void *cache,
+                                       const float *x, int64_t N, int64_t D,
+                                       const ss_koleo_opts *opts,
+                                       const ss_comm *comm);
+SS_API ss_status ss_dist_koleo_backward(float *dx, float dloss,
+                                        const void *cache, const float *x,
+                                        int64_t N, int64_t D,
+                                        const ss_koleo_opts *opts,
+                                        const ss_comm *comm);
+
 /* (section end: dist-geometry) */
 
 /* (section start: dist-distill) */

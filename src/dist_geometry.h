@@ -65,4 +65,38 @@ static inline double ss__dg_dloss_val(float dloss) {
  * (ss_tico_forward's update step, for the distributed forward). */
 void ss__tico_state_commit(ss_tico_state *s, const float *C);
 
+/* Defined in hypersphere.c: the uniformity term's per-row log-sum-exp
+ * (rowm + log rows, (rend - rbeg) each) and gradient rows
+ * (g += coef sum_j p_ij (x_i - x_j), g: (rend - rbeg, D)) for rows
+ * [rbeg, rend) of x (N, D) against all N rows; n2: squared norms (N).
+ * Return nonzero when a tile could not be allocated. */
+int ss__hs_rows_lse(double *rowm, double *rows, const float *x,
+                    const double *n2, int64_t N, int64_t D, double t,
+                    int64_t rbeg, int64_t rend);
+int ss__hs_rows_grad(float *g, const float *x, const double *n2, int64_t N,
+                     int64_t D, double t, double lse, double coef,
+                     int64_t rbeg, int64_t rend);
+
+/* Defined in hypersphere.c: sum_i ||x_i - y_i||^alpha over N rows; with
+ * gx, gy: += coef times its gradient. */
+double ss__hs_align(const float *x, const float *y, int64_t N, int64_t D,
+                    double alpha, float *gx, float *gy, double coef);
+
+/* Defined in koleo.c: u (N, D) = x / max(||x||, eps) in float, inv (N) the
+ * scales; and e (D) = u_i - u_j + eps in double, returning ||e||. */
+void ss__koleo_normalize(float *u, double *inv, const float *x, int64_t N,
+                         int64_t D, double eps);
+double ss__koleo_diff(double *e, const float *x, const double *inv, int64_t i,
+                      int64_t j, int64_t D, double eps);
+/* dx (N, D) += the normalisation backward of gu = dL/du (N, D). */
+void ss__koleo_normalize_backward(float *dx, const double *gu, const float *x,
+                                  const double *inv, int64_t N, int64_t D,
+                                  double eps);
+
+/* Defined in koleo.c: nn (rend - rbeg) = the nearest other row (global
+ * index, cosine, lowest index on ties) of rows [rbeg, rend) of u (N, D).
+ * Returns nonzero when a tile could not be allocated. */
+int ss__koleo_rows_nn(int64_t *nn, const float *u, int64_t N, int64_t D,
+                      int64_t rbeg, int64_t rend);
+
 #endif

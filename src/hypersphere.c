@@ -13,6 +13,7 @@
  * every row scans the column tiles in the same order, so results do not
  * depend on the thread count.
  */
+#include "dist_geometry.h" /* ss__hs_rows_* */
 #include "internal.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
@@ -101,13 +102,15 @@ static void hs_tile(double *V, float *S, const float *x, const double *n2,
                     : -t * (n2[r0 + i] + n2[c0 + j] - 2.0 * S[i * HS_TILE + j]);
 }
 
-/* LSE over ordered pairs i != j of s_ij for rows x (N, D). */
-static ss_status hs_lse(const char *fn, double *out, const float *x,
-                        const double *n2, int64_t N, int64_t D, double t) {
+/* Declared in dist_geometry.h (the distributed loss runs it on its own
+ * rows [rbeg, rend) of the gathered x): per row i, the LSE over j != i of
+ * s_ij as rowm[i - rbeg] + log(rows[i - rbeg]). Returns nonzero when a
+ * tile could not be allocated. */
+int ss__hs_rows_lse(double *rowm, double *rows, const float *x,
+                    const double *n2, int64_t N, int64_t D, double t,
+                    int64_t rbeg, int64_t rend) {
     int64_t ntile = (N + HS_TILE - 1) / HS_TILE;
-    double *rowm = ss__malloc(sizeof(double) * 2 * (size_t)N);
-    if (!rowm) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
-    double *rows = rowm + N;
+    int64_t nrt = (rend - rbeg + HS_TILE - 1) / HS_TILE;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(ss__threads()) reduction(| : failed)
@@ -119,31 +122,42 @@ static ss_status hs_lse(const char *fn, double *out, const float *x,
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-        for (int64_t ti = 0; ti < ntile; ti++) {
+        for (int64_t ti = 0; ti < nrt; ti++) {
             if (!S || !V) continue;
-            int64_t r0 = ti * HS_TILE, nr = N - r0 < HS_TILE ? N - r0 : HS_TILE;
-            for (int64_t i = 0; i < nr; i++) rowm[r0 + i] = -INFINITY, rows[r0 + i] = 0;
+            int64_t r0 = rbeg + ti * HS_TILE;
+            int64_t nr = rend - r0 < HS_TILE ? rend - r0 : HS_TILE;
+            for (int64_t i = 0; i < nr; i++)
+                rowm[r0 - rbeg + i] = -INFINITY, rows[r0 - rbeg + i] = 0;
             for (int64_t tj = 0; tj < ntile; tj++) {
                 int64_t c0 = tj * HS_TILE, nc = N - c0 < HS_TILE ? N - c0 : HS_TILE;
                 hs_tile(V, S, x, n2, r0, nr, c0, nc, D, t);
                 for (int64_t i = 0; i < nr; i++) {
                     const double *v = V + i * HS_TILE;
-                    double m = rowm[r0 + i], tm = -INFINITY;
+                    double m = rowm[r0 - rbeg + i], tm = -INFINITY;
                     for (int64_t j = 0; j < nc; j++) tm = v[j] > tm ? v[j] : tm;
                     if (tm == -INFINITY) continue; /* only the diagonal */
-                    double s = rows[r0 + i];
+                    double s = rows[r0 - rbeg + i];
                     if (tm > m) s *= exp(m - tm), m = tm; /* exp(-inf) = 0 */
                     /* expf: the argument is exact in double, and only terms
                      * near 0 matter, where float keeps 1e-7 relative */
                     for (int64_t j = 0; j < nc; j++) s += expf((float)(v[j] - m));
-                    rowm[r0 + i] = m, rows[r0 + i] = s;
+                    rowm[r0 - rbeg + i] = m, rows[r0 - rbeg + i] = s;
                 }
             }
         }
         ss__free(S);
         ss__free(V);
     }
-    if (failed) {
+    return failed;
+}
+
+/* LSE over ordered pairs i != j of s_ij for rows x (N, D). */
+static ss_status hs_lse(const char *fn, double *out, const float *x,
+                        const double *n2, int64_t N, int64_t D, double t) {
+    double *rowm = ss__malloc(sizeof(double) * 2 * (size_t)N);
+    if (!rowm) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
+    double *rows = rowm + N;
+    if (ss__hs_rows_lse(rowm, rows, x, n2, N, D, t, 0, N)) {
         ss__free(rowm);
         return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
     }
@@ -155,11 +169,13 @@ static ss_status hs_lse(const char *fn, double *out, const float *x,
     return SS_OK;
 }
 
-/* g (N, D) += coef * sum_j p_ij (x_i - x_j), p_ij = exp(s_ij - lse). */
-static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
-                              const double *n2, int64_t N, int64_t D,
-                              double t, double lse, double coef) {
+/* Declared in dist_geometry.h: rows [rbeg, rend) of hs_unif_grad, g
+ * indexed from rbeg. Returns nonzero when a tile could not be allocated. */
+int ss__hs_rows_grad(float *g, const float *x, const double *n2, int64_t N,
+                     int64_t D, double t, double lse, double coef,
+                     int64_t rbeg, int64_t rend) {
     int64_t ntile = (N + HS_TILE - 1) / HS_TILE;
+    int64_t nrt = (rend - rbeg + HS_TILE - 1) / HS_TILE;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(ss__threads()) reduction(| : failed)
@@ -171,9 +187,10 @@ static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-        for (int64_t ti = 0; ti < ntile; ti++) {
+        for (int64_t ti = 0; ti < nrt; ti++) {
             if (!S || !V) continue;
-            int64_t r0 = ti * HS_TILE, nr = N - r0 < HS_TILE ? N - r0 : HS_TILE;
+            int64_t r0 = rbeg + ti * HS_TILE;
+            int64_t nr = rend - r0 < HS_TILE ? rend - r0 : HS_TILE;
             float *PX = S + HS_TILE * HS_TILE; /* (nr, D): sum_j p_ij x_j */
             double *rs = V + HS_TILE * HS_TILE;  /* (nr): sum_j p_ij */
             memset(PX, 0, sizeof(float) * (size_t)(nr * D));
@@ -192,7 +209,7 @@ static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
             }
             for (int64_t i = 0; i < nr; i++) {
                 const float *xi = x + (r0 + i) * D;
-                float *gi = g + (r0 + i) * D;
+                float *gi = g + (r0 - rbeg + i) * D;
                 for (int64_t d = 0; d < D; d++)
                     gi[d] += (float)(coef * (rs[i] * xi[d] - PX[i * D + d]));
             }
@@ -200,7 +217,15 @@ static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
         ss__free(S);
         ss__free(V);
     }
-    if (failed) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
+    return failed;
+}
+
+/* g (N, D) += coef * sum_j p_ij (x_i - x_j), p_ij = exp(s_ij - lse). */
+static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
+                              const double *n2, int64_t N, int64_t D,
+                              double t, double lse, double coef) {
+    if (ss__hs_rows_grad(g, x, n2, N, D, t, lse, coef, 0, N))
+        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
     return SS_OK;
 }
 
@@ -229,6 +254,12 @@ static double hs_align(const float *x, const float *y, int64_t N, int64_t D,
         }
     }
     return total;
+}
+
+/* Declared in dist_geometry.h. */
+double ss__hs_align(const float *x, const float *y, int64_t N, int64_t D,
+                    double alpha, float *gx, float *gy, double coef) {
+    return hs_align(x, y, N, D, alpha, gx, gy, coef);
 }
 
 ss_status ss_hypersphere_forward(float *loss, void *cache, const float *za,

@@ -400,6 +400,131 @@ static void wmse_errors(void) {
     free(perm);
 }
 
+/* ---- hypersphere and KoLeo ---------------------------------------------------------- */
+
+/* only_a: dzb = NULL (a stop-gradient second view). */
+static void hypersphere_case(int variant, int64_t base, int64_t D, float t,
+                             float alpha, int only_a, uint64_t seed) {
+    dg_layout l = dg_lay(variant, base);
+    if (l.Nt < 2) return;
+    int64_t gn = l.Nt * D, ln = l.N * D;
+    float *xg = malloc((size_t)(2 * gn) * sizeof(float));
+    float *dg = calloc((size_t)(2 * gn), sizeof(float));
+    float *xl = malloc((size_t)(2 * ln) * sizeof(float));
+    void *cg = malloc(ss_hypersphere_cache_size(l.Nt, D));
+    void *cl = malloc(ss_dist_hypersphere_cache_size(l.N, D));
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    ss_dt_fill(xg, 2 * gn, &r, 1.0);
+    for (int k = 0; k < 2; k++) dg_take(xl + k * ln, xg + k * gn, &l, 1, D);
+    float *pre, *d = dg_prefill(&pre, 2 * ln, &r);
+    ss_hypersphere_opts o = ss_hypersphere_defaults();
+    o.t = t, o.alpha = alpha, o.lambda = 0.7f;
+    const ss_comm *c = ss_dt_comm;
+    float lossg = 0, lossl = 0, dl = 1.2f;
+    char what[160];
+    snprintf(what, sizeof what, "hypersphere variant %d N %lld D %lld t %g "
+             "alpha %g only_a %d", variant, (long long)l.N, (long long)D,
+             (double)t, (double)alpha, only_a);
+    if (dg_ok(what, ss_hypersphere_forward(&lossg, cg, xg, xg + gn, l.Nt, D, &o)) &&
+        dg_ok(what, ss_hypersphere_backward(dg, only_a ? NULL : dg + gn, dl, cg,
+                                            xg, xg + gn, l.Nt, D, &o)) &&
+        dg_ok(what, ss_dist_hypersphere_forward(&lossl, cl, xl, xl + ln, l.N, D,
+                                                &o, c)) &&
+        dg_ok(what, ss_dist_hypersphere_backward(d, only_a ? NULL : d + ln, dl,
+                                                 cl, xl, xl + ln, l.N, D, &o, c))) {
+        dg_scalar(what, lossl, lossg);
+        dg_grad(what, d, pre, dg, &l, 1, D);
+        dg_grad(what, d + ln, pre + ln, dg + gn, &l, 1, D);
+    }
+    free(xg), free(dg), free(xl), free(cg), free(cl), free(d), free(pre);
+}
+
+/* dup: row 0 of the global batch repeated as the last row, so that the
+ * first and last ranks' rows are each other's neighbours (distance eps). */
+static void koleo_case(int variant, int64_t base, int64_t D, int dup,
+                       uint64_t seed) {
+    dg_layout l = dg_lay(variant, base);
+    if (l.Nt < 2) return;
+    int64_t gn = l.Nt * D, ln = l.N * D;
+    float *xg = malloc((size_t)gn * sizeof(float));
+    float *dg = calloc((size_t)gn, sizeof(float));
+    float *xl = malloc((size_t)ln * sizeof(float));
+    float *lg = malloc((size_t)l.Nt * sizeof(float));
+    float *ll = malloc((size_t)l.N * sizeof(float));
+    void *cg = malloc(ss_koleo_cache_size(l.Nt, D));
+    void *cl = malloc(ss_dist_koleo_cache_size(l.N, D));
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    ss_dt_fill(xg, gn, &r, 1.0);
+    if (dup) /* a near-duplicate (not exact: the gradient stays smooth) */
+        for (int64_t k = 0; k < D; k++) xg[gn - D + k] = 1.01f * xg[k] + 0.01f;
+    dg_take(xl, xg, &l, 1, D);
+    float *pre, *d = dg_prefill(&pre, ln, &r);
+    const ss_comm *c = ss_dt_comm;
+    float lossg = 0, lossl = 0, dl = 0.6f;
+    char what[160];
+    snprintf(what, sizeof what, "koleo variant %d N %lld D %lld dup %d",
+             variant, (long long)l.N, (long long)D, dup);
+    if (dg_ok(what, ss_koleo_forward(&lossg, lg, cg, xg, l.Nt, D, NULL)) &&
+        dg_ok(what, ss_koleo_backward(dg, dl, cg, xg, l.Nt, D, NULL)) &&
+        dg_ok(what, ss_dist_koleo_forward(&lossl, ll, cl, xl, l.N, D, NULL, c)) &&
+        dg_ok(what, ss_dist_koleo_backward(d, dl, cl, xl, l.N, D, NULL, c))) {
+        dg_scalar(what, lossl, lossg);
+        dg_rows(what, ll, lg, &l, 1);
+        dg_grad(what, d, pre, dg, &l, 1, D);
+    }
+    free(xg), free(dg), free(xl), free(lg), free(ll), free(cg), free(cl);
+    free(d), free(pre);
+}
+
+static void pairwise_errors(void) {
+    const ss_comm *c = ss_dt_comm;
+    int W = c->size, R = c->rank, bad = W - 1;
+    enum { N = 3, D = 4 };
+    float za[N * D], zb[N * D], dz[N * D] = {0}, zero[N * D] = {0}, loss;
+    char cache[256];
+    ss_rng r;
+    ss_rng_seed(&r, 29 + (uint64_t)R);
+    ss_dt_fill(za, N * D, &r, 1.0), ss_dt_fill(zb, N * D, &r, 1.0);
+    ss_hypersphere_opts ho = ss_hypersphere_defaults();
+    ss_koleo_opts ko = ss_koleo_defaults();
+    if (W > 1) {
+        ss_hypersphere_opts h2 = ho;
+        if (R == bad) h2.t = 2.0f;
+        dg_expect("hypersphere t differs",
+                  ss_dist_hypersphere_forward(&loss, cache, za, zb, N, D, &h2, c),
+                  SS_ERR_PARAM);
+        dg_expect("koleo D differs",
+                  ss_dist_koleo_forward(&loss, NULL, cache, za, N,
+                                        R == bad ? 3 : D, &ko, c), SS_ERR_PARAM);
+    }
+    if (R == bad) za[1] = NAN;
+    dg_expect("koleo NaN on one rank",
+              ss_dist_koleo_forward(&loss, NULL, cache, za, N, D, &ko, c),
+              SS_ERR_NONFINITE);
+    dg_expect("hypersphere NaN on one rank",
+              ss_dist_hypersphere_forward(&loss, cache, za, zb, N, D, &ho, c),
+              SS_ERR_NONFINITE);
+    za[1] = 0.5f;
+    if (dg_ok("koleo forward",
+              ss_dist_koleo_forward(&loss, NULL, cache, za, N, D, &ko, c))) {
+        if (R == bad) ((int64_t *)(cache + 64))[1] = 1000000; /* corrupt nn */
+        dg_expect("koleo corrupt cache on one rank",
+                  ss_dist_koleo_backward(dz, 1.0f, cache, za, N, D, &ko, c),
+                  SS_ERR_STATE);
+        dg_unchanged("koleo failed backward", dz, zero, N * D);
+    }
+    if (dg_ok("hypersphere forward",
+              ss_dist_hypersphere_forward(&loss, cache, za, zb, N, D, &ho, c)) &&
+        W > 1)
+        dg_expect("hypersphere dloss differs",
+                  ss_dist_hypersphere_backward(dz, NULL, R == bad ? 1.5f : 1.0f,
+                                               cache, za, zb, N, D, &ho, c),
+                  SS_ERR_PARAM);
+    dg_unchanged("hypersphere failed backward", dz, zero, N * D);
+}
+
 SS_DIST_GROUP(geometry) {
     for (int variant = 0; variant < 3; variant++) {
         negcos_case(variant, 5, 7, 0, 0, 101 + variant);
@@ -414,7 +539,16 @@ SS_DIST_GROUP(geometry) {
         wmse_case(variant, 3, 8, 2, 2, 2, 1, 0.1f, 171 + variant);
         wmse_case(variant, 2, 12, 4, 3, 2, 1, 0.0f, 181 + variant);
     }
+    for (int variant = 0; variant < 3; variant++) {
+        hypersphere_case(variant, 5, 6, 1.0f, 2.0f, 0, 191 + variant);
+        hypersphere_case(variant, 4, 3, 3.0f, 1.5f, 1, 201 + variant);
+        koleo_case(variant, 5, 6, 0, 211 + variant);
+        koleo_case(variant, 4, 3, 1, 221 + variant);
+    }
+    hypersphere_case(1, 70, 5, 2.0f, 2.0f, 0, 231); /* > 1 tile (128) */
+    koleo_case(1, 70, 5, 1, 241);
     negcos_errors();
     wmse_errors();
+    pairwise_errors();
     tico_errors();
 }

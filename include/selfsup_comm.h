@@ -323,6 +323,56 @@ SS_API ss_status ss_dist_koleo_backward(float *dx, float dloss,
                                         const ss_koleo_opts *opts,
                                         const ss_comm *comm);
 
+/* ---- MMCR: nuclear norm of the global centroid matrix ---------------------- */
+/*
+ * online: (B, K, D) local samples (B >= 1), momentum: (B, K, D) or NULL on
+ * every rank. loss = -||C||_* + lambda / Btot sum_b ||z_b||_* with C the
+ * (Btot, D) centroids of the global batch. Btot >= D: from the
+ * all-reduced C^T C (D x D) and its eigendecomposition, the gradient rows
+ * C_r V diag(1/s) V^T local; singular values below
+ * sqrt(max(Btot, D) eps) s_max count as zero (ss_mmcr_* keeps those above
+ * max(Btot, D) eps s_max: the two differ only for centroids with singular
+ * values between the two bounds). Btot < D: the centroid rows are
+ * all-gathered (Btot D < D^2 doubles) and every rank runs ss_mmcr's SVD.
+ * The per-sample nuclear norms are local (one reduced double).
+ * Cache: as ss_mmcr_cache_size (local sizes).
+ */
+SS_API size_t ss_dist_mmcr_cache_size(int64_t B, int64_t K, int64_t D);
+SS_API ss_status ss_dist_mmcr_forward(float *loss, void *cache,
+                                      const float *online,
+                                      const float *momentum, int64_t B,
+                                      int64_t K, int64_t D,
+                                      const ss_mmcr_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_mmcr_backward(float *donline, float *dmomentum,
+                                       float dloss, const void *cache,
+                                       const float *online,
+                                       const float *momentum, int64_t B,
+                                       int64_t K, int64_t D,
+                                       const ss_mmcr_opts *opts,
+                                       const ss_comm *comm);
+
+/* ---- EMP-SSL: total coding rate of the global batch ------------------------ */
+/*
+ * z: (V, N, D) local rows. R(Z_v) = 1/2 logdet(I + D / (Ntot tcr_eps)
+ * Z_v^T Z_v) of the global (Ntot, D) view: the local Z_v^T Z_v are
+ * all-reduced (V D^2 doubles), every rank factors I + a Z^T Z (always
+ * positive definite) and forms its gradient rows a Z_r M^{-1} locally.
+ * The invariance term is per sample (one reduced double). rates: (V) the
+ * global R(Z_v), equal on all ranks, or NULL. Always the D x D form, also
+ * where ss_empssl would use the N x N one (N < D): memory O(V D^2).
+ */
+SS_API size_t ss_dist_empssl_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_empssl_forward(float *loss, float *rates, void *cache,
+                                        const float *z, int64_t V, int64_t N,
+                                        int64_t D, const ss_empssl_opts *opts,
+                                        const ss_comm *comm);
+SS_API ss_status ss_dist_empssl_backward(float *dz, float dloss,
+                                         const void *cache, const float *z,
+                                         int64_t V, int64_t N, int64_t D,
+                                         const ss_empssl_opts *opts,
+                                         const ss_comm *comm);
+
 /* (section end: dist-geometry) */
 
 /* (section start: dist-distill) */

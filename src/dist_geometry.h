@@ -93,6 +93,26 @@ void ss__koleo_normalize_backward(float *dx, const double *gu, const float *x,
                                   const double *inv, int64_t N, int64_t D,
                                   double eps);
 
+/* Defined in coding_rate.c (MMCR, EMP-SSL pieces): the centroids c (B, D)
+ * of the Kt views; the per-sample nuclear norms' sum and factors Gz
+ * (B, Kt, D); the backward's scaled add; ||A||_* of A (m, n) (destroyed)
+ * with its factor G = U_r V_r^T (work: ss__nuclear_work doubles; nonzero
+ * when the SVD failed); EMP-SSL's invariance term -mean cos (with dz:
+ * += coef times its gradient; w: 2 D doubles). */
+void ss__mmcr_centroids(double *c, const float *online, const float *momentum,
+                        int64_t B, int64_t K, int64_t Kt, int64_t D);
+ss_status ss__mmcr_views(const char *fn, double *nuc_z, float *Gz,
+                         const float *online, const float *momentum,
+                         int64_t B, int64_t K, int64_t Kt, int64_t D);
+void ss__mmcr_apply(float *donline, float *dmomentum, const float *Gc,
+                    const float *Gz, int64_t B, int64_t K, int64_t Kt,
+                    int64_t D, double wc, double wz);
+size_t ss__nuclear_work(int64_t m, int64_t n);
+int ss__nuclear(double *out, double *G, double *A, int64_t m, int64_t n,
+                double *work);
+double ss__empssl_invariance(const float *z, int64_t V, int64_t N, int64_t D,
+                             float *dz, double coef, double *w);
+
 /* Defined in koleo.c: nn (rend - rbeg) = the nearest other row (global
  * index, cosine, lowest index on ties) of rows [rbeg, rend) of u (N, D).
  * Returns nonzero when a tile could not be allocated. */

@@ -525,6 +525,132 @@ static void pairwise_errors(void) {
     dg_unchanged("hypersphere failed backward", dz, zero, N * D);
 }
 
+/* ---- MMCR and EMP-SSL ------------------------------------------------------------ */
+
+/* mom: a momentum branch (its gradient too); rankdef: dimension D-1 is 0
+ * and dimension 1 copies dimension 0 (rank-deficient centroids). */
+static void mmcr_case(int variant, int64_t base, int64_t K, int64_t D,
+                      int mom, int rankdef, uint64_t seed) {
+    dg_layout l = dg_lay(variant, base);
+    int64_t gn = l.Nt * K * D, ln = l.N * K * D;
+    float *xg = malloc((size_t)(2 * gn) * sizeof(float));
+    float *dg = calloc((size_t)(2 * gn), sizeof(float));
+    float *xl = malloc((size_t)(2 * ln) * sizeof(float));
+    void *cg = malloc(ss_mmcr_cache_size(l.Nt, K, D));
+    void *cl = malloc(ss_dist_mmcr_cache_size(l.N, K, D));
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    ss_dt_fill(xg, 2 * gn, &r, 1.0);
+    if (rankdef)
+        for (int64_t i = 0; i < 2 * gn; i += D) xg[i + D - 1] = 0.0f, xg[i + 1] = xg[i];
+    for (int k = 0; k < 2; k++) dg_take(xl + k * ln, xg + k * gn, &l, 1, K * D);
+    float *pre, *d = dg_prefill(&pre, 2 * ln, &r);
+    ss_mmcr_opts o = ss_mmcr_defaults();
+    o.lambda = 0.3f;
+    const ss_comm *c = ss_dt_comm;
+    const float *mg = mom ? xg + gn : NULL, *ml = mom ? xl + ln : NULL;
+    float lossg = 0, lossl = 0, dl = 1.4f;
+    char what[160];
+    snprintf(what, sizeof what, "mmcr variant %d B %lld Btot %lld K %lld D %lld "
+             "mom %d rankdef %d", variant, (long long)l.N, (long long)l.Nt,
+             (long long)K, (long long)D, mom, rankdef);
+    if (dg_ok(what, ss_mmcr_forward(&lossg, cg, xg, mg, l.Nt, K, D, &o)) &&
+        dg_ok(what, ss_mmcr_backward(dg, mom ? dg + gn : NULL, dl, cg, xg, mg,
+                                     l.Nt, K, D, &o)) &&
+        dg_ok(what, ss_dist_mmcr_forward(&lossl, cl, xl, ml, l.N, K, D, &o, c)) &&
+        dg_ok(what, ss_dist_mmcr_backward(d, mom ? d + ln : NULL, dl, cl, xl, ml,
+                                          l.N, K, D, &o, c))) {
+        dg_scalar(what, lossl, lossg);
+        dg_grad(what, d, pre, dg, &l, 1, K * D);
+        dg_grad(what, d + ln, pre + ln, dg + gn, &l, 1, K * D);
+    }
+    free(xg), free(dg), free(xl), free(cg), free(cl), free(d), free(pre);
+}
+
+static void empssl_case(int variant, int64_t V, int64_t base, int64_t D,
+                        float inv_coef, uint64_t seed) {
+    dg_layout l = dg_lay(variant, base);
+    int64_t gn = V * l.Nt * D, ln = V * l.N * D;
+    float *zg = malloc((size_t)gn * sizeof(float));
+    float *dzg = calloc((size_t)gn, sizeof(float));
+    float *zl = malloc((size_t)ln * sizeof(float));
+    float *rg = malloc((size_t)V * sizeof(float)), *rl = malloc((size_t)V * sizeof(float));
+    void *cg = malloc(ss_empssl_cache_size(V, l.Nt, D));
+    void *cl = malloc(ss_dist_empssl_cache_size(V, l.N, D));
+    ss_rng r;
+    ss_rng_seed(&r, seed);
+    ss_dt_fill(zg, gn, &r, 1.0);
+    dg_take(zl, zg, &l, V, D);
+    float *pre, *d = dg_prefill(&pre, ln, &r);
+    ss_empssl_opts o = ss_empssl_defaults();
+    o.inv_coef = inv_coef;
+    const ss_comm *c = ss_dt_comm;
+    float lossg = 0, lossl = 0, dl = 0.5f;
+    char what[160];
+    snprintf(what, sizeof what, "empssl variant %d V %lld N %lld Ntot %lld D %lld",
+             variant, (long long)V, (long long)l.N, (long long)l.Nt, (long long)D);
+    if (dg_ok(what, ss_empssl_forward(&lossg, rg, cg, zg, V, l.Nt, D, &o)) &&
+        dg_ok(what, ss_empssl_backward(dzg, dl, cg, zg, V, l.Nt, D, &o)) &&
+        dg_ok(what, ss_dist_empssl_forward(&lossl, rl, cl, zl, V, l.N, D, &o, c)) &&
+        dg_ok(what, ss_dist_empssl_backward(d, dl, cl, zl, V, l.N, D, &o, c))) {
+        dg_scalar(what, lossl, lossg);
+        for (int64_t v = 0; v < V; v++) dg_scalar(what, rl[v], rg[v]);
+        dg_grad(what, d, pre, dzg, &l, V, D);
+    }
+    free(zg), free(dzg), free(zl), free(rg), free(rl), free(cg), free(cl);
+    free(d), free(pre);
+}
+
+static void coding_rate_errors(void) {
+    const ss_comm *c = ss_dt_comm;
+    int W = c->size, R = c->rank, bad = W - 1;
+    enum { B = 3, K = 2, D = 4 };
+    float on[B * K * D], mo[B * K * D], d[B * K * D] = {0}, zero[B * K * D] = {0};
+    float loss, rates[2];
+    char cache[2048];
+    ss_rng r;
+    ss_rng_seed(&r, 31 + (uint64_t)R);
+    ss_dt_fill(on, B * K * D, &r, 1.0), ss_dt_fill(mo, B * K * D, &r, 1.0);
+    ss_mmcr_opts mo_ = ss_mmcr_defaults();
+    ss_empssl_opts eo = ss_empssl_defaults();
+    if (W > 1) {
+        dg_expect("mmcr momentum on one rank only",
+                  ss_dist_mmcr_forward(&loss, cache, on, R == bad ? mo : NULL, B,
+                                       K, D, &mo_, c), SS_ERR_PARAM);
+        ss_empssl_opts e2 = eo;
+        if (R == bad) e2.tcr_eps = 0.5f;
+        dg_expect("empssl tcr_eps differs",
+                  ss_dist_empssl_forward(&loss, rates, cache, on, K, B, D, &e2, c),
+                  SS_ERR_PARAM);
+    }
+    ss_mmcr_opts m2 = mo_;
+    if (R == bad) m2.lambda = -1.0f;
+    dg_expect("mmcr bad lambda on one rank",
+              ss_dist_mmcr_forward(&loss, cache, on, mo, B, K, D, &m2, c),
+              SS_ERR_PARAM);
+    if (R == bad) on[3] = INFINITY;
+    dg_expect("empssl Inf on one rank",
+              ss_dist_empssl_forward(&loss, rates, cache, on, K, B, D, &eo, c),
+              SS_ERR_NONFINITE);
+    on[3] = 0.5f;
+    if (dg_ok("mmcr forward",
+              ss_dist_mmcr_forward(&loss, cache, on, mo, B, K, D, &mo_, c))) {
+        if (R == bad) memset(cache, 0, 8);
+        dg_expect("mmcr bad cache on one rank",
+                  ss_dist_mmcr_backward(d, NULL, 1.0f, cache, on, mo, B, K, D,
+                                        &mo_, c), SS_ERR_STATE);
+        dg_unchanged("mmcr failed backward", d, zero, B * K * D);
+    }
+    if (dg_ok("empssl forward",
+              ss_dist_empssl_forward(&loss, rates, cache, on, K, B, D, &eo, c)) &&
+        W > 1) {
+        dg_expect("empssl dloss differs",
+                  ss_dist_empssl_backward(d, R == bad ? 3.0f : 1.0f, cache, on, K,
+                                          B, D, &eo, c), SS_ERR_PARAM);
+        dg_unchanged("empssl failed backward", d, zero, B * K * D);
+    }
+}
+
 SS_DIST_GROUP(geometry) {
     for (int variant = 0; variant < 3; variant++) {
         negcos_case(variant, 5, 7, 0, 0, 101 + variant);
@@ -547,8 +673,18 @@ SS_DIST_GROUP(geometry) {
     }
     hypersphere_case(1, 70, 5, 2.0f, 2.0f, 0, 231); /* > 1 tile (128) */
     koleo_case(1, 70, 5, 1, 241);
+    for (int variant = 0; variant < 3; variant++) {
+        mmcr_case(variant, 6, 2, 4, 0, 0, 251 + variant);  /* Gram route */
+        mmcr_case(variant, 5, 3, 3, 1, 0, 261 + variant);
+        mmcr_case(variant, 2, 2, 16, 1, 0, 271 + variant); /* gathered */
+        mmcr_case(variant, 8, 2, 4, 0, 1, 281 + variant);  /* rank 2 */
+        empssl_case(variant, 2, 5, 4, 200.0f, 291 + variant);
+        empssl_case(variant, 3, 3, 12, 0.5f, 301 + variant); /* N < D */
+        empssl_case(variant, 1, 4, 3, 0.0f, 311 + variant);
+    }
     negcos_errors();
     wmse_errors();
     pairwise_errors();
+    coding_rate_errors();
     tico_errors();
 }

@@ -78,9 +78,10 @@ size_t ss_mmcr_cache_size(int64_t B, int64_t K, int64_t D) {
     return CR_HEADER_BYTES + sizeof(float) * (size_t)(B * D + B * 2 * K * D);
 }
 
-static ss_status mmcr_check(const char *fn, const float *online,
-                            const float *momentum, int64_t B, int64_t K,
-                            int64_t D, const ss_mmcr_opts *o) {
+/* Declared in dist_geometry.h. */
+ss_status ss__mmcr_check(const char *fn, const float *online,
+                         const float *momentum, int64_t B, int64_t K,
+                         int64_t D, const ss_mmcr_opts *o) {
     SS_TRY(ss__check_ptr(fn, "online", online));
     SS_TRY(mmcr_check_sizes(fn, B, K, D));
     if (!(o->lambda >= 0.0f && isfinite(o->lambda)))
@@ -167,7 +168,7 @@ ss_status ss_mmcr_forward(float *loss, void *cache, const float *online,
     ss_mmcr_opts o = opts ? *opts : ss_mmcr_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(mmcr_check(fn, online, momentum, B, K, D, &o));
+    SS_TRY(ss__mmcr_check(fn, online, momentum, B, K, D, &o));
     int64_t Kt = momentum ? 2 * K : K;
     float *Gc = (float *)((char *)cache + CR_HEADER_BYTES), *Gz = Gc + B * D;
     size_t nc = (size_t)(B * D);
@@ -216,7 +217,7 @@ ss_status ss_mmcr_backward(float *donline, float *dmomentum, float dloss,
     static const char fn[] = "ss_mmcr_backward";
     ss_mmcr_opts o = opts ? *opts : ss_mmcr_defaults();
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(mmcr_check(fn, online, momentum, B, K, D, &o));
+    SS_TRY(ss__mmcr_check(fn, online, momentum, B, K, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
@@ -263,7 +264,8 @@ size_t ss_empssl_cache_size(int64_t V, int64_t N, int64_t D) {
     return CR_HEADER_BYTES + sizeof(float) * (size_t)(V * N * D);
 }
 
-static ss_status tcr_check(const char *fn, const float *z, int64_t V,
+/* Declared in dist_geometry.h. */
+ss_status ss__empssl_check(const char *fn, const float *z, int64_t V,
                            int64_t N, int64_t D, const ss_empssl_opts *o) {
     SS_TRY(ss__check_ptr(fn, "z", z));
     SS_TRY(tcr_check_sizes(fn, V, N, D));
@@ -274,33 +276,43 @@ static ss_status tcr_check(const char *fn, const float *z, int64_t V,
     return ss__check_finite(fn, "z", z, V * N * D);
 }
 
-/* R = 1/2 logdet(I + a Z^T Z) for Z (N, D) and G = dR/dZ = a Z M^{-1}
- * (or a M'^{-1} Z with M' = I + a Z Z^T when N < D). w: (N D + p^2)
- * doubles, p = min(N, D). Returns 0, or the failing pivot. */
-static int64_t coding_rate(double *R, double *G, const float *Zf, int64_t N,
-                           int64_t D, double a, double *w) {
-    int64_t p = N < D ? N : D;
-    double *Z = w, *M = Z + N * D;
-    for (int64_t i = 0; i < N * D; i++) Z[i] = Zf[i];
-    if (N < D) /* M' = I_N + a Z Z^T */
-        ss__dgemm(0, 1, N, N, D, a, Z, D, Z, D, 0.0, M, N);
-    else       /* M = I_D + a Z^T Z */
-        ss__dgemm(1, 0, D, D, N, a, Z, D, Z, D, 0.0, M, D);
+/* Declared in dist_geometry.h: with M (p, p) = a Z^T Z (gram_n = 0,
+ * p = D) or a Z Z^T (gram_n, p = N) and G (N, D) = a Z on entry:
+ * R = 1/2 logdet(I + M) and G <- dR/dZ = (a Z) (I + M)^{-1} (or
+ * (I + M)^{-1} (a Z)); M is destroyed (its Cholesky factor). Returns 0,
+ * or the failing pivot. */
+int64_t ss__tcr_solve(double *R, double *G, double *M, int64_t N, int64_t D,
+                      int gram_n) {
+    int64_t p = gram_n ? N : D;
     for (int64_t i = 0; i < p; i++) M[i * p + i] += 1.0;
     int64_t info = ss__dpotrf_lower(M, p);
     if (info) return info;
     double s = 0.0;
     for (int64_t i = 0; i < p; i++) s += log(M[i * p + i]);
     *R = s; /* 1/2 logdet = sum log L_ii */
-    for (int64_t i = 0; i < N * D; i++) G[i] = a * Z[i];
-    if (N < D) { /* G = M'^{-1} (a Z) = L^{-T} L^{-1} (a Z) */
+    if (gram_n) { /* G = M'^{-1} (a Z) = L^{-T} L^{-1} (a Z) */
         ss__dtrsm_lower(1, 0, N, D, M, G);
         ss__dtrsm_lower(1, 1, N, D, M, G);
-    } else {     /* G = (a Z) M^{-1} = (a Z) L^{-T} L^{-1} */
+    } else {      /* G = (a Z) M^{-1} = (a Z) L^{-T} L^{-1} */
         ss__dtrsm_lower(0, 1, D, N, M, G);
         ss__dtrsm_lower(0, 0, D, N, M, G);
     }
     return 0;
+}
+
+/* R = 1/2 logdet(I + a Z^T Z) for Z (N, D) and G = dR/dZ = a Z M^{-1}
+ * (or a M'^{-1} Z with M' = I + a Z Z^T when N < D). w: (N D + p^2)
+ * doubles, p = min(N, D). Returns 0, or the failing pivot. */
+static int64_t coding_rate(double *R, double *G, const float *Zf, int64_t N,
+                           int64_t D, double a, double *w) {
+    double *Z = w, *M = Z + N * D;
+    for (int64_t i = 0; i < N * D; i++) Z[i] = Zf[i];
+    if (N < D) /* M' = a Z Z^T */
+        ss__dgemm(0, 1, N, N, D, a, Z, D, Z, D, 0.0, M, N);
+    else       /* M = a Z^T Z */
+        ss__dgemm(1, 0, D, D, N, a, Z, D, Z, D, 0.0, M, D);
+    for (int64_t i = 0; i < N * D; i++) G[i] = a * Z[i];
+    return ss__tcr_solve(R, G, M, N, D, N < D);
 }
 
 #define COS_EPS 1e-8 /* torch.nn.functional.cosine_similarity */
@@ -353,7 +365,7 @@ ss_status ss_empssl_forward(float *loss, float *rates, void *cache,
     ss_empssl_opts o = opts ? *opts : ss_empssl_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(tcr_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__empssl_check(fn, z, V, N, D, &o));
     int64_t p = N < D ? N : D;
     double a = (double)D / ((double)N * o.tcr_eps);
     float *Gout = (float *)((char *)cache + CR_HEADER_BYTES);
@@ -413,7 +425,7 @@ ss_status ss_empssl_backward(float *dz, float dloss, const void *cache,
     ss_empssl_opts o = opts ? *opts : ss_empssl_defaults();
     SS_TRY(ss__check_ptr(fn, "dz", dz));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(tcr_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__empssl_check(fn, z, V, N, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);

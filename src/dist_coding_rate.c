@@ -36,22 +36,6 @@ size_t ss_dist_mmcr_cache_size(int64_t B, int64_t K, int64_t D) {
     return DG_HEADER_BYTES + sizeof(float) * (size_t)(B * D + B * 2 * K * D);
 }
 
-static ss_status dmc_check(const char *fn, const float *online,
-                           const float *momentum, int64_t B, int64_t K,
-                           int64_t D, const ss_mmcr_opts *o) {
-    SS_TRY(ss__check_ptr(fn, "online", online));
-    SS_TRY(ss__check_size(fn, "B", B, 1));
-    SS_TRY(ss__check_size(fn, "K", K, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    SS_TRY(ss__check_product(fn, B, 2 * K, D));
-    if (!(o->lambda >= 0.0f && isfinite(o->lambda)))
-        return ss__fail(SS_ERR_PARAM, fn, "lambda must be finite and >= 0, "
-                        "got %g", (double)o->lambda);
-    SS_TRY(ss__check_finite(fn, "online", online, B * K * D));
-    if (momentum) SS_TRY(ss__check_finite(fn, "momentum", momentum, B * K * D));
-    return SS_OK;
-}
-
 /* Btot < D: gather the centroid rows and run the single-process SVD. */
 static ss_status dmc_nuclear_gather(const ss_comm *comm, const char *fn,
                                     double *nuc, double *G, const double *c,
@@ -123,7 +107,7 @@ ss_status ss_dist_mmcr_forward(float *loss, void *cache, const float *online,
     ss_mmcr_opts o = opts ? *opts : ss_mmcr_defaults();
     ss_status st = ss__check_ptr(fn, "loss", loss);
     if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = dmc_check(fn, online, momentum, B, K, D, &o);
+    if (st == SS_OK) st = ss__mmcr_check(fn, online, momentum, B, K, D, &o);
     double vals[4] = {(double)K, (double)D, o.lambda, momentum != NULL};
     int64_t off, Btot, *counts = NULL;
     SS_TRY(ss__dg_agree(comm, fn, st, vals, dmc_names, 4, B, 1, "samples",
@@ -168,7 +152,7 @@ ss_status ss_dist_mmcr_backward(float *donline, float *dmomentum, float dloss,
     if (st == SS_OK && !isfinite(dloss))
         st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                       (double)dloss);
-    if (st == SS_OK) st = dmc_check(fn, online, momentum, B, K, D, &o);
+    if (st == SS_OK) st = ss__mmcr_check(fn, online, momentum, B, K, D, &o);
     if (st == SS_OK && dmomentum && !momentum)
         st = ss__fail(SS_ERR_NULL, fn, "dmomentum is given but momentum is "
                       "NULL");
@@ -201,37 +185,23 @@ size_t ss_dist_empssl_cache_size(int64_t V, int64_t N, int64_t D) {
     return DG_HEADER_BYTES + sizeof(float) * (size_t)(V * N * D);
 }
 
+/* ss_empssl's checks plus the V D^2 doubles of the reduced Grams. */
 static ss_status dtr_check(const char *fn, const float *z, int64_t V,
                            int64_t N, int64_t D, const ss_empssl_opts *o) {
-    SS_TRY(ss__check_ptr(fn, "z", z));
-    SS_TRY(ss__check_size(fn, "V", V, 1));
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    SS_TRY(ss__check_product(fn, V, N, D));
-    SS_TRY(ss__check_product(fn, V, D, D));
-    SS_TRY(ss__check_positive(fn, "tcr_eps", o->tcr_eps));
-    if (!isfinite(o->inv_coef))
-        return ss__fail(SS_ERR_PARAM, fn, "inv_coef must be finite, got %g",
-                        (double)o->inv_coef);
-    return ss__check_finite(fn, "z", z, V * N * D);
+    SS_TRY(ss__empssl_check(fn, z, V, N, D, o));
+    return ss__check_product(fn, V, D, D);
 }
 
-/* Per view: R_v from the reduced Gram K (D, D, destroyed: its Cholesky
- * factor) and Gout = -(1/V) a Z_r M^{-1}. Zd: (N, D) scratch. Returns 0
- * or the failing pivot. */
+/* Per view: R_v from the reduced Gram K (D, D, destroyed) and
+ * Gout = -(1/V) a Z_r (I + a K)^{-1}. Zd: (N, D) scratch. Returns 0 or
+ * the failing pivot. */
 static int64_t dtr_view(double *R, float *Gout, double *K, double *Zd,
                         const float *z, int64_t V, int64_t N, int64_t D,
                         double a) {
     for (int64_t k = 0; k < D * D; k++) K[k] *= a;
-    for (int64_t d = 0; d < D; d++) K[d * D + d] += 1.0;
-    int64_t info = ss__dpotrf_lower(K, D);
-    if (info) return info;
-    double s = 0.0;
-    for (int64_t d = 0; d < D; d++) s += log(K[d * D + d]);
-    *R = s; /* 1/2 logdet = sum log L_dd */
     for (int64_t i = 0; i < N * D; i++) Zd[i] = a * z[i];
-    ss__dtrsm_lower(0, 1, D, N, K, Zd); /* (a Z) L^{-T} L^{-1} */
-    ss__dtrsm_lower(0, 0, D, N, K, Zd);
+    int64_t info = ss__tcr_solve(R, Zd, K, N, D, 0);
+    if (info) return info;
     for (int64_t i = 0; i < N * D; i++) Gout[i] = (float)(-Zd[i] / (double)V);
     return 0;
 }

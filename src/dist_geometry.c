@@ -13,7 +13,6 @@
  */
 #include "dist_geometry.h"
 #include "kernels/gemm.h"
-#include "kernels/norm.h"
 
 #include <string.h>
 
@@ -90,23 +89,6 @@ size_t ss_dist_negcos_sym_cache_size(int64_t N, int64_t D) {
     return s ? DG_HEADER_BYTES + s : 0;
 }
 
-/* ss_negcos's own checks, so that the local call after agreement cannot
- * fail: inputs non-NULL, sizes, eps, finite. */
-static ss_status dnc_check(const char *fn, const float *const *x,
-                           const char *const *names, int nx, int64_t N,
-                           int64_t D, const ss_negcos_opts *o) {
-    for (int i = 0; i < nx; i++) SS_TRY(ss__check_ptr(fn, names[i], x[i]));
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    SS_TRY(ss__check_product(fn, N, D, 1));
-    if (!(o->eps > 0.0f && isfinite(o->eps)))
-        return ss__fail(SS_ERR_PARAM, fn, "eps must be finite and > 0, got %g",
-                        (double)o->eps);
-    for (int i = 0; i < nx; i++)
-        SS_TRY(ss__check_finite(fn, names[i], x[i], N * D));
-    return SS_OK;
-}
-
 /* x: p, z (nx = 2) or p1, p2, z1, z2 (nx = 4, the symmetric form). */
 static ss_status dnc_forward(const char *fn, float *loss, float *losses,
                              void *cache, const float *const *x,
@@ -117,7 +99,7 @@ static ss_status dnc_forward(const char *fn, float *loss, float *losses,
     ss_negcos_opts o = opts ? *opts : ss_negcos_defaults();
     ss_status st = ss__check_ptr(fn, "loss", loss);
     if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = dnc_check(fn, x, names, nx, N, D, &o);
+    if (st == SS_OK) st = ss__negcos_check(fn, x, names, nx, N, D, &o);
     double vals[2] = {(double)D, o.eps};
     int64_t off, Ntot;
     SS_TRY(ss__dg_agree(comm, fn, st, vals, dnc_names, 2, N, 1, NULL, NULL,
@@ -152,7 +134,7 @@ static ss_status dnc_backward(const char *fn, float *const *dp,
     if (st == SS_OK && !isfinite(dloss))
         st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                       (double)dloss);
-    if (st == SS_OK) st = dnc_check(fn, x, names, nx, N, D, &o);
+    if (st == SS_OK) st = ss__negcos_check(fn, x, names, nx, N, D, &o);
     float p[4] = {o.eps, 0.0f, 0.0f, 0.0f};
     if (st == SS_OK)
         st = ss__dg_header_check(fn, cache, DNC_MAGIC, nx / 2, N, D, p);
@@ -239,77 +221,12 @@ size_t ss_dist_tico_cache_size(int64_t D) {
     return DG_HEADER_BYTES + sizeof(float) * (size_t)(D * D);
 }
 
-static ss_status dtc_check(const char *fn, const float *za, const float *zb,
-                           int64_t N, int64_t D, const ss_tico_opts *o) {
-    SS_TRY(ss__check_ptr(fn, "za", za));
-    SS_TRY(ss__check_ptr(fn, "zb", zb));
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    SS_TRY(ss__check_product(fn, N, D, 1));
-    if (D > DTC_MAX_D)
-        return ss__fail(SS_ERR_SIZE, fn, "D must be <= %lld, got %lld",
-                        (long long)DTC_MAX_D, (long long)D);
-    if (!(o->beta >= 0.0f && o->beta <= 1.0f))
-        return ss__fail(SS_ERR_PARAM, fn, "beta must be in [0, 1], got %g",
-                        (double)o->beta);
-    if (!isfinite(o->rho))
-        return ss__fail(SS_ERR_PARAM, fn, "rho must be finite, got %g",
-                        (double)o->rho);
-    SS_TRY(ss__check_finite(fn, "za", za, N * D));
-    return ss__check_finite(fn, "zb", zb, N * D);
-}
-
 /* A position-weighted sum of C: equal states give equal sums (same
  * order), so ranks whose states drifted apart disagree. */
 static double dtc_checksum(const float *C, int64_t n) {
     double s = 0.0;
     for (int64_t k = 0; k < n; k++) s += (double)C[k] * (double)(1 + k % 61);
     return s;
-}
-
-/* Normalised rows a, b (N, D) and their scales sa, sb (N) in one block. */
-static float *dtc_normalize(const float *za, const float *zb, int64_t N,
-                            int64_t D) {
-    size_t nd = (size_t)(N * D);
-    float *a = ss__malloc(sizeof(float) * (2 * nd + 2 * (size_t)N));
-    if (!a) return NULL;
-    float *b = a + nd, *sa = b + nd, *sb = sa + N;
-    ss__normalize_rows(a, sa, za, N, D);
-    ss__normalize_rows(b, sb, zb, N, D);
-    return a;
-}
-
-/* C (the new covariance) and G (the cache's factor) from the reduced
- * sum_r a_r^T a_r (red, D x D doubles) and the old state C0. */
-static void dtc_combine(float *C, float *G, const double *red, const float *C0,
-                        int64_t D, int64_t Ntot, double beta) {
-    for (int64_t i = 0; i < D; i++)
-        for (int64_t j = 0; j < D; j++) {
-            double p = 0.5 * (red[i * D + j] + red[j * D + i]) / (double)Ntot;
-            double c0 = C0[i * D + j];
-            C[i * D + j] = (float)(beta * c0 + (1.0 - beta) * p);
-            G[i * D + j] = (float)(beta * 0.5 * (c0 + C0[j * D + i]) +
-                                   2.0 * (1.0 - beta) * p);
-        }
-}
-
-/* Sum over local rows of loss_i = 1 - <a_i, b_i> + rho a_i C a_i^T. */
-static double dtc_losses(float *losses, const float *a, const float *b,
-                         const float *aC, int64_t N, int64_t D, double rho) {
-    double total = 0.0;
-#ifdef _OPENMP
-#pragma omp parallel for reduction(+ : total) num_threads(ss__threads())
-#endif
-    for (int64_t i = 0; i < N; i++) {
-        const float *ai = a + i * D, *bi = b + i * D, *ci = aC + i * D;
-        double ab = 0.0, aca = 0.0;
-        for (int64_t d = 0; d < D; d++)
-            ab += (double)ai[d] * bi[d], aca += (double)ci[d] * ai[d];
-        double li = 1.0 - ab + rho * aca;
-        if (losses) losses[i] = (float)li;
-        total += li;
-    }
-    return total;
 }
 
 ss_status ss_dist_tico_forward(float *loss, float *losses, void *cache,
@@ -322,14 +239,14 @@ ss_status ss_dist_tico_forward(float *loss, float *losses, void *cache,
     ss_status st = ss__check_ptr(fn, "loss", loss);
     if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
     if (st == SS_OK) st = ss__check_ptr(fn, "state", state);
-    if (st == SS_OK) st = dtc_check(fn, za, zb, N, D, &o);
+    if (st == SS_OK) st = ss__tico_check(fn, za, zb, N, 1, D, &o);
     if (st == SS_OK && ss_tico_state_dim(state) != D)
         st = ss__fail(SS_ERR_SIZE, fn, "state has dimension %lld, inputs "
                       "D=%lld", (long long)ss_tico_state_dim(state),
                       (long long)D);
     size_t dd = st == SS_OK ? (size_t)(D * D) : 0;
-    float *C = st == SS_OK ? ss__malloc(sizeof(float) * 2 * dd) : NULL;
-    st = ss__dg_nomem(st, fn, C, "two D x D matrices");
+    float *C = st == SS_OK ? ss__malloc(sizeof(float) * 3 * dd) : NULL;
+    st = ss__dg_nomem(st, fn, C, "three D x D matrices");
     if (st == SS_OK) st = ss_tico_state_read(state, C + dd); /* C_old */
     double vals[6] = {(double)D, o.beta, o.rho, o.update != 0,
                       st == SS_OK ? (double)ss_tico_state_steps(state) : 0.0,
@@ -341,23 +258,24 @@ ss_status ss_dist_tico_forward(float *loss, float *losses, void *cache,
         ss__free(C);
         return st;
     }
-    float *a = dtc_normalize(za, zb, N, D);
+    float *buf = NULL, *P = C + 2 * dd;
     float *aC = ss__malloc(sizeof(float) * (size_t)(N * D));
     double *red = ss__malloc(sizeof(double) * (dd + 1));
-    if (!a || !aC || !red)
-        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for 3 N D floats and D^2 "
+    st = ss__tico_normalize(fn, &buf, za, zb, N, D);
+    if (st == SS_OK && (!aC || !red))
+        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for N D floats and D^2 "
                       "doubles (N=%lld, D=%lld)", (long long)N, (long long)D);
     st = ss__dist_status(comm, fn, st);
     if (st == SS_OK) { /* P = sum_r a_r^T a_r / Ntot, reduced in double */
-        ss__sgemm_threaded(1, 0, D, D, N, 1.0f, a, D, a, D, 0.0f, C, D);
-        for (size_t k = 0; k < dd; k++) red[k] = C[k];
+        ss__sgemm_threaded(1, 0, D, D, N, 1.0f, buf, D, buf, D, 0.0f, P, D);
+        for (size_t k = 0; k < dd; k++) red[k] = P[k];
         st = ss__dg_sum(comm, fn, red, (int64_t)dd);
     }
-    if (st == SS_OK) {
-        float *G = ss__dg_payload(cache);
-        dtc_combine(C, G, red, C + dd, D, Ntot, o.beta);
-        ss__sgemm_threaded(0, 0, N, D, D, 1.0f, a, D, C, D, 0.0f, aC, D);
-        red[0] = dtc_losses(losses, a, a + N * D, aC, N, D, o.rho);
+    if (st == SS_OK) { /* tico.c's steps on the global P */
+        for (size_t k = 0; k < dd; k++) P[k] = (float)(red[k] / (double)Ntot);
+        ss__tico_combine(C, ss__dg_payload(cache), P, C + dd, D, o.beta);
+        ss__sgemm_threaded(0, 0, N, D, D, 1.0f, buf, D, C, D, 0.0f, aC, D);
+        red[0] = ss__tico_losses(losses, buf, buf + N * D, aC, N, D, o.rho);
         st = ss__dg_sum(comm, fn, red, 1);
     }
     if (st == SS_OK) {
@@ -366,7 +284,7 @@ ss_status ss_dist_tico_forward(float *loss, float *losses, void *cache,
         if (o.update) ss__tico_state_commit(state, C);
         *loss = (float)(red[0] / (double)Ntot);
     }
-    ss__free(C), ss__free(a), ss__free(aC), ss__free(red);
+    ss__free(C), ss__free(buf), ss__free(aC), ss__free(red);
     return st;
 }
 
@@ -382,7 +300,7 @@ ss_status ss_dist_tico_backward(float *dza, float *dzb, float dloss,
     if (st == SS_OK && !isfinite(dloss))
         st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                       (double)dloss);
-    if (st == SS_OK) st = dtc_check(fn, za, zb, N, D, &o);
+    if (st == SS_OK) st = ss__tico_check(fn, za, zb, N, 1, D, &o);
     float p[4] = {o.beta, o.rho, 0.0f, 0.0f};
     if (st == SS_OK) st = ss__dg_header_check(fn, cache, DTC_MAGIC, 1, N, D, p);
     /* the state is not read: agree on options and dloss only */
@@ -392,25 +310,12 @@ ss_status ss_dist_tico_backward(float *dza, float *dzb, float dloss,
     SS_TRY(ss__dg_agree(comm, fn, st, vals, dtc_names, 7, N, 2, NULL, NULL,
                         &off, &Ntot));
     st = ss__dg_ntot_check(fn, cache, Ntot);
-    float *a = st == SS_OK ? dtc_normalize(za, zb, N, D) : NULL;
-    float *g = st == SS_OK ? ss__malloc(sizeof(float) * 2 * (size_t)(N * D))
-                           : NULL;
-    if (st == SS_OK && (!a || !g))
-        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for 4 N D floats (N=%lld, "
-                      "D=%lld)", (long long)N, (long long)D);
-    st = ss__dist_status(comm, fn, st);
-    if (st == SS_OK) {
-        size_t nd = (size_t)(N * D);
-        float *b = a + nd, *sa = b + nd, *sb = sa + N, *ga = g, *gb = g + nd;
-        const float *G = ss__dg_payload(cache);
-        float s = (float)((double)dloss * comm->size / (double)Ntot);
-        /* tico.c's gradient with 1/N -> world_size / Ntot */
-        ss__sgemm_threaded(0, 0, N, D, D, 2.0f * o.rho * s, a, D, G, D, 0.0f,
-                           ga, D);
-        for (size_t i = 0; i < nd; i++) ga[i] -= s * b[i], gb[i] = -s * a[i];
-        ss__normalize_backward(dza, ga, a, sa, za, N, D);
-        if (dzb) ss__normalize_backward(dzb, gb, b, sb, zb, N, D);
-    }
-    ss__free(a), ss__free(g);
+    float *buf = NULL, *g = ss__malloc(sizeof(float) * 2 * (size_t)(N * D));
+    if (st == SS_OK) st = ss__tico_normalize(fn, &buf, za, zb, N, D);
+    st = ss__dist_status(comm, fn, ss__dg_nomem(st, fn, g, "2 N D floats"));
+    if (st == SS_OK) /* tico.c's gradient with 1/N -> world_size / Ntot */
+        ss__tico_grad(dza, dzb, buf, g, ss__dg_payload(cache), za, zb, N, D,
+                      o.rho, (float)((double)dloss * comm->size / (double)Ntot));
+    ss__free(buf), ss__free(g);
     return st;
 }

@@ -61,9 +61,50 @@ static inline double ss__dg_dloss_val(float dloss) {
     return isfinite(dloss) ? (double)dloss : 0.0;
 }
 
-/* Defined in tico.c: copies C (D, D) into the state and counts one update
- * (ss_tico_forward's update step, for the distributed forward). */
+/* Defined in tico.c: the state update (copies C, counts one step), the
+ * normalised rows (*buf: a, b (N, D), their scales (N) each; ss__free),
+ * the new C and backward factor G from P = a^T a / N, the sum of the
+ * per-row losses, and the gradient with scale s (dloss / N there). */
 void ss__tico_state_commit(ss_tico_state *s, const float *C);
+ss_status ss__tico_normalize(const char *fn, float **buf, const float *za,
+                             const float *zb, int64_t N, int64_t D);
+void ss__tico_combine(float *C, float *G, const float *P, const float *C0,
+                      int64_t D, double beta);
+double ss__tico_losses(float *losses, const float *a, const float *b,
+                       const float *aC, int64_t N, int64_t D, double rho);
+void ss__tico_grad(float *dza, float *dzb, const float *buf, float *g,
+                   const float *G, const float *za, const float *zb, int64_t N,
+                   int64_t D, double rho, float s);
+
+/* The single-process argument checks (defined in negcos.c, tico.c,
+ * hypersphere.c, koleo.c, coding_rate.c), the pairwise ones with N >= min_n
+ * (2 single-process, 1 per rank). */
+ss_status ss__negcos_check(const char *fn, const float *const *x,
+                           const char *const *names, int nx, int64_t N,
+                           int64_t D, const ss_negcos_opts *o);
+ss_status ss__tico_check(const char *fn, const float *za, const float *zb,
+                         int64_t N, int64_t min_n, int64_t D,
+                         const ss_tico_opts *o);
+ss_status ss__hs_check(const char *fn, const float *za, const float *zb,
+                       int64_t N, int64_t min_n, int64_t D,
+                       const ss_hypersphere_opts *o);
+ss_status ss__koleo_check(const char *fn, const float *x, int64_t N,
+                          int64_t min_n, int64_t D, const ss_koleo_opts *o);
+ss_status ss__mmcr_check(const char *fn, const float *online,
+                         const float *momentum, int64_t B, int64_t K,
+                         int64_t D, const ss_mmcr_opts *o);
+ss_status ss__empssl_check(const char *fn, const float *z, int64_t V,
+                           int64_t N, int64_t D, const ss_empssl_opts *o);
+
+/* Defined in wmse.c: the view-pair cosines of samples (V, N, D) (sum; with
+ * dY, zeroed: dY = k * gradient) and one group's Cholesky backward
+ * (T = dSigma from Q = dY^T Y, Q overwritten). */
+double ss__wmse_cos_pairs(const double *Y, double *dY, int64_t V, int64_t N,
+                          int64_t D, double k);
+void ss__wmse_sigma_grad(double *T, double *Q, const double *L, int64_t D);
+/* Defined in wmse.c: w_size, w_iter (w_iter N <= 2^40), eps, w_size >= 2 D. */
+ss_status ss__wmse_check_opts(const char *fn, int64_t N, int64_t D,
+                              const ss_wmse_opts *o);
 
 /* Defined in hypersphere.c: the uniformity term's per-row log-sum-exp
  * (rowm + log rows, (rend - rbeg) each) and gradient rows
@@ -76,6 +117,9 @@ int ss__hs_rows_lse(double *rowm, double *rows, const float *x,
 int ss__hs_rows_grad(float *g, const float *x, const double *n2, int64_t N,
                      int64_t D, double t, double lse, double coef,
                      int64_t rbeg, int64_t rend);
+
+/* Defined in hypersphere.c: n2 (N) = squared norms of x (N, D). */
+void ss__hs_sqnorms(double *n2, const float *x, int64_t N, int64_t D);
 
 /* Defined in hypersphere.c: sum_i ||x_i - y_i||^alpha over N rows; with
  * gx, gy: += coef times its gradient. */
@@ -97,7 +141,8 @@ void ss__koleo_normalize_backward(float *dx, const double *gu, const float *x,
  * of the Kt views; the per-sample nuclear norms' sum and factors Gz
  * (B, Kt, D); the backward's scaled add; ||A||_* of A (m, n) (destroyed)
  * with its factor G = U_r V_r^T (work: ss__nuclear_work doubles; nonzero
- * when the SVD failed); EMP-SSL's invariance term -mean cos (with dz:
+ * when the SVD failed); the coding rate and its gradient from the scaled
+ * Gram M and G = a Z (ss__tcr_solve); EMP-SSL's invariance term -mean cos (with dz:
  * += coef times its gradient; w: 2 D doubles). */
 void ss__mmcr_centroids(double *c, const float *online, const float *momentum,
                         int64_t B, int64_t K, int64_t Kt, int64_t D);
@@ -110,6 +155,8 @@ void ss__mmcr_apply(float *donline, float *dmomentum, const float *Gc,
 size_t ss__nuclear_work(int64_t m, int64_t n);
 int ss__nuclear(double *out, double *G, double *A, int64_t m, int64_t n,
                 double *work);
+int64_t ss__tcr_solve(double *R, double *G, double *M, int64_t N, int64_t D,
+                      int gram_n);
 double ss__empssl_invariance(const float *z, int64_t V, int64_t N, int64_t D,
                              float *dz, double coef, double *w);
 

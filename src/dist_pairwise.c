@@ -43,23 +43,6 @@ size_t ss_dist_hypersphere_cache_size(int64_t N, int64_t D) {
     return DG_HEADER_BYTES + 2 * sizeof(double);
 }
 
-static ss_status dhs_check(const char *fn, const float *za, const float *zb,
-                           int64_t N, int64_t D,
-                           const ss_hypersphere_opts *o) {
-    SS_TRY(ss__check_ptr(fn, "za", za));
-    SS_TRY(ss__check_ptr(fn, "zb", zb));
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    SS_TRY(ss__check_product(fn, N, D, 1));
-    SS_TRY(ss__check_positive(fn, "t", o->t));
-    if (!isfinite(o->lambda))
-        return ss__fail(SS_ERR_PARAM, fn, "lambda must be finite, got %g",
-                        (double)o->lambda);
-    SS_TRY(ss__check_positive(fn, "alpha", o->alpha));
-    SS_TRY(ss__check_finite(fn, "za", za, N * D));
-    return ss__check_finite(fn, "zb", zb, N * D);
-}
-
 /* The normalised rows of both views, gathered, with their squared norms;
  * the local rows are X + off D. */
 typedef struct {
@@ -89,13 +72,8 @@ static ss_status dhs_make(const ss_comm *c, const char *fn, dhs_rows *r,
     ss__normalize_rows(r->yl, r->sy, zb, N, D);
     SS_TRY(dpw_gather(c, fn, r->X, r->xl, counts, D, r->bytes));
     SS_TRY(dpw_gather(c, fn, r->Y, r->yl, counts, D, r->bytes));
-    for (int64_t i = 0; i < Ntot; i++) {
-        double a = 0, b = 0;
-        for (int64_t d = 0; d < D; d++)
-            a += (double)r->X[i * D + d] * r->X[i * D + d],
-            b += (double)r->Y[i * D + d] * r->Y[i * D + d];
-        r->nx[i] = a, r->ny[i] = b;
-    }
+    ss__hs_sqnorms(r->nx, r->X, Ntot, D);
+    ss__hs_sqnorms(r->ny, r->Y, Ntot, D);
     return SS_OK;
 }
 
@@ -139,7 +117,7 @@ ss_status ss_dist_hypersphere_forward(float *loss, void *cache,
     ss_hypersphere_opts o = opts ? *opts : ss_hypersphere_defaults();
     ss_status st = ss__check_ptr(fn, "loss", loss);
     if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = dhs_check(fn, za, zb, N, D, &o);
+    if (st == SS_OK) st = ss__hs_check(fn, za, zb, N, 1, D, &o);
     double vals[4] = {(double)D, o.t, o.lambda, o.alpha};
     int64_t off, Ntot, *counts = NULL;
     SS_TRY(ss__dg_agree(comm, fn, st, vals, dhs_names, 4, N, 2, NULL, &counts,
@@ -177,7 +155,7 @@ ss_status ss_dist_hypersphere_backward(float *dza, float *dzb, float dloss,
     if (st == SS_OK && !isfinite(dloss))
         st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                       (double)dloss);
-    if (st == SS_OK) st = dhs_check(fn, za, zb, N, D, &o);
+    if (st == SS_OK) st = ss__hs_check(fn, za, zb, N, 1, D, &o);
     float p[4] = {o.t, o.lambda, o.alpha, 0.0f};
     if (st == SS_OK) st = ss__dg_header_check(fn, cache, DHS_MAGIC, 2, N, D, p);
     double vals[5] = {(double)D, o.t, o.lambda, o.alpha,
@@ -227,16 +205,6 @@ size_t ss_dist_koleo_cache_size(int64_t N, int64_t D) {
     return DG_HEADER_BYTES + sizeof(int64_t) * (size_t)N;
 }
 
-static ss_status dkl_check(const char *fn, const float *x, int64_t N,
-                           int64_t D, const ss_koleo_opts *o) {
-    SS_TRY(ss__check_ptr(fn, "x", x));
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    SS_TRY(ss__check_product(fn, N, D, 1));
-    SS_TRY(ss__check_positive(fn, "eps", o->eps));
-    return ss__check_finite(fn, "x", x, N * D);
-}
-
 /* Gathered raw rows X (Ntot, D), their normalised float rows U and scales
  * inv (Ntot), in one block *mem with ntail extra doubles (tail). */
 typedef struct {
@@ -272,7 +240,7 @@ ss_status ss_dist_koleo_forward(float *loss, float *losses, void *cache,
     ss_koleo_opts o = opts ? *opts : ss_koleo_defaults();
     ss_status st = ss__check_ptr(fn, "loss", loss);
     if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = dkl_check(fn, x, N, D, &o);
+    if (st == SS_OK) st = ss__koleo_check(fn, x, N, 1, D, &o);
     double vals[2] = {(double)D, o.eps};
     int64_t off, Ntot, *counts = NULL;
     SS_TRY(ss__dg_agree(comm, fn, st, vals, dkl_names, 2, N, 2, NULL, &counts,
@@ -335,7 +303,7 @@ ss_status ss_dist_koleo_backward(float *dx, float dloss, const void *cache,
     if (st == SS_OK && !isfinite(dloss))
         st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                       (double)dloss);
-    if (st == SS_OK) st = dkl_check(fn, x, N, D, &o);
+    if (st == SS_OK) st = ss__koleo_check(fn, x, N, 1, D, &o);
     float p[4] = {o.eps, 0.0f, 0.0f, 0.0f};
     if (st == SS_OK) st = ss__dg_header_check(fn, cache, DKL_MAGIC, 1, N, D, p);
     double vals[3] = {(double)D, o.eps, ss__dg_dloss_val(dloss)};

@@ -23,7 +23,6 @@
 #include <string.h>
 
 #define DWM_MAGIC 0x3130454d57445353ull /* "SSDWME01" */
-#define DWM_NORM_EPS 1e-12              /* wmse.c: F.normalize's eps */
 
 static const char *const dwm_names[] = {"V", "D", "w_size", "w_iter", "eps",
                                         "perm given", "dloss"};
@@ -40,19 +39,7 @@ static ss_status dwm_check(const char *fn, const float *z, int64_t V,
     SS_TRY(ss__check_size(fn, "N", N, 1));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     SS_TRY(ss__check_product(fn, V, N, D));
-    if (o->w_size < 2)
-        return ss__fail(SS_ERR_PARAM, fn, "w_size must be >= 2, got %lld",
-                        (long long)o->w_size);
-    if (o->w_iter < 1)
-        return ss__fail(SS_ERR_PARAM, fn, "w_iter must be >= 1, got %lld",
-                        (long long)o->w_iter);
-    if (!(o->eps >= 0.0f && o->eps < 1.0f))
-        return ss__fail(SS_ERR_PARAM, fn, "eps must be in [0, 1), got %g",
-                        (double)o->eps);
-    if (o->w_size < 2 * D)
-        return ss__fail(SS_ERR_SIZE, fn, "w_size = %lld is too small for D = "
-                        "%lld: whitening needs w_size >= 2 D (lightly's "
-                        "condition)", (long long)o->w_size, (long long)D);
+    SS_TRY(ss__wmse_check_opts(fn, N, D, o));
     return ss__check_finite(fn, "z", z, V * N * D);
 }
 
@@ -200,61 +187,6 @@ static ss_status dwm_whiten(dwm_ctx *c, int64_t it) {
     return SS_OK;
 }
 
-/* Sum over local samples and view pairs u < v of cos(Y_u[n], Y_v[n]);
- * with dY: dY = coef * d(-2 sum cos / Ntot)/dY (wmse.c's pair_loss). */
-static double dwm_pairs(const dwm_ctx *c, double *dY, double coef) {
-    int64_t V = c->V, N = c->N, D = c->D;
-    double total = 0.0, k = -2.0 * coef / (double)c->Ntot;
-    if (dY) memset(dY, 0, sizeof(double) * (size_t)(V * N * D));
-#ifdef _OPENMP
-#pragma omp parallel for reduction(+ : total) num_threads(ss__threads())
-#endif
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t u = 0; u < V; u++)
-            for (int64_t v = u + 1; v < V; v++) {
-                const double *a = c->Y + (u * N + n) * D, *b = c->Y + (v * N + n) * D;
-                double aa = 0, bb = 0, ab = 0;
-                for (int64_t d = 0; d < D; d++)
-                    aa += a[d] * a[d], bb += b[d] * b[d], ab += a[d] * b[d];
-                double na = sqrt(aa), nb = sqrt(bb);
-                double ia = 1.0 / (na > DWM_NORM_EPS ? na : DWM_NORM_EPS);
-                double ib = 1.0 / (nb > DWM_NORM_EPS ? nb : DWM_NORM_EPS);
-                double cs = ab * ia * ib;
-                total += cs;
-                if (!dY) continue;
-                double ca = na > DWM_NORM_EPS ? cs : 0.0;
-                double cb = nb > DWM_NORM_EPS ? cs : 0.0;
-                double *ga = dY + (u * N + n) * D, *gb = dY + (v * N + n) * D;
-                for (int64_t d = 0; d < D; d++) {
-                    ga[d] += k * (b[d] * ib - ca * a[d] * ia) * ia;
-                    gb[d] += k * (a[d] * ia - cb * b[d] * ib) * ib;
-                }
-            }
-    return total;
-}
-
-/* T (D, D) = dSigma of one group from the reduced Q = dY^T Y (in T) and L:
- * Q <- -tril(L^{-T} Q); T = Phi(L^T Q); T <- sym(L^{-T} T L^{-1}). */
-static void dwm_chol_backward(double *T, const double *L, double *Q,
-                              int64_t D) {
-    memcpy(Q, T, sizeof(double) * (size_t)(D * D));
-    ss__dtrsm_lower(1, 1, D, D, L, Q);
-    for (int64_t i = 0; i < D; i++)
-        for (int64_t j = 0; j < D; j++) Q[i * D + j] = j <= i ? -Q[i * D + j] : 0.0;
-    ss__dgemm(1, 0, D, D, D, 1.0, L, D, Q, D, 0.0, T, D);
-    for (int64_t i = 0; i < D; i++) {
-        for (int64_t j = i + 1; j < D; j++) T[i * D + j] = 0.0;
-        T[i * D + i] *= 0.5;
-    }
-    ss__dtrsm_lower(1, 1, D, D, L, T);
-    ss__dtrsm_lower(0, 0, D, D, L, T);
-    for (int64_t i = 0; i < D; i++)
-        for (int64_t j = 0; j < i; j++) {
-            double m = 0.5 * (T[i * D + j] + T[j * D + i]);
-            T[i * D + j] = T[j * D + i] = m;
-        }
-}
-
 /* out (V, N, D) += the gradient through every group's whitening of
  * c->G = dY. Collectives: ng V D^2 and ng V D doubles. */
 static ss_status dwm_backprop(dwm_ctx *c, float *out) {
@@ -268,8 +200,10 @@ static ss_status dwm_backprop(dwm_ctx *c, float *out) {
                       c->red + g * DD, D);
     }
     SS_TRY(ss__dg_sum(c->comm, c->fn, c->red, ngv * DD));
-    for (int64_t g = 0; g < ngv; g++) /* identical on every rank */
-        dwm_chol_backward(c->red + g * DD, c->Ls + g * DD, c->Q, D);
+    for (int64_t g = 0; g < ngv; g++) { /* identical on every rank */
+        memcpy(c->Q, c->red + g * DD, sizeof(double) * (size_t)DD);
+        ss__wmse_sigma_grad(c->red + g * DD, c->Q, c->Ls + g * DD, D);
+    }
     memset(c->cs, 0, sizeof(double) * (size_t)(ngv * D));
     double k2 = 2.0 * (1.0 - c->eps) / (double)(c->w - 1);
     for (int64_t g = 0; g < ngv; g++) { /* dXc = dY L^{-1} + k2 Xc dSig */
@@ -335,7 +269,9 @@ static ss_status dwm_run(dwm_ctx *c, float *loss, float *dz, float dloss,
     for (int64_t it = 0; it < o->w_iter && st == SS_OK; it++) {
         dwm_assign(c, perm ? perm + it * c->Ntot : NULL);
         st = dwm_whiten(c, it);
-        if (st == SS_OK) total += dwm_pairs(c, dz ? c->G : NULL, coef);
+        if (st == SS_OK) /* wmse.c's pair loss: d(-2 sum cos / Ntot) */
+            total += ss__wmse_cos_pairs(c->Y, dz ? c->G : NULL, c->V, c->N,
+                                        c->D, -2.0 * coef / (double)c->Ntot);
         if (st == SS_OK && dz) st = dwm_backprop(c, g);
     }
     if (st == SS_OK && loss) st = ss__dg_sum(c->comm, c->fn, &total, 1);

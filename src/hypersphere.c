@@ -36,22 +36,26 @@ ss_hypersphere_opts ss_hypersphere_defaults(void) {
     return o;
 }
 
-static ss_status hs_check_sizes(const char *fn, int64_t N, int64_t D) {
-    SS_TRY(ss__check_size(fn, "N", N, 2));
+static ss_status hs_check_sizes(const char *fn, int64_t N, int64_t D,
+                                int64_t min_n) {
+    SS_TRY(ss__check_size(fn, "N", N, min_n));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     return ss__check_product(fn, N, D, 1);
 }
 
 size_t ss_hypersphere_cache_size(int64_t N, int64_t D) {
-    if (hs_check_sizes("ss_hypersphere_cache_size", N, D) != SS_OK) return 0;
+    if (hs_check_sizes("ss_hypersphere_cache_size", N, D, 2) != SS_OK)
+        return 0;
     return HS_HEADER_BYTES;
 }
 
-static ss_status hs_check(const char *fn, const float *za, const float *zb,
-                          int64_t N, int64_t D, const ss_hypersphere_opts *o) {
+/* Declared in dist_geometry.h: the arguments' checks with N >= min_n. */
+ss_status ss__hs_check(const char *fn, const float *za, const float *zb,
+                       int64_t N, int64_t min_n, int64_t D,
+                       const ss_hypersphere_opts *o) {
     SS_TRY(ss__check_ptr(fn, "za", za));
     SS_TRY(ss__check_ptr(fn, "zb", zb));
-    SS_TRY(hs_check_sizes(fn, N, D));
+    SS_TRY(hs_check_sizes(fn, N, D, min_n));
     SS_TRY(ss__check_positive(fn, "t", o->t));
     if (!isfinite(o->lambda))
         return ss__fail(SS_ERR_PARAM, fn, "lambda must be finite, got %g",
@@ -66,6 +70,15 @@ typedef struct {
     double *nx, *ny;        /* squared norms of the normalised rows (N) */
 } hs_rows;
 
+/* Declared in dist_geometry.h: n2 (N) = the squared norms of x (N, D). */
+void ss__hs_sqnorms(double *n2, const float *x, int64_t N, int64_t D) {
+    for (int64_t i = 0; i < N; i++) {
+        double a = 0;
+        for (int64_t d = 0; d < D; d++) a += (double)x[i * D + d] * x[i * D + d];
+        n2[i] = a;
+    }
+}
+
 static ss_status hs_rows_make(const char *fn, hs_rows *r, void **mem,
                               const float *za, const float *zb, int64_t N,
                               int64_t D) {
@@ -78,13 +91,8 @@ static ss_status hs_rows_make(const char *fn, hs_rows *r, void **mem,
     r->sx = r->y + nd, r->sy = r->sx + N;
     ss__normalize_rows(r->x, r->sx, za, N, D);
     ss__normalize_rows(r->y, r->sy, zb, N, D);
-    for (int64_t i = 0; i < N; i++) {
-        double a = 0, b = 0;
-        for (int64_t d = 0; d < D; d++)
-            a += (double)r->x[i * D + d] * r->x[i * D + d],
-            b += (double)r->y[i * D + d] * r->y[i * D + d];
-        r->nx[i] = a, r->ny[i] = b;
-    }
+    ss__hs_sqnorms(r->nx, r->x, N, D);
+    ss__hs_sqnorms(r->ny, r->y, N, D);
     return SS_OK;
 }
 
@@ -269,7 +277,7 @@ ss_status ss_hypersphere_forward(float *loss, void *cache, const float *za,
     ss_hypersphere_opts o = opts ? *opts : ss_hypersphere_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(hs_check(fn, za, zb, N, D, &o));
+    SS_TRY(ss__hs_check(fn, za, zb, N, 2, D, &o));
     hs_rows r;
     void *mem;
     SS_TRY(hs_rows_make(fn, &r, &mem, za, zb, N, D));
@@ -294,7 +302,7 @@ ss_status ss_hypersphere_backward(float *dza, float *dzb, float dloss,
     static const char fn[] = "ss_hypersphere_backward";
     ss_hypersphere_opts o = opts ? *opts : ss_hypersphere_defaults();
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(hs_check(fn, za, zb, N, D, &o));
+    SS_TRY(ss__hs_check(fn, za, zb, N, 2, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);

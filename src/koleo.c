@@ -33,21 +33,23 @@ ss_koleo_opts ss_koleo_defaults(void) {
     return o;
 }
 
-static ss_status kl_check_sizes(const char *fn, int64_t N, int64_t D) {
-    SS_TRY(ss__check_size(fn, "N", N, 2));
+static ss_status kl_check_sizes(const char *fn, int64_t N, int64_t D,
+                                int64_t min_n) {
+    SS_TRY(ss__check_size(fn, "N", N, min_n));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     return ss__check_product(fn, N, D, 1);
 }
 
 size_t ss_koleo_cache_size(int64_t N, int64_t D) {
-    if (kl_check_sizes("ss_koleo_cache_size", N, D) != SS_OK) return 0;
+    if (kl_check_sizes("ss_koleo_cache_size", N, D, 2) != SS_OK) return 0;
     return KL_HEADER_BYTES + sizeof(int64_t) * (size_t)N;
 }
 
-static ss_status kl_check(const char *fn, const float *x, int64_t N,
-                          int64_t D, const ss_koleo_opts *o) {
+/* Declared in dist_geometry.h: the arguments' checks with N >= min_n. */
+ss_status ss__koleo_check(const char *fn, const float *x, int64_t N,
+                          int64_t min_n, int64_t D, const ss_koleo_opts *o) {
     SS_TRY(ss__check_ptr(fn, "x", x));
-    SS_TRY(kl_check_sizes(fn, N, D));
+    SS_TRY(kl_check_sizes(fn, N, D, min_n));
     SS_TRY(ss__check_positive(fn, "eps", o->eps));
     return ss__check_finite(fn, "x", x, N * D);
 }
@@ -145,7 +147,7 @@ ss_status ss_koleo_forward(float *loss, float *losses, void *cache,
     ss_koleo_opts o = opts ? *opts : ss_koleo_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(kl_check(fn, x, N, D, &o));
+    SS_TRY(ss__koleo_check(fn, x, N, 2, D, &o));
     size_t nd = (size_t)(N * D);
     void *mem = ss__malloc(sizeof(float) * nd + sizeof(double) * (size_t)(N + D));
     if (!mem) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
@@ -200,7 +202,7 @@ ss_status ss_koleo_backward(float *dx, float dloss, const void *cache,
     ss_koleo_opts o = opts ? *opts : ss_koleo_defaults();
     SS_TRY(ss__check_ptr(fn, "dx", dx));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(kl_check(fn, x, N, D, &o));
+    SS_TRY(ss__koleo_check(fn, x, N, 2, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);

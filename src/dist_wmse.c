@@ -181,6 +181,7 @@ static ss_status dwm_whiten(dwm_ctx *c, int64_t it) {
     SS_TRY(ss__dist_status(c->comm, c->fn, st)); /* the reductions agree */
     for (int64_t g = 0; g < ngv; g++) { /* Y = Xc L^{-T} */
         int64_t n = dwm_rows(c, c->X, NULL, g / V, g % V, c->mean + g * D);
+        if (n == 0) continue;
         ss__dtrsm_lower(0, 1, D, n, c->Ls + g * DD, c->X);
         dwm_put(c, c->Y, c->X, g / V, g % V);
     }
@@ -236,8 +237,8 @@ static ss_status dwm_alloc(dwm_ctx *c, void **mem, int backward) {
     size_t ngv = (size_t)(c->ng * c->V), D = (size_t)c->D, N = (size_t)c->N;
     size_t nd = (size_t)c->V * N * D;
     size_t ni = 2 * N + 2 * (size_t)c->ng + 1 + (size_t)c->Ntot;
-    size_t nf = 2 * ngv * D + 2 * ngv * D * D + (backward ? 2 : 1) * nd +
-                2 * N * D + D * D;
+    size_t nb = backward ? 2 : 1; /* red and G: backward only */
+    size_t nf = 2 * ngv * D + nb * ngv * D * D + nb * nd + 2 * N * D + D * D;
     *mem = ss__malloc(sizeof(int64_t) * ni + sizeof(double) * nf);
     if (!*mem)
         return ss__fail(SS_ERR_NOMEM, c->fn, "no memory for the whitening "
@@ -245,10 +246,10 @@ static ss_status dwm_alloc(dwm_ctx *c, void **mem, int backward) {
     c->order = *mem, c->sub = c->order + N, c->start = c->sub + N;
     c->fill = c->start + c->ng + 1, c->inv = c->fill + c->ng;
     c->mean = (double *)(c->inv + c->Ntot), c->cs = c->mean + ngv * D;
-    c->Ls = c->cs + ngv * D, c->red = c->Ls + ngv * D * D;
-    c->Y = c->red + ngv * D * D, c->G = backward ? c->Y + nd : NULL;
-    c->X = c->Y + (backward ? 2 : 1) * nd, c->X2 = c->X + N * D;
-    c->Q = c->X2 + N * D;
+    c->Ls = c->cs + ngv * D, c->Y = c->Ls + ngv * D * D;
+    c->X = c->Y + nd, c->X2 = c->X + N * D, c->Q = c->X2 + N * D;
+    c->red = backward ? c->Q + D * D : NULL;
+    c->G = backward ? c->red + ngv * D * D : NULL;
     return SS_OK;
 }
 

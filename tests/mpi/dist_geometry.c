@@ -509,7 +509,8 @@ static void pairwise_errors(void) {
     za[1] = 0.5f;
     if (dg_ok("koleo forward",
               ss_dist_koleo_forward(&loss, NULL, cache, za, N, D, &ko, c))) {
-        if (R == bad) ((int64_t *)(cache + 64))[1] = 1000000; /* corrupt nn */
+        int64_t far = 1000000; /* corrupt the second row's neighbour */
+        if (R == bad) memcpy(cache + 64 + sizeof far, &far, sizeof far);
         dg_expect("koleo corrupt cache on one rank",
                   ss_dist_koleo_backward(dz, 1.0f, cache, za, N, D, &ko, c),
                   SS_ERR_STATE);

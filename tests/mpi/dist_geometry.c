@@ -167,7 +167,7 @@ static void negcos_errors(void) {
     const ss_comm *c = ss_dt_comm;
     int W = c->size, R = c->rank, bad = W - 1;
     float p[12], z[12], dp[12] = {0}, loss, losses[3];
-    char cache[1024];
+    _Alignas(64) char cache[1024];
     ss_rng r;
     ss_rng_seed(&r, 7 + (uint64_t)R);
     ss_dt_fill(p, 12, &r, 1.0), ss_dt_fill(z, 12, &r, 1.0);
@@ -271,7 +271,7 @@ static void tico_errors(void) {
     int W = c->size, R = c->rank, bad = W - 1;
     enum { N = 3, D = 4 };
     float za[N * D], zb[N * D], dz[N * D] = {0}, loss, C[D * D];
-    char cache[1024];
+    _Alignas(64) char cache[1024];
     ss_rng r;
     ss_rng_seed(&r, 17 + (uint64_t)R);
     ss_dt_fill(za, N * D, &r, 1.0), ss_dt_fill(zb, N * D, &r, 1.0);
@@ -354,7 +354,7 @@ static void wmse_errors(void) {
     enum { V = 2, N = 4, D = 2 };
     int64_t Nt = (int64_t)N * W;
     float z[V * N * D], dz[V * N * D] = {0}, zero[V * N * D] = {0}, loss;
-    char cache[256];
+    _Alignas(64) char cache[256];
     ss_rng r;
     ss_rng_seed(&r, 23 + (uint64_t)R);
     ss_dt_fill(z, V * N * D, &r, 1.0);
@@ -483,7 +483,7 @@ static void pairwise_errors(void) {
     int W = c->size, R = c->rank, bad = W - 1;
     enum { N = 3, D = 4 };
     float za[N * D], zb[N * D], dz[N * D] = {0}, zero[N * D] = {0}, loss;
-    char cache[256];
+    _Alignas(64) char cache[256];
     ss_rng r;
     ss_rng_seed(&r, 29 + (uint64_t)R);
     ss_dt_fill(za, N * D, &r, 1.0), ss_dt_fill(zb, N * D, &r, 1.0);
@@ -608,7 +608,7 @@ static void coding_rate_errors(void) {
     enum { B = 3, K = 2, D = 4 };
     float on[B * K * D], mo[B * K * D], d[B * K * D] = {0}, zero[B * K * D] = {0};
     float loss, rates[2];
-    char cache[2048];
+    _Alignas(64) char cache[2048];
     ss_rng r;
     ss_rng_seed(&r, 31 + (uint64_t)R);
     ss_dt_fill(on, B * K * D, &r, 1.0), ss_dt_fill(mo, B * K * D, &r, 1.0);

@@ -267,6 +267,198 @@ SS_API ss_status ss_dist_siglip_ring_backward(float *da, float *db,
 
 /* (section start: dist-geometry) */
 
+/*
+ * Geometry family (W-MSE, TiCo, negcos, hypersphere, KoLeo, MMCR, EMP-SSL).
+ * Each mirrors its single-process function in selfsup.h with comm last;
+ * N (or B) is the LOCAL sample count (>= 1, may differ per rank), every
+ * other size and every option must be equal on all ranks (SS_ERR_PARAM on
+ * every rank otherwise). Losses are those of the concatenated global batch
+ * of Ntot = sum_r N_r samples; backward accumulates with the mean
+ * convention. Caches are caller-owned, sized by the ss_dist_*_cache_size
+ * of the LOCAL sizes; a backward checks its cache (SS_ERR_STATE on every
+ * rank when any rank's does not match: sizes, options, global batch).
+ * Costs, bytes and memory: docs/DISTRIBUTED.md.
+ */
+
+/* ---- negative cosine (BYOL, SimSiam): per sample --------------------------- */
+/*
+ * p, z: (N, D) local rows. loss = -mean over the Ntot global rows of cos;
+ * losses: (N) the local rows' -cos, or NULL. One reduced double; backward
+ * is local (the single-process gradient scaled by world_size N / Ntot).
+ * dz may be NULL (stop-gradient target). Errors: as ss_negcos_*, plus the
+ * agreement errors (selfsup_comm.h); dloss must be equal on all ranks.
+ */
+SS_API size_t ss_dist_negcos_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_negcos_forward(float *loss, float *losses,
+                                        void *cache, const float *p,
+                                        const float *z, int64_t N, int64_t D,
+                                        const ss_negcos_opts *opts,
+                                        const ss_comm *comm);
+SS_API ss_status ss_dist_negcos_backward(float *dp, float *dz, float dloss,
+                                         const void *cache, const float *p,
+                                         const float *z, int64_t N, int64_t D,
+                                         const ss_negcos_opts *opts,
+                                         const ss_comm *comm);
+/* Symmetric form: losses (2, N) local, as ss_negcos_sym_forward's rows. */
+SS_API size_t ss_dist_negcos_sym_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_negcos_sym_forward(float *loss, float *losses,
+                                            void *cache, const float *p1,
+                                            const float *p2, const float *z1,
+                                            const float *z2, int64_t N,
+                                            int64_t D,
+                                            const ss_negcos_opts *opts,
+                                            const ss_comm *comm);
+SS_API ss_status ss_dist_negcos_sym_backward(
+    float *dp1, float *dp2, float *dz1, float *dz2, float dloss,
+    const void *cache, const float *p1, const float *p2, const float *z1,
+    const float *z2, int64_t N, int64_t D, const ss_negcos_opts *opts,
+    const ss_comm *comm);
+
+/* ---- TiCo: global covariance, one state per rank kept identical ------------ */
+/*
+ * za, zb: (N, D) local rows, N >= 1, Ntot >= 2. P = a^T a / Ntot over the
+ * global batch (the local D x D products all-reduced in double), then
+ * C = beta C_old + (1 - beta) P and loss = mean over the Ntot samples of
+ * 1 - <a_i, b_i> + rho a_i C a_i^T, as ss_tico_forward on the global batch.
+ * Every rank holds its own state; the states must be equal (steps and a
+ * checksum of C are agreed: SS_ERR_PARAM otherwise) and every rank writes
+ * the same C when opts->update. losses: (N) local rows or NULL.
+ * Backward is local (the cache holds the global G), dzb may be NULL.
+ * Cache: ss_dist_tico_cache_size(D) bytes.
+ */
+SS_API size_t ss_dist_tico_cache_size(int64_t D);
+SS_API ss_status ss_dist_tico_forward(float *loss, float *losses, void *cache,
+                                      ss_tico_state *state, const float *za,
+                                      const float *zb, int64_t N, int64_t D,
+                                      const ss_tico_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_tico_backward(float *dza, float *dzb, float dloss,
+                                       const void *cache, const float *za,
+                                       const float *zb, int64_t N, int64_t D,
+                                       const ss_tico_opts *opts,
+                                       const ss_comm *comm);
+
+/* ---- W-MSE: global whitening ----------------------------------------------- */
+/*
+ * z: (V, N, D) local rows (N >= 1; the global batch (V, Ntot, D) is the
+ * per-view concatenation). The sub-batches are the single-process ones on
+ * the global batch: Ntot must be a positive multiple of w_size, and perm:
+ * (w_iter, Ntot) global permutations, EQUAL on every rank (a checksum is
+ * agreed: SS_ERR_PARAM otherwise), or NULL (consecutive global rows). A
+ * rank's rows may fall in any sub-batch: per whitening group (sub-batch,
+ * view) the row sums and the centred D x D products are all-reduced, every
+ * rank factors every group identically and whitens its own rows; backward
+ * all-reduces per group the D x D dY^T Y and the D column sums of the
+ * centring backward. Loss and gradient equal ss_wmse_* on the global batch
+ * (mean convention). A covariance that is not positive definite fails on
+ * every rank (SS_ERR_PARAM naming iteration, sub-batch and view).
+ * Cache: header only.
+ */
+SS_API size_t ss_dist_wmse_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_wmse_forward(float *loss, void *cache, const float *z,
+                                      const int64_t *perm, int64_t V,
+                                      int64_t N, int64_t D,
+                                      const ss_wmse_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_wmse_backward(float *dz, float dloss,
+                                       const void *cache, const float *z,
+                                       const int64_t *perm, int64_t V,
+                                       int64_t N, int64_t D,
+                                       const ss_wmse_opts *opts,
+                                       const ss_comm *comm);
+
+/* ---- alignment and uniformity (hypersphere): gathered rows ----------------- */
+/*
+ * za, zb: (N, D) local rows, N >= 1, Ntot >= 2. The normalised rows of
+ * both views are all-gathered (2 Ntot D floats); each rank computes the
+ * uniformity log-sum-exp rows of its own rows against all gathered rows in
+ * tiles (never an (N, Ntot) matrix) and one max and one sum all-reduce
+ * combine them. Backward gathers the rows again; p_ij is symmetric, so a
+ * rank's gradient rows need only its own rows of p. dza or dzb may be NULL.
+ * Cache: 2 doubles (the global log-sum-exps) after a header.
+ */
+SS_API size_t ss_dist_hypersphere_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_hypersphere_forward(float *loss, void *cache,
+                                             const float *za, const float *zb,
+                                             int64_t N, int64_t D,
+                                             const ss_hypersphere_opts *opts,
+                                             const ss_comm *comm);
+SS_API ss_status ss_dist_hypersphere_backward(
+    float *dza, float *dzb, float dloss, const void *cache, const float *za,
+    const float *zb, int64_t N, int64_t D, const ss_hypersphere_opts *opts,
+    const ss_comm *comm);
+
+/* ---- KoLeo: nearest neighbour over the global batch ------------------------ */
+/*
+ * x: (N, D) local rows, N >= 1, Ntot >= 2. The rows are all-gathered
+ * (Ntot D floats); each rank searches the neighbours of its own rows among
+ * all Ntot rows in tiles (global index, lowest on ties, as ss_koleo_*).
+ * losses: (N) local rows or NULL. The neighbour of a row may be on another
+ * rank: backward gathers the rows again and the neighbour indices (Ntot
+ * int64) and adds, for its own rows, the terms of every anchor pointing at
+ * them. Cache: N int64 (the local rows' global neighbours) after a header.
+ */
+SS_API size_t ss_dist_koleo_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_koleo_forward(float *loss, float *losses, void *cache,
+                                       const float *x, int64_t N, int64_t D,
+                                       const ss_koleo_opts *opts,
+                                       const ss_comm *comm);
+SS_API ss_status ss_dist_koleo_backward(float *dx, float dloss,
+                                        const void *cache, const float *x,
+                                        int64_t N, int64_t D,
+                                        const ss_koleo_opts *opts,
+                                        const ss_comm *comm);
+
+/* ---- MMCR: nuclear norm of the global centroid matrix ---------------------- */
+/*
+ * online: (B, K, D) local samples (B >= 1), momentum: (B, K, D) or NULL on
+ * every rank. loss = -||C||_* + lambda / Btot sum_b ||z_b||_* with C the
+ * (Btot, D) centroids of the global batch. Btot >= D: from the
+ * all-reduced C^T C (D x D) and its eigendecomposition, the gradient rows
+ * C_r V diag(1/s) V^T local; singular values below
+ * sqrt(max(Btot, D) eps) s_max count as zero (ss_mmcr_* keeps those above
+ * max(Btot, D) eps s_max: the two differ only for centroids with singular
+ * values between the two bounds). Btot < D: the centroid rows are
+ * all-gathered (Btot D < D^2 doubles) and every rank runs ss_mmcr's SVD.
+ * The per-sample nuclear norms are local (one reduced double).
+ * Cache: as ss_mmcr_cache_size (local sizes).
+ */
+SS_API size_t ss_dist_mmcr_cache_size(int64_t B, int64_t K, int64_t D);
+SS_API ss_status ss_dist_mmcr_forward(float *loss, void *cache,
+                                      const float *online,
+                                      const float *momentum, int64_t B,
+                                      int64_t K, int64_t D,
+                                      const ss_mmcr_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_mmcr_backward(float *donline, float *dmomentum,
+                                       float dloss, const void *cache,
+                                       const float *online,
+                                       const float *momentum, int64_t B,
+                                       int64_t K, int64_t D,
+                                       const ss_mmcr_opts *opts,
+                                       const ss_comm *comm);
+
+/* ---- EMP-SSL: total coding rate of the global batch ------------------------ */
+/*
+ * z: (V, N, D) local rows. R(Z_v) = 1/2 logdet(I + D / (Ntot tcr_eps)
+ * Z_v^T Z_v) of the global (Ntot, D) view: the local Z_v^T Z_v are
+ * all-reduced (V D^2 doubles), every rank factors I + a Z^T Z (always
+ * positive definite) and forms its gradient rows a Z_r M^{-1} locally.
+ * The invariance term is per sample (one reduced double). rates: (V) the
+ * global R(Z_v), equal on all ranks, or NULL. Always the D x D form, also
+ * where ss_empssl would use the N x N one (N < D): memory O(V D^2).
+ */
+SS_API size_t ss_dist_empssl_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_empssl_forward(float *loss, float *rates, void *cache,
+                                        const float *z, int64_t V, int64_t N,
+                                        int64_t D, const ss_empssl_opts *opts,
+                                        const ss_comm *comm);
+SS_API ss_status ss_dist_empssl_backward(float *dz, float dloss,
+                                         const void *cache, const float *z,
+                                         int64_t V, int64_t N, int64_t D,
+                                         const ss_empssl_opts *opts,
+                                         const ss_comm *comm);
+
 /* (section end: dist-geometry) */
 
 /* (section start: dist-distill) */

@@ -9,6 +9,7 @@
  * float32. The forward pass caches the gradient factors (U V^T for MMCR,
  * d(-mean R)/dZ for the coding rate), so backward is a scaled add.
  */
+#include "dist_geometry.h" /* ss__mmcr_*, ss__nuclear* */
 #include "internal.h"
 #include "kernels/lapack.h"
 
@@ -77,9 +78,10 @@ size_t ss_mmcr_cache_size(int64_t B, int64_t K, int64_t D) {
     return CR_HEADER_BYTES + sizeof(float) * (size_t)(B * D + B * 2 * K * D);
 }
 
-static ss_status mmcr_check(const char *fn, const float *online,
-                            const float *momentum, int64_t B, int64_t K,
-                            int64_t D, const ss_mmcr_opts *o) {
+/* Declared in dist_geometry.h. */
+ss_status ss__mmcr_check(const char *fn, const float *online,
+                         const float *momentum, int64_t B, int64_t K,
+                         int64_t D, const ss_mmcr_opts *o) {
     SS_TRY(ss__check_ptr(fn, "online", online));
     SS_TRY(mmcr_check_sizes(fn, B, K, D));
     if (!(o->lambda >= 0.0f && isfinite(o->lambda)))
@@ -96,38 +98,28 @@ static const float *mmcr_row(const float *on, const float *mo, int64_t b,
     return v < K ? on + (b * K + v) * D : mo + (b * K + v - K) * D;
 }
 
-ss_status ss_mmcr_forward(float *loss, void *cache, const float *online,
-                          const float *momentum, int64_t B, int64_t K,
-                          int64_t D, const ss_mmcr_opts *opts) {
-    static const char fn[] = "ss_mmcr_forward";
-    ss_mmcr_opts o = opts ? *opts : ss_mmcr_defaults();
-    SS_TRY(ss__check_ptr(fn, "loss", loss));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(mmcr_check(fn, online, momentum, B, K, D, &o));
-    int64_t Kt = momentum ? 2 * K : K;
-    float *Gc = (float *)((char *)cache + CR_HEADER_BYTES), *Gz = Gc + B * D;
-    size_t nc = (size_t)(B * D);
-    double *mem = ss__malloc(sizeof(double) * (2 * nc + nuc_work(B, D)));
-    if (!mem) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
-    double *c = mem, *G = c + nc, *work = G + nc;
+/* Declared in dist_geometry.h: c (B, D) = the means of each sample's Kt
+ * views, in double. */
+void ss__mmcr_centroids(double *c, const float *online, const float *momentum,
+                        int64_t B, int64_t K, int64_t Kt, int64_t D) {
     for (int64_t b = 0; b < B; b++)
         for (int64_t d = 0; d < D; d++) {
             double s = 0.0;
             for (int64_t v = 0; v < Kt; v++) s += mmcr_row(online, momentum, b, v, K, D)[d];
             c[b * D + d] = s / (double)Kt;
         }
-    double nuc_c = 0.0, nuc_z = 0.0;
-    int bad = nuclear(&nuc_c, G, c, B, D, work);
-    if (!bad)
-        for (size_t i = 0; i < nc; i++) Gc[i] = (float)G[i];
-    ss__free(mem);
-    if (bad)
-        return ss__fail(SS_ERR_PARAM, fn, "the SVD of the centroid matrix "
-                        "(%lld x %lld) did not converge", (long long)B, (long long)D);
+}
+
+/* Declared in dist_geometry.h: *nuc_z = sum_b ||z_b||_* and Gz (B, Kt, D)
+ * = the U V^T factors of each sample's views. */
+ss_status ss__mmcr_views(const char *fn, double *nuc_z, float *Gz,
+                         const float *online, const float *momentum,
+                         int64_t B, int64_t K, int64_t Kt, int64_t D) {
     int64_t bad_b = B; /* first sample whose SVD failed */
     int failed = 0;
+    double sum = 0.0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(ss__threads()) reduction(+ : nuc_z) \
+#pragma omp parallel num_threads(ss__threads()) reduction(+ : sum) \
     reduction(min : bad_b) reduction(| : failed)
 #endif
     {
@@ -148,7 +140,7 @@ ss_status ss_mmcr_forward(float *loss, void *cache, const float *online,
                 bad_b = b < bad_b ? b : bad_b;
                 continue;
             }
-            nuc_z += s;
+            sum += s;
             for (size_t i = 0; i < nz; i++) Gz[(size_t)b * nz + i] = (float)Gb[i];
         }
         ss__free(w);
@@ -158,10 +150,64 @@ ss_status ss_mmcr_forward(float *loss, void *cache, const float *online,
         return ss__fail(SS_ERR_PARAM, fn, "the SVD of sample %lld's views "
                         "(%lld x %lld) did not converge", (long long)bad_b,
                         (long long)Kt, (long long)D);
+    *nuc_z = sum;
+    return SS_OK;
+}
+
+/* Declared in dist_geometry.h: ||A||_* and its factor, see nuclear(). */
+size_t ss__nuclear_work(int64_t m, int64_t n) { return nuc_work(m, n); }
+int ss__nuclear(double *out, double *G, double *A, int64_t m, int64_t n,
+                double *work) {
+    return nuclear(out, G, A, m, n, work);
+}
+
+ss_status ss_mmcr_forward(float *loss, void *cache, const float *online,
+                          const float *momentum, int64_t B, int64_t K,
+                          int64_t D, const ss_mmcr_opts *opts) {
+    static const char fn[] = "ss_mmcr_forward";
+    ss_mmcr_opts o = opts ? *opts : ss_mmcr_defaults();
+    SS_TRY(ss__check_ptr(fn, "loss", loss));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(ss__mmcr_check(fn, online, momentum, B, K, D, &o));
+    int64_t Kt = momentum ? 2 * K : K;
+    float *Gc = (float *)((char *)cache + CR_HEADER_BYTES), *Gz = Gc + B * D;
+    size_t nc = (size_t)(B * D);
+    double *mem = ss__malloc(sizeof(double) * (2 * nc + nuc_work(B, D)));
+    if (!mem) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
+    double *c = mem, *G = c + nc, *work = G + nc;
+    ss__mmcr_centroids(c, online, momentum, B, K, Kt, D);
+    double nuc_c = 0.0, nuc_z = 0.0;
+    int bad = nuclear(&nuc_c, G, c, B, D, work);
+    if (!bad)
+        for (size_t i = 0; i < nc; i++) Gc[i] = (float)G[i];
+    ss__free(mem);
+    if (bad)
+        return ss__fail(SS_ERR_PARAM, fn, "the SVD of the centroid matrix "
+                        "(%lld x %lld) did not converge", (long long)B, (long long)D);
+    SS_TRY(ss__mmcr_views(fn, &nuc_z, Gz, online, momentum, B, K, Kt, D));
     mmcr_header h = {MMCR_MAGIC, B, K, D, Kt, o.lambda};
     memcpy(cache, &h, sizeof h);
     *loss = (float)(-nuc_c + (double)o.lambda * nuc_z / (double)B);
     return SS_OK;
+}
+
+/* Declared in dist_geometry.h: donline / dmomentum (either may be NULL)
+ * += wc Gc[b] + wz Gz[b, v] for every view v of every sample b. */
+void ss__mmcr_apply(float *donline, float *dmomentum, const float *Gc,
+                    const float *Gz, int64_t B, int64_t K, int64_t Kt,
+                    int64_t D, double wc, double wz) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ss__threads())
+#endif
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t v = 0; v < Kt; v++) {
+            float *dst = v < K ? (donline ? donline + (b * K + v) * D : NULL)
+                               : (dmomentum ? dmomentum + (b * K + v - K) * D : NULL);
+            if (!dst) continue;
+            const float *gc = Gc + b * D, *gz = Gz + (b * Kt + v) * D;
+            for (int64_t d = 0; d < D; d++)
+                dst[d] += (float)(wc * gc[d] + wz * gz[d]);
+        }
 }
 
 ss_status ss_mmcr_backward(float *donline, float *dmomentum, float dloss,
@@ -171,7 +217,7 @@ ss_status ss_mmcr_backward(float *donline, float *dmomentum, float dloss,
     static const char fn[] = "ss_mmcr_backward";
     ss_mmcr_opts o = opts ? *opts : ss_mmcr_defaults();
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(mmcr_check(fn, online, momentum, B, K, D, &o));
+    SS_TRY(ss__mmcr_check(fn, online, momentum, B, K, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
@@ -188,18 +234,7 @@ ss_status ss_mmcr_backward(float *donline, float *dmomentum, float dloss,
     const float *Gc = (const float *)((const char *)cache + CR_HEADER_BYTES);
     const float *Gz = Gc + B * D;
     double wc = -(double)dloss / (double)Kt, wz = (double)dloss * o.lambda / B;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ss__threads())
-#endif
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t v = 0; v < Kt; v++) {
-            float *dst = v < K ? (donline ? donline + (b * K + v) * D : NULL)
-                               : (dmomentum ? dmomentum + (b * K + v - K) * D : NULL);
-            if (!dst) continue;
-            const float *gc = Gc + b * D, *gz = Gz + (b * Kt + v) * D;
-            for (int64_t d = 0; d < D; d++)
-                dst[d] += (float)(wc * gc[d] + wz * gz[d]);
-        }
+    ss__mmcr_apply(donline, dmomentum, Gc, Gz, B, K, Kt, D, wc, wz);
     return SS_OK;
 }
 
@@ -229,7 +264,8 @@ size_t ss_empssl_cache_size(int64_t V, int64_t N, int64_t D) {
     return CR_HEADER_BYTES + sizeof(float) * (size_t)(V * N * D);
 }
 
-static ss_status tcr_check(const char *fn, const float *z, int64_t V,
+/* Declared in dist_geometry.h. */
+ss_status ss__empssl_check(const char *fn, const float *z, int64_t V,
                            int64_t N, int64_t D, const ss_empssl_opts *o) {
     SS_TRY(ss__check_ptr(fn, "z", z));
     SS_TRY(tcr_check_sizes(fn, V, N, D));
@@ -240,33 +276,43 @@ static ss_status tcr_check(const char *fn, const float *z, int64_t V,
     return ss__check_finite(fn, "z", z, V * N * D);
 }
 
-/* R = 1/2 logdet(I + a Z^T Z) for Z (N, D) and G = dR/dZ = a Z M^{-1}
- * (or a M'^{-1} Z with M' = I + a Z Z^T when N < D). w: (N D + p^2)
- * doubles, p = min(N, D). Returns 0, or the failing pivot. */
-static int64_t coding_rate(double *R, double *G, const float *Zf, int64_t N,
-                           int64_t D, double a, double *w) {
-    int64_t p = N < D ? N : D;
-    double *Z = w, *M = Z + N * D;
-    for (int64_t i = 0; i < N * D; i++) Z[i] = Zf[i];
-    if (N < D) /* M' = I_N + a Z Z^T */
-        ss__dgemm(0, 1, N, N, D, a, Z, D, Z, D, 0.0, M, N);
-    else       /* M = I_D + a Z^T Z */
-        ss__dgemm(1, 0, D, D, N, a, Z, D, Z, D, 0.0, M, D);
+/* Declared in dist_geometry.h: with M (p, p) = a Z^T Z (gram_n = 0,
+ * p = D) or a Z Z^T (gram_n, p = N) and G (N, D) = a Z on entry:
+ * R = 1/2 logdet(I + M) and G <- dR/dZ = (a Z) (I + M)^{-1} (or
+ * (I + M)^{-1} (a Z)); M is destroyed (its Cholesky factor). Returns 0,
+ * or the failing pivot. */
+int64_t ss__tcr_solve(double *R, double *G, double *M, int64_t N, int64_t D,
+                      int gram_n) {
+    int64_t p = gram_n ? N : D;
     for (int64_t i = 0; i < p; i++) M[i * p + i] += 1.0;
     int64_t info = ss__dpotrf_lower(M, p);
     if (info) return info;
     double s = 0.0;
     for (int64_t i = 0; i < p; i++) s += log(M[i * p + i]);
     *R = s; /* 1/2 logdet = sum log L_ii */
-    for (int64_t i = 0; i < N * D; i++) G[i] = a * Z[i];
-    if (N < D) { /* G = M'^{-1} (a Z) = L^{-T} L^{-1} (a Z) */
+    if (gram_n) { /* G = M'^{-1} (a Z) = L^{-T} L^{-1} (a Z) */
         ss__dtrsm_lower(1, 0, N, D, M, G);
         ss__dtrsm_lower(1, 1, N, D, M, G);
-    } else {     /* G = (a Z) M^{-1} = (a Z) L^{-T} L^{-1} */
+    } else {      /* G = (a Z) M^{-1} = (a Z) L^{-T} L^{-1} */
         ss__dtrsm_lower(0, 1, D, N, M, G);
         ss__dtrsm_lower(0, 0, D, N, M, G);
     }
     return 0;
+}
+
+/* R = 1/2 logdet(I + a Z^T Z) for Z (N, D) and G = dR/dZ = a Z M^{-1}
+ * (or a M'^{-1} Z with M' = I + a Z Z^T when N < D). w: (N D + p^2)
+ * doubles, p = min(N, D). Returns 0, or the failing pivot. */
+static int64_t coding_rate(double *R, double *G, const float *Zf, int64_t N,
+                           int64_t D, double a, double *w) {
+    double *Z = w, *M = Z + N * D;
+    for (int64_t i = 0; i < N * D; i++) Z[i] = Zf[i];
+    if (N < D) /* M' = a Z Z^T */
+        ss__dgemm(0, 1, N, N, D, a, Z, D, Z, D, 0.0, M, N);
+    else       /* M = a Z^T Z */
+        ss__dgemm(1, 0, D, D, N, a, Z, D, Z, D, 0.0, M, D);
+    for (int64_t i = 0; i < N * D; i++) G[i] = a * Z[i];
+    return ss__tcr_solve(R, G, M, N, D, N < D);
 }
 
 #define COS_EPS 1e-8 /* torch.nn.functional.cosine_similarity */
@@ -306,6 +352,12 @@ static double invariance(const float *z, int64_t V, int64_t N, int64_t D,
     return total / ((double)V * N);
 }
 
+/* Declared in dist_geometry.h. */
+double ss__empssl_invariance(const float *z, int64_t V, int64_t N, int64_t D,
+                             float *dz, double coef, double *w) {
+    return invariance(z, V, N, D, dz, coef, w);
+}
+
 ss_status ss_empssl_forward(float *loss, float *rates, void *cache,
                             const float *z, int64_t V, int64_t N, int64_t D,
                             const ss_empssl_opts *opts) {
@@ -313,7 +365,7 @@ ss_status ss_empssl_forward(float *loss, float *rates, void *cache,
     ss_empssl_opts o = opts ? *opts : ss_empssl_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(tcr_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__empssl_check(fn, z, V, N, D, &o));
     int64_t p = N < D ? N : D;
     double a = (double)D / ((double)N * o.tcr_eps);
     float *Gout = (float *)((char *)cache + CR_HEADER_BYTES);
@@ -373,7 +425,7 @@ ss_status ss_empssl_backward(float *dz, float dloss, const void *cache,
     ss_empssl_opts o = opts ? *opts : ss_empssl_defaults();
     SS_TRY(ss__check_ptr(fn, "dz", dz));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(tcr_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__empssl_check(fn, z, V, N, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);

@@ -13,6 +13,7 @@
  * every row scans the column tiles in the same order, so results do not
  * depend on the thread count.
  */
+#include "dist_geometry.h" /* ss__hs_rows_* */
 #include "internal.h"
 #include "kernels/gemm.h"
 #include "kernels/norm.h"
@@ -35,22 +36,26 @@ ss_hypersphere_opts ss_hypersphere_defaults(void) {
     return o;
 }
 
-static ss_status hs_check_sizes(const char *fn, int64_t N, int64_t D) {
-    SS_TRY(ss__check_size(fn, "N", N, 2));
+static ss_status hs_check_sizes(const char *fn, int64_t N, int64_t D,
+                                int64_t min_n) {
+    SS_TRY(ss__check_size(fn, "N", N, min_n));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     return ss__check_product(fn, N, D, 1);
 }
 
 size_t ss_hypersphere_cache_size(int64_t N, int64_t D) {
-    if (hs_check_sizes("ss_hypersphere_cache_size", N, D) != SS_OK) return 0;
+    if (hs_check_sizes("ss_hypersphere_cache_size", N, D, 2) != SS_OK)
+        return 0;
     return HS_HEADER_BYTES;
 }
 
-static ss_status hs_check(const char *fn, const float *za, const float *zb,
-                          int64_t N, int64_t D, const ss_hypersphere_opts *o) {
+/* Declared in dist_geometry.h: the arguments' checks with N >= min_n. */
+ss_status ss__hs_check(const char *fn, const float *za, const float *zb,
+                       int64_t N, int64_t min_n, int64_t D,
+                       const ss_hypersphere_opts *o) {
     SS_TRY(ss__check_ptr(fn, "za", za));
     SS_TRY(ss__check_ptr(fn, "zb", zb));
-    SS_TRY(hs_check_sizes(fn, N, D));
+    SS_TRY(hs_check_sizes(fn, N, D, min_n));
     SS_TRY(ss__check_positive(fn, "t", o->t));
     if (!isfinite(o->lambda))
         return ss__fail(SS_ERR_PARAM, fn, "lambda must be finite, got %g",
@@ -65,6 +70,15 @@ typedef struct {
     double *nx, *ny;        /* squared norms of the normalised rows (N) */
 } hs_rows;
 
+/* Declared in dist_geometry.h: n2 (N) = the squared norms of x (N, D). */
+void ss__hs_sqnorms(double *n2, const float *x, int64_t N, int64_t D) {
+    for (int64_t i = 0; i < N; i++) {
+        double a = 0;
+        for (int64_t d = 0; d < D; d++) a += (double)x[i * D + d] * x[i * D + d];
+        n2[i] = a;
+    }
+}
+
 static ss_status hs_rows_make(const char *fn, hs_rows *r, void **mem,
                               const float *za, const float *zb, int64_t N,
                               int64_t D) {
@@ -77,13 +91,8 @@ static ss_status hs_rows_make(const char *fn, hs_rows *r, void **mem,
     r->sx = r->y + nd, r->sy = r->sx + N;
     ss__normalize_rows(r->x, r->sx, za, N, D);
     ss__normalize_rows(r->y, r->sy, zb, N, D);
-    for (int64_t i = 0; i < N; i++) {
-        double a = 0, b = 0;
-        for (int64_t d = 0; d < D; d++)
-            a += (double)r->x[i * D + d] * r->x[i * D + d],
-            b += (double)r->y[i * D + d] * r->y[i * D + d];
-        r->nx[i] = a, r->ny[i] = b;
-    }
+    ss__hs_sqnorms(r->nx, r->x, N, D);
+    ss__hs_sqnorms(r->ny, r->y, N, D);
     return SS_OK;
 }
 
@@ -101,13 +110,15 @@ static void hs_tile(double *V, float *S, const float *x, const double *n2,
                     : -t * (n2[r0 + i] + n2[c0 + j] - 2.0 * S[i * HS_TILE + j]);
 }
 
-/* LSE over ordered pairs i != j of s_ij for rows x (N, D). */
-static ss_status hs_lse(const char *fn, double *out, const float *x,
-                        const double *n2, int64_t N, int64_t D, double t) {
+/* Declared in dist_geometry.h (the distributed loss runs it on its own
+ * rows [rbeg, rend) of the gathered x): per row i, the LSE over j != i of
+ * s_ij as rowm[i - rbeg] + log(rows[i - rbeg]). Returns nonzero when a
+ * tile could not be allocated. */
+int ss__hs_rows_lse(double *rowm, double *rows, const float *x,
+                    const double *n2, int64_t N, int64_t D, double t,
+                    int64_t rbeg, int64_t rend) {
     int64_t ntile = (N + HS_TILE - 1) / HS_TILE;
-    double *rowm = ss__malloc(sizeof(double) * 2 * (size_t)N);
-    if (!rowm) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
-    double *rows = rowm + N;
+    int64_t nrt = (rend - rbeg + HS_TILE - 1) / HS_TILE;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(ss__threads()) reduction(| : failed)
@@ -119,31 +130,42 @@ static ss_status hs_lse(const char *fn, double *out, const float *x,
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-        for (int64_t ti = 0; ti < ntile; ti++) {
+        for (int64_t ti = 0; ti < nrt; ti++) {
             if (!S || !V) continue;
-            int64_t r0 = ti * HS_TILE, nr = N - r0 < HS_TILE ? N - r0 : HS_TILE;
-            for (int64_t i = 0; i < nr; i++) rowm[r0 + i] = -INFINITY, rows[r0 + i] = 0;
+            int64_t r0 = rbeg + ti * HS_TILE;
+            int64_t nr = rend - r0 < HS_TILE ? rend - r0 : HS_TILE;
+            for (int64_t i = 0; i < nr; i++)
+                rowm[r0 - rbeg + i] = -INFINITY, rows[r0 - rbeg + i] = 0;
             for (int64_t tj = 0; tj < ntile; tj++) {
                 int64_t c0 = tj * HS_TILE, nc = N - c0 < HS_TILE ? N - c0 : HS_TILE;
                 hs_tile(V, S, x, n2, r0, nr, c0, nc, D, t);
                 for (int64_t i = 0; i < nr; i++) {
                     const double *v = V + i * HS_TILE;
-                    double m = rowm[r0 + i], tm = -INFINITY;
+                    double m = rowm[r0 - rbeg + i], tm = -INFINITY;
                     for (int64_t j = 0; j < nc; j++) tm = v[j] > tm ? v[j] : tm;
                     if (tm == -INFINITY) continue; /* only the diagonal */
-                    double s = rows[r0 + i];
+                    double s = rows[r0 - rbeg + i];
                     if (tm > m) s *= exp(m - tm), m = tm; /* exp(-inf) = 0 */
                     /* expf: the argument is exact in double, and only terms
                      * near 0 matter, where float keeps 1e-7 relative */
                     for (int64_t j = 0; j < nc; j++) s += expf((float)(v[j] - m));
-                    rowm[r0 + i] = m, rows[r0 + i] = s;
+                    rowm[r0 - rbeg + i] = m, rows[r0 - rbeg + i] = s;
                 }
             }
         }
         ss__free(S);
         ss__free(V);
     }
-    if (failed) {
+    return failed;
+}
+
+/* LSE over ordered pairs i != j of s_ij for rows x (N, D). */
+static ss_status hs_lse(const char *fn, double *out, const float *x,
+                        const double *n2, int64_t N, int64_t D, double t) {
+    double *rowm = ss__malloc(sizeof(double) * 2 * (size_t)N);
+    if (!rowm) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
+    double *rows = rowm + N;
+    if (ss__hs_rows_lse(rowm, rows, x, n2, N, D, t, 0, N)) {
         ss__free(rowm);
         return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
     }
@@ -155,11 +177,13 @@ static ss_status hs_lse(const char *fn, double *out, const float *x,
     return SS_OK;
 }
 
-/* g (N, D) += coef * sum_j p_ij (x_i - x_j), p_ij = exp(s_ij - lse). */
-static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
-                              const double *n2, int64_t N, int64_t D,
-                              double t, double lse, double coef) {
+/* Declared in dist_geometry.h: rows [rbeg, rend) of hs_unif_grad, g
+ * indexed from rbeg. Returns nonzero when a tile could not be allocated. */
+int ss__hs_rows_grad(float *g, const float *x, const double *n2, int64_t N,
+                     int64_t D, double t, double lse, double coef,
+                     int64_t rbeg, int64_t rend) {
     int64_t ntile = (N + HS_TILE - 1) / HS_TILE;
+    int64_t nrt = (rend - rbeg + HS_TILE - 1) / HS_TILE;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(ss__threads()) reduction(| : failed)
@@ -171,9 +195,10 @@ static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-        for (int64_t ti = 0; ti < ntile; ti++) {
+        for (int64_t ti = 0; ti < nrt; ti++) {
             if (!S || !V) continue;
-            int64_t r0 = ti * HS_TILE, nr = N - r0 < HS_TILE ? N - r0 : HS_TILE;
+            int64_t r0 = rbeg + ti * HS_TILE;
+            int64_t nr = rend - r0 < HS_TILE ? rend - r0 : HS_TILE;
             float *PX = S + HS_TILE * HS_TILE; /* (nr, D): sum_j p_ij x_j */
             double *rs = V + HS_TILE * HS_TILE;  /* (nr): sum_j p_ij */
             memset(PX, 0, sizeof(float) * (size_t)(nr * D));
@@ -192,7 +217,7 @@ static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
             }
             for (int64_t i = 0; i < nr; i++) {
                 const float *xi = x + (r0 + i) * D;
-                float *gi = g + (r0 + i) * D;
+                float *gi = g + (r0 - rbeg + i) * D;
                 for (int64_t d = 0; d < D; d++)
                     gi[d] += (float)(coef * (rs[i] * xi[d] - PX[i * D + d]));
             }
@@ -200,7 +225,15 @@ static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
         ss__free(S);
         ss__free(V);
     }
-    if (failed) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
+    return failed;
+}
+
+/* g (N, D) += coef * sum_j p_ij (x_i - x_j), p_ij = exp(s_ij - lse). */
+static ss_status hs_unif_grad(const char *fn, float *g, const float *x,
+                              const double *n2, int64_t N, int64_t D,
+                              double t, double lse, double coef) {
+    if (ss__hs_rows_grad(g, x, n2, N, D, t, lse, coef, 0, N))
+        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
     return SS_OK;
 }
 
@@ -231,6 +264,12 @@ static double hs_align(const float *x, const float *y, int64_t N, int64_t D,
     return total;
 }
 
+/* Declared in dist_geometry.h. */
+double ss__hs_align(const float *x, const float *y, int64_t N, int64_t D,
+                    double alpha, float *gx, float *gy, double coef) {
+    return hs_align(x, y, N, D, alpha, gx, gy, coef);
+}
+
 ss_status ss_hypersphere_forward(float *loss, void *cache, const float *za,
                                  const float *zb, int64_t N, int64_t D,
                                  const ss_hypersphere_opts *opts) {
@@ -238,7 +277,7 @@ ss_status ss_hypersphere_forward(float *loss, void *cache, const float *za,
     ss_hypersphere_opts o = opts ? *opts : ss_hypersphere_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(hs_check(fn, za, zb, N, D, &o));
+    SS_TRY(ss__hs_check(fn, za, zb, N, 2, D, &o));
     hs_rows r;
     void *mem;
     SS_TRY(hs_rows_make(fn, &r, &mem, za, zb, N, D));
@@ -263,7 +302,7 @@ ss_status ss_hypersphere_backward(float *dza, float *dzb, float dloss,
     static const char fn[] = "ss_hypersphere_backward";
     ss_hypersphere_opts o = opts ? *opts : ss_hypersphere_defaults();
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(hs_check(fn, za, zb, N, D, &o));
+    SS_TRY(ss__hs_check(fn, za, zb, N, 2, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);

@@ -12,6 +12,7 @@
  *     dL/du_i += -(1/N) e_i / (d_i (d_i + eps)),  dL/du_n(i) -= the same,
  * followed by the normalisation backward.
  */
+#include "dist_geometry.h" /* ss__koleo_rows_nn */
 #include "internal.h"
 #include "kernels/gemm.h"
 
@@ -32,21 +33,23 @@ ss_koleo_opts ss_koleo_defaults(void) {
     return o;
 }
 
-static ss_status kl_check_sizes(const char *fn, int64_t N, int64_t D) {
-    SS_TRY(ss__check_size(fn, "N", N, 2));
+static ss_status kl_check_sizes(const char *fn, int64_t N, int64_t D,
+                                int64_t min_n) {
+    SS_TRY(ss__check_size(fn, "N", N, min_n));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     return ss__check_product(fn, N, D, 1);
 }
 
 size_t ss_koleo_cache_size(int64_t N, int64_t D) {
-    if (kl_check_sizes("ss_koleo_cache_size", N, D) != SS_OK) return 0;
+    if (kl_check_sizes("ss_koleo_cache_size", N, D, 2) != SS_OK) return 0;
     return KL_HEADER_BYTES + sizeof(int64_t) * (size_t)N;
 }
 
-static ss_status kl_check(const char *fn, const float *x, int64_t N,
-                          int64_t D, const ss_koleo_opts *o) {
+/* Declared in dist_geometry.h: the arguments' checks with N >= min_n. */
+ss_status ss__koleo_check(const char *fn, const float *x, int64_t N,
+                          int64_t min_n, int64_t D, const ss_koleo_opts *o) {
     SS_TRY(ss__check_ptr(fn, "x", x));
-    SS_TRY(kl_check_sizes(fn, N, D));
+    SS_TRY(kl_check_sizes(fn, N, D, min_n));
     SS_TRY(ss__check_positive(fn, "eps", o->eps));
     return ss__check_finite(fn, "x", x, N * D);
 }
@@ -66,9 +69,14 @@ static void kl_normalize(float *u, double *inv, const float *x, int64_t N,
     }
 }
 
-static ss_status kl_neighbors(const char *fn, int64_t *nn, const float *u,
-                              int64_t N, int64_t D) {
+/* Declared in dist_geometry.h (the distributed loss runs it on its rows
+ * [rbeg, rend) of the gathered u): nn[i - rbeg] = the nearest other row
+ * of row i among all N. Returns nonzero when a tile could not be
+ * allocated. */
+int ss__koleo_rows_nn(int64_t *nn, const float *u, int64_t N, int64_t D,
+                      int64_t rbeg, int64_t rend) {
     int64_t ntile = (N + KL_TILE - 1) / KL_TILE;
+    int64_t nrt = (rend - rbeg + KL_TILE - 1) / KL_TILE;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(ss__threads()) reduction(| : failed)
@@ -80,10 +88,12 @@ static ss_status kl_neighbors(const char *fn, int64_t *nn, const float *u,
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-        for (int64_t ti = 0; ti < ntile; ti++) {
+        for (int64_t ti = 0; ti < nrt; ti++) {
             if (!S) continue;
-            int64_t r0 = ti * KL_TILE, nr = N - r0 < KL_TILE ? N - r0 : KL_TILE;
-            for (int64_t i = 0; i < nr; i++) best[i] = -INFINITY, nn[r0 + i] = -1;
+            int64_t r0 = rbeg + ti * KL_TILE;
+            int64_t nr = rend - r0 < KL_TILE ? rend - r0 : KL_TILE;
+            int64_t *nt = nn + (r0 - rbeg); /* this tile's rows */
+            for (int64_t i = 0; i < nr; i++) best[i] = -INFINITY, nt[i] = -1;
             for (int64_t tj = 0; tj < ntile; tj++) {
                 int64_t c0 = tj * KL_TILE, nc = N - c0 < KL_TILE ? N - c0 : KL_TILE;
                 ss__sgemm(0, 1, nr, nc, D, 1.0f, u + r0 * D, D, u + c0 * D, D,
@@ -91,14 +101,20 @@ static ss_status kl_neighbors(const char *fn, int64_t *nn, const float *u,
                 for (int64_t i = 0; i < nr; i++)
                     for (int64_t j = 0; j < nc; j++) {
                         float s = S[i * KL_TILE + j];
-                        if (c0 + j != r0 + i && (s > best[i] || nn[r0 + i] < 0))
-                            best[i] = s, nn[r0 + i] = c0 + j;
+                        if (c0 + j != r0 + i && (s > best[i] || nt[i] < 0))
+                            best[i] = s, nt[i] = c0 + j;
                     }
             }
         }
         ss__free(S);
     }
-    if (failed) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
+    return failed;
+}
+
+static ss_status kl_neighbors(const char *fn, int64_t *nn, const float *u,
+                              int64_t N, int64_t D) {
+    if (ss__koleo_rows_nn(nn, u, N, D, 0, N))
+        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate a tile");
     return SS_OK;
 }
 
@@ -113,6 +129,17 @@ static double kl_diff(double *e, const float *x, const double *inv, int64_t i,
     return sqrt(q);
 }
 
+/* Declared in dist_geometry.h. */
+void ss__koleo_normalize(float *u, double *inv, const float *x, int64_t N,
+                         int64_t D, double eps) {
+    kl_normalize(u, inv, x, N, D, eps);
+}
+
+double ss__koleo_diff(double *e, const float *x, const double *inv, int64_t i,
+                      int64_t j, int64_t D, double eps) {
+    return kl_diff(e, x, inv, i, j, D, eps);
+}
+
 ss_status ss_koleo_forward(float *loss, float *losses, void *cache,
                            const float *x, int64_t N, int64_t D,
                            const ss_koleo_opts *opts) {
@@ -120,7 +147,7 @@ ss_status ss_koleo_forward(float *loss, float *losses, void *cache,
     ss_koleo_opts o = opts ? *opts : ss_koleo_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(kl_check(fn, x, N, D, &o));
+    SS_TRY(ss__koleo_check(fn, x, N, 2, D, &o));
     size_t nd = (size_t)(N * D);
     void *mem = ss__malloc(sizeof(float) * nd + sizeof(double) * (size_t)(N + D));
     if (!mem) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
@@ -146,6 +173,28 @@ ss_status ss_koleo_forward(float *loss, float *losses, void *cache,
     return SS_OK;
 }
 
+/* Declared in dist_geometry.h: dx (N, D) += the normalisation backward of
+ * gu (N, D) = dL/du. u = x inv: du/dx = inv (I - u u^T) unless clamped
+ * (then inv I). */
+void ss__koleo_normalize_backward(float *dx, const double *gu, const float *x,
+                                  const double *inv, int64_t N, int64_t D,
+                                  double eps) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ss__threads())
+#endif
+    for (int64_t i = 0; i < N; i++) {
+        const double *g = gu + i * D;
+        double q = 0.0, dot = 0.0;
+        for (int64_t d = 0; d < D; d++) q += (double)x[i * D + d] * x[i * D + d];
+        int clamped = !(sqrt(q) > eps);
+        for (int64_t d = 0; d < D; d++) dot += g[d] * x[i * D + d] * inv[i];
+        for (int64_t d = 0; d < D; d++) {
+            double ud = x[i * D + d] * inv[i];
+            dx[i * D + d] += (float)(inv[i] * (g[d] - (clamped ? 0.0 : dot * ud)));
+        }
+    }
+}
+
 ss_status ss_koleo_backward(float *dx, float dloss, const void *cache,
                             const float *x, int64_t N, int64_t D,
                             const ss_koleo_opts *opts) {
@@ -153,7 +202,7 @@ ss_status ss_koleo_backward(float *dx, float dloss, const void *cache,
     ss_koleo_opts o = opts ? *opts : ss_koleo_defaults();
     SS_TRY(ss__check_ptr(fn, "dx", dx));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(kl_check(fn, x, N, D, &o));
+    SS_TRY(ss__koleo_check(fn, x, N, 2, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
@@ -186,21 +235,7 @@ ss_status ss_koleo_backward(float *dx, float dloss, const void *cache,
         double *gi = gu + i * D, *gj = gu + nn[i] * D;
         for (int64_t d = 0; d < D; d++) gi[d] += w * e[d], gj[d] -= w * e[d];
     }
-    /* u = x inv: du/dx = inv (I - u u^T) unless clamped (then inv I) */
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ss__threads())
-#endif
-    for (int64_t i = 0; i < N; i++) {
-        const double *g = gu + i * D;
-        double q = 0.0, dot = 0.0;
-        for (int64_t d = 0; d < D; d++) q += (double)x[i * D + d] * x[i * D + d];
-        int clamped = !(sqrt(q) > o.eps);
-        for (int64_t d = 0; d < D; d++) dot += g[d] * x[i * D + d] * inv[i];
-        for (int64_t d = 0; d < D; d++) {
-            double ud = x[i * D + d] * inv[i];
-            dx[i * D + d] += (float)(inv[i] * (g[d] - (clamped ? 0.0 : dot * ud)));
-        }
-    }
+    ss__koleo_normalize_backward(dx, gu, x, inv, N, D, o.eps);
     ss__free(mem);
     return SS_OK;
 }

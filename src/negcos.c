@@ -7,6 +7,7 @@
  * which is torch 1.13's gradient (it clamps the squared norm out of the
  * autograd graph, so the clamped value also appears in the derivative).
  */
+#include "dist_geometry.h" /* ss__negcos_check */
 #include "internal.h"
 #include "kernels/stats.h"
 
@@ -49,10 +50,11 @@ size_t ss_negcos_sym_cache_size(int64_t N, int64_t D) {
     return nc_bytes(N, 2);
 }
 
-/* Checks shared by every entry point; names[] label the inputs. */
-static ss_status nc_check(const char *fn, const float *const *x,
-                          const char *const *names, int nx, int64_t N,
-                          int64_t D, const ss_negcos_opts *o) {
+/* Checks shared by every entry point (and the distributed ones, declared
+ * in dist_geometry.h); names[] label the inputs. */
+ss_status ss__negcos_check(const char *fn, const float *const *x,
+                           const char *const *names, int nx, int64_t N,
+                           int64_t D, const ss_negcos_opts *o) {
     for (int i = 0; i < nx; i++) SS_TRY(ss__check_ptr(fn, names[i], x[i]));
     SS_TRY(nc_check_sizes(fn, N, D));
     if (!(o->eps > 0.0f && isfinite(o->eps)))
@@ -142,7 +144,7 @@ static ss_status nc_forward_check(const char *fn, const float *loss,
                                   int64_t D, const ss_negcos_opts *o) {
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    return nc_check(fn, x, names, nx, N, D, o);
+    return ss__negcos_check(fn, x, names, nx, N, D, o);
 }
 
 static ss_status nc_backward_check(const char *fn, const void *cache,
@@ -153,7 +155,7 @@ static ss_status nc_backward_check(const char *fn, const void *cache,
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                         (double)dloss);
-    SS_TRY(nc_check(fn, x, names, nx, N, D, o));
+    SS_TRY(ss__negcos_check(fn, x, names, nx, N, D, o));
     return nc_header_check(cache, fn, N, D, nx / 2, o->eps);
 }
 

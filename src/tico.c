@@ -11,6 +11,7 @@
  * (derivation: docs/derivations/tico.md). The cache holds G, so backward
  * is one GEMM plus the normalisation backward.
  */
+#include "dist_geometry.h" /* ss__tico_state_commit */
 #include "fileio.h"
 #include "internal.h"
 #include "kernels/gemm.h"
@@ -121,6 +122,12 @@ ss_status ss_tico_state_load(ss_tico_state **out, const char *path) {
     return SS_OK;
 }
 
+/* Declared in dist_geometry.h (the distributed TiCo's state update). */
+void ss__tico_state_commit(ss_tico_state *s, const float *C) {
+    memcpy(s->C, C, sizeof(float) * (size_t)(s->D * s->D));
+    s->steps++;
+}
+
 /* ---- loss -------------------------------------------------------------------- */
 
 ss_tico_opts ss_tico_defaults(void) {
@@ -128,8 +135,9 @@ ss_tico_opts ss_tico_defaults(void) {
     return o;
 }
 
-static ss_status tico_check_sizes(const char *fn, int64_t N, int64_t D) {
-    SS_TRY(ss__check_size(fn, "N", N, 2));
+static ss_status tico_check_sizes(const char *fn, int64_t N, int64_t D,
+                                  int64_t min_n) {
+    SS_TRY(ss__check_size(fn, "N", N, min_n));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     SS_TRY(ss__check_product(fn, N, D, 1));
     if (D > TICO_MAX_D)
@@ -139,15 +147,17 @@ static ss_status tico_check_sizes(const char *fn, int64_t N, int64_t D) {
 }
 
 size_t ss_tico_cache_size(int64_t N, int64_t D) {
-    if (tico_check_sizes("ss_tico_cache_size", N, D) != SS_OK) return 0;
+    if (tico_check_sizes("ss_tico_cache_size", N, D, 2) != SS_OK) return 0;
     return TICO_HEADER_BYTES + sizeof(float) * (size_t)(D * D);
 }
 
-static ss_status tico_check(const char *fn, const float *za, const float *zb,
-                            int64_t N, int64_t D, const ss_tico_opts *o) {
+/* Declared in dist_geometry.h: the arguments' checks with N >= min_n. */
+ss_status ss__tico_check(const char *fn, const float *za, const float *zb,
+                         int64_t N, int64_t min_n, int64_t D,
+                         const ss_tico_opts *o) {
     SS_TRY(ss__check_ptr(fn, "za", za));
     SS_TRY(ss__check_ptr(fn, "zb", zb));
-    SS_TRY(tico_check_sizes(fn, N, D));
+    SS_TRY(tico_check_sizes(fn, N, D, min_n));
     if (!(o->beta >= 0.0f && o->beta <= 1.0f))
         return ss__fail(SS_ERR_PARAM, fn, "beta must be in [0, 1], got %g",
                         (double)o->beta);
@@ -158,9 +168,10 @@ static ss_status tico_check(const char *fn, const float *za, const float *zb,
     return ss__check_finite(fn, "zb", zb, N * D);
 }
 
-/* a, b: normalised rows (N, D); sa, sb: their scales (N). */
-static ss_status normalize_both(const char *fn, float **buf, const float *za,
-                                const float *zb, int64_t N, int64_t D) {
+/* Declared in dist_geometry.h: *buf = a, b: normalised rows (N, D); sa,
+ * sb: their scales (N). */
+ss_status ss__tico_normalize(const char *fn, float **buf, const float *za,
+                             const float *zb, int64_t N, int64_t D) {
     size_t nd = (size_t)(N * D);
     *buf = ss__malloc(sizeof(float) * (2 * nd + 2 * (size_t)N));
     if (!*buf) return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
@@ -170,33 +181,10 @@ static ss_status normalize_both(const char *fn, float **buf, const float *za,
     return SS_OK;
 }
 
-ss_status ss_tico_forward(float *loss, float *losses, void *cache,
-                          ss_tico_state *state, const float *za,
-                          const float *zb, int64_t N, int64_t D,
-                          const ss_tico_opts *opts) {
-    static const char fn[] = "ss_tico_forward";
-    ss_tico_opts o = opts ? *opts : ss_tico_defaults();
-    SS_TRY(ss__check_ptr(fn, "loss", loss));
-    SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(ss__check_ptr(fn, "state", state));
-    SS_TRY(tico_check(fn, za, zb, N, D, &o));
-    if (state->D != D)
-        return ss__fail(SS_ERR_SIZE, fn, "state has dimension %lld, inputs D=%lld",
-                        (long long)state->D, (long long)D);
-    size_t nd = (size_t)(N * D), dd = (size_t)(D * D);
-    float *buf;
-    SS_TRY(normalize_both(fn, &buf, za, zb, N, D));
-    float *a = buf, *b = a + nd;
-    float *work = ss__malloc(sizeof(float) * (2 * dd + nd));
-    if (!work) {
-        ss__free(buf);
-        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
-    }
-    float *P = work, *C = P + dd, *aC = C + dd;
-    ss__sgemm_threaded(1, 0, D, D, N, 1.0f / (float)N, a, D, a, D, 0.0f, P, D);
-    const float *C0 = state->C;
-    float *G = (float *)((char *)cache + TICO_HEADER_BYTES);
-    double beta = o.beta, rho = o.rho;
+/* Declared in dist_geometry.h: C = beta C0 + (1 - beta) sym(P) and the
+ * backward's G = beta sym(C0) + 2 (1 - beta) sym(P), P = a^T a / N. */
+void ss__tico_combine(float *C, float *G, const float *P, const float *C0,
+                      int64_t D, double beta) {
     for (int64_t i = 0; i < D; i++)
         for (int64_t j = 0; j < D; j++) {
             /* symmetrised: GEMM rounding need not be, the state stays so */
@@ -205,7 +193,12 @@ ss_status ss_tico_forward(float *loss, float *losses, void *cache,
             G[i * D + j] = (float)(beta * 0.5 * (c0 + C0[j * D + i]) +
                                    2.0 * (1.0 - beta) * p);
         }
-    ss__sgemm_threaded(0, 0, N, D, D, 1.0f, a, D, C, D, 0.0f, aC, D);
+}
+
+/* Declared in dist_geometry.h: sum_i loss_i (losses: (N) or NULL),
+ * loss_i = 1 - <a_i, b_i> + rho <(a C)_i, a_i>, aC = a C. */
+double ss__tico_losses(float *losses, const float *a, const float *b,
+                       const float *aC, int64_t N, int64_t D, double rho) {
     double total = 0.0;
 #ifdef _OPENMP
 #pragma omp parallel for reduction(+ : total) num_threads(ss__threads())
@@ -219,12 +212,56 @@ ss_status ss_tico_forward(float *loss, float *losses, void *cache,
         if (losses) losses[i] = (float)li;
         total += li;
     }
+    return total;
+}
+
+/* Declared in dist_geometry.h: dza (and dzb unless NULL) += the gradient
+ * for dL/da = 2 rho s a G - s b, dL/db = -s a (s = dloss / N), through the
+ * normalisation. buf: ss__tico_normalize's; g: 2 N D floats scratch. */
+void ss__tico_grad(float *dza, float *dzb, const float *buf, float *g,
+                   const float *G, const float *za, const float *zb, int64_t N,
+                   int64_t D, double rho, float s) {
+    size_t nd = (size_t)(N * D);
+    const float *a = buf, *b = a + nd, *sa = b + nd, *sb = sa + N;
+    float *ga = g, *gb = g + nd;
+    ss__sgemm_threaded(0, 0, N, D, D, 2.0f * (float)rho * s, a, D, G, D, 0.0f,
+                       ga, D);
+    for (size_t i = 0; i < nd; i++) ga[i] -= s * b[i], gb[i] = -s * a[i];
+    ss__normalize_backward(dza, ga, a, sa, za, N, D);
+    if (dzb) ss__normalize_backward(dzb, gb, b, sb, zb, N, D);
+}
+
+ss_status ss_tico_forward(float *loss, float *losses, void *cache,
+                          ss_tico_state *state, const float *za,
+                          const float *zb, int64_t N, int64_t D,
+                          const ss_tico_opts *opts) {
+    static const char fn[] = "ss_tico_forward";
+    ss_tico_opts o = opts ? *opts : ss_tico_defaults();
+    SS_TRY(ss__check_ptr(fn, "loss", loss));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(ss__check_ptr(fn, "state", state));
+    SS_TRY(ss__tico_check(fn, za, zb, N, 2, D, &o));
+    if (state->D != D)
+        return ss__fail(SS_ERR_SIZE, fn, "state has dimension %lld, inputs D=%lld",
+                        (long long)state->D, (long long)D);
+    size_t nd = (size_t)(N * D), dd = (size_t)(D * D);
+    float *buf;
+    SS_TRY(ss__tico_normalize(fn, &buf, za, zb, N, D));
+    float *a = buf, *b = a + nd;
+    float *work = ss__malloc(sizeof(float) * (2 * dd + nd));
+    if (!work) {
+        ss__free(buf);
+        return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
+    }
+    float *P = work, *C = P + dd, *aC = C + dd;
+    ss__sgemm_threaded(1, 0, D, D, N, 1.0f / (float)N, a, D, a, D, 0.0f, P, D);
+    float *G = (float *)((char *)cache + TICO_HEADER_BYTES);
+    ss__tico_combine(C, G, P, state->C, D, o.beta);
+    ss__sgemm_threaded(0, 0, N, D, D, 1.0f, a, D, C, D, 0.0f, aC, D);
+    double total = ss__tico_losses(losses, a, b, aC, N, D, o.rho);
     tico_header h = {TICO_MAGIC, N, D, o.beta, o.rho};
     memcpy(cache, &h, sizeof h);
-    if (o.update) {
-        memcpy(state->C, C, sizeof(float) * dd);
-        state->steps++;
-    }
+    if (o.update) ss__tico_state_commit(state, C);
     *loss = (float)(total / (double)N);
     ss__free(work);
     ss__free(buf);
@@ -239,7 +276,7 @@ ss_status ss_tico_backward(float *dza, float *dzb, float dloss,
     ss_tico_opts o = opts ? *opts : ss_tico_defaults();
     SS_TRY(ss__check_ptr(fn, "dza", dza));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(tico_check(fn, za, zb, N, D, &o));
+    SS_TRY(ss__tico_check(fn, za, zb, N, 2, D, &o));
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
@@ -252,21 +289,14 @@ ss_status ss_tico_backward(float *dza, float *dzb, float dloss,
                         "sizes and options");
     size_t nd = (size_t)(N * D);
     float *buf;
-    SS_TRY(normalize_both(fn, &buf, za, zb, N, D));
-    float *a = buf, *b = a + nd, *sa = b + nd, *sb = sa + N;
+    SS_TRY(ss__tico_normalize(fn, &buf, za, zb, N, D));
     float *g = ss__malloc(sizeof(float) * 2 * nd);
     if (!g) {
         ss__free(buf);
         return ss__fail(SS_ERR_NOMEM, fn, "cannot allocate workspace");
     }
-    float *ga = g, *gb = g + nd;
     const float *G = (const float *)((const char *)cache + TICO_HEADER_BYTES);
-    float s = dloss / (float)N;
-    /* ga = (2 rho dloss / N) a G - (dloss / N) b;  gb = -(dloss / N) a */
-    ss__sgemm_threaded(0, 0, N, D, D, 2.0f * o.rho * s, a, D, G, D, 0.0f, ga, D);
-    for (size_t i = 0; i < nd; i++) ga[i] -= s * b[i], gb[i] = -s * a[i];
-    ss__normalize_backward(dza, ga, a, sa, za, N, D);
-    if (dzb) ss__normalize_backward(dzb, gb, b, sb, zb, N, D);
+    ss__tico_grad(dza, dzb, buf, g, G, za, zb, N, D, o.rho, dloss / (float)N);
     ss__free(g);
     ss__free(buf);
     return SS_OK;

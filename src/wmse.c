@@ -14,6 +14,7 @@
  * Sub-batches of one iteration cover disjoint rows, so they run in parallel
  * and write without races; iterations run one after the other.
  */
+#include "dist_geometry.h" /* ss__wmse_* */
 #include "internal.h"
 #include "kernels/lapack.h"
 
@@ -68,11 +69,10 @@ size_t ss_wmse_cache_size(int64_t V, int64_t N, int64_t D) {
     return WMSE_HEADER_BYTES;
 }
 
-static ss_status wmse_check(const char *fn, const float *z,
-                            const int64_t *perm, int64_t V, int64_t N,
-                            int64_t D, const ss_wmse_opts *o) {
-    SS_TRY(ss__check_ptr(fn, "z", z));
-    SS_TRY(wmse_check_sizes(fn, V, N, D));
+/* Declared in dist_geometry.h: the options against N rows of dimension
+ * D (not yet N's divisibility by w_size). */
+ss_status ss__wmse_check_opts(const char *fn, int64_t N, int64_t D,
+                              const ss_wmse_opts *o) {
     if (o->w_size < 2)
         return ss__fail(SS_ERR_PARAM, fn, "w_size must be >= 2, got %lld",
                         (long long)o->w_size);
@@ -86,6 +86,15 @@ static ss_status wmse_check(const char *fn, const float *z,
         return ss__fail(SS_ERR_SIZE, fn, "w_size = %lld is too small for D = "
                         "%lld: whitening needs w_size >= 2 D (lightly's "
                         "condition)", (long long)o->w_size, (long long)D);
+    return SS_OK;
+}
+
+static ss_status wmse_check(const char *fn, const float *z,
+                            const int64_t *perm, int64_t V, int64_t N,
+                            int64_t D, const ss_wmse_opts *o) {
+    SS_TRY(ss__check_ptr(fn, "z", z));
+    SS_TRY(wmse_check_sizes(fn, V, N, D));
+    SS_TRY(ss__wmse_check_opts(fn, N, D, o));
     if (N < o->w_size || N % o->w_size != 0)
         return ss__fail(SS_ERR_SIZE, fn, "N = %lld must be a positive multiple "
                         "of w_size = %lld", (long long)N, (long long)o->w_size);
@@ -180,10 +189,11 @@ static int64_t whiten_all(const wmse_ctx *c, int64_t *info) {
     return failed ? -1 : bad;
 }
 
-/* sum over view pairs u < v of 2 - 2 mean_n cos(Y_u[n], Y_v[n]); with dY:
- * dY = coef * its gradient. */
-static double pair_loss(const wmse_ctx *c, double *dY, double coef) {
-    int64_t V = c->V, N = c->N, D = c->D;
+/* Declared in dist_geometry.h: sum over samples n < N and view pairs
+ * u < v of cos(Y_u[n], Y_v[n]), Y: (V, N, D); with dY (zeroed here):
+ * dY = k * its gradient. */
+double ss__wmse_cos_pairs(const double *Y, double *dY, int64_t V, int64_t N,
+                          int64_t D, double k) {
     double total = 0.0;
     if (dY) memset(dY, 0, sizeof(double) * (size_t)(V * N * D));
 #ifdef _OPENMP
@@ -192,7 +202,7 @@ static double pair_loss(const wmse_ctx *c, double *dY, double coef) {
     for (int64_t n = 0; n < N; n++)
         for (int64_t u = 0; u < V; u++)
             for (int64_t v = u + 1; v < V; v++) {
-                const double *a = c->Y + (u * N + n) * D, *b = c->Y + (v * N + n) * D;
+                const double *a = Y + (u * N + n) * D, *b = Y + (v * N + n) * D;
                 double aa = 0, bb = 0, ab = 0;
                 for (int64_t d = 0; d < D; d++)
                     aa += a[d] * a[d], bb += b[d] * b[d], ab += a[d] * b[d];
@@ -202,8 +212,6 @@ static double pair_loss(const wmse_ctx *c, double *dY, double coef) {
                 double cs = ab * ia * ib;
                 total += cs;
                 if (!dY) continue;
-                /* d(-2 cos / N) */
-                double k = -2.0 * coef / (double)N;
                 double ca = na > WMSE_NORM_EPS ? cs : 0.0, cb = nb > WMSE_NORM_EPS ? cs : 0.0;
                 double *ga = dY + (u * N + n) * D, *gb = dY + (v * N + n) * D;
                 for (int64_t d = 0; d < D; d++) {
@@ -211,7 +219,37 @@ static double pair_loss(const wmse_ctx *c, double *dY, double coef) {
                     gb[d] += k * (a[d] * ia - cb * b[d] * ib) * ib;
                 }
             }
-    return (double)(V * (V - 1)) - 2.0 * total / (double)N;
+    return total;
+}
+
+/* sum over view pairs u < v of 2 - 2 mean_n cos(Y_u[n], Y_v[n]); with dY:
+ * dY = coef * its gradient (that of -2 cos / N per pair). */
+static double pair_loss(const wmse_ctx *c, double *dY, double coef) {
+    double total = ss__wmse_cos_pairs(c->Y, dY, c->V, c->N, c->D,
+                                      -2.0 * coef / (double)c->N);
+    return (double)(c->V * (c->V - 1)) - 2.0 * total / (double)c->N;
+}
+
+/* Declared in dist_geometry.h: T (D, D) = dSigma of one group from
+ * Q = dY^T Y (D, D; overwritten) and the Cholesky factor L. */
+void ss__wmse_sigma_grad(double *T, double *Q, const double *L, int64_t D) {
+    /* Q = -tril(L^{-T} dY^T Y) = dL */
+    ss__dtrsm_lower(1, 1, D, D, L, Q);
+    for (int64_t i = 0; i < D; i++)
+        for (int64_t j = 0; j < D; j++) Q[i * D + j] = j <= i ? -Q[i * D + j] : 0.0;
+    /* T = Phi(L^T dL); T <- L^{-T} T L^{-1}; symmetrise */
+    ss__dgemm(1, 0, D, D, D, 1.0, L, D, Q, D, 0.0, T, D);
+    for (int64_t i = 0; i < D; i++) {
+        for (int64_t j = i + 1; j < D; j++) T[i * D + j] = 0.0;
+        T[i * D + i] *= 0.5;
+    }
+    ss__dtrsm_lower(1, 1, D, D, L, T);
+    ss__dtrsm_lower(0, 0, D, D, L, T);
+    for (int64_t i = 0; i < D; i++)
+        for (int64_t j = 0; j < i; j++) {
+            double m = 0.5 * (T[i * D + j] + T[j * D + i]);
+            T[i * D + j] = T[j * D + i] = m;
+        }
 }
 
 /* dz += back-propagation of dY through every group's whitening. */
@@ -239,24 +277,8 @@ static int backprop_all(const wmse_ctx *c, const double *dY, float *dz) {
                 memcpy(G + r * D, dY + row, sizeof(double) * (size_t)D);
                 memcpy(Yg + r * D, c->Y + row, sizeof(double) * (size_t)D);
             }
-            /* Q = -tril(L^{-T} dY^T Y) = dL */
             ss__dgemm(1, 0, D, D, w, 1.0, G, D, Yg, D, 0.0, Q, D);
-            ss__dtrsm_lower(1, 1, D, D, L, Q);
-            for (int64_t i = 0; i < D; i++)
-                for (int64_t j = 0; j < D; j++) Q[i * D + j] = j <= i ? -Q[i * D + j] : 0.0;
-            /* T = Phi(L^T dL); T <- L^{-T} T L^{-1}; symmetrise */
-            ss__dgemm(1, 0, D, D, D, 1.0, L, D, Q, D, 0.0, T, D);
-            for (int64_t i = 0; i < D; i++) {
-                for (int64_t j = i + 1; j < D; j++) T[i * D + j] = 0.0;
-                T[i * D + i] *= 0.5;
-            }
-            ss__dtrsm_lower(1, 1, D, D, L, T);
-            ss__dtrsm_lower(0, 0, D, D, L, T);
-            for (int64_t i = 0; i < D; i++)
-                for (int64_t j = 0; j < i; j++) {
-                    double m = 0.5 * (T[i * D + j] + T[j * D + i]);
-                    T[i * D + j] = T[j * D + i] = m;
-                }
+            ss__wmse_sigma_grad(T, Q, L, D);
             /* dXc = dY L^{-1} + 2 (1 - eps) / (w - 1) Xc dSig */
             ss__dtrsm_lower(0, 0, D, w, L, G);
             ss__dgemm(0, 0, w, D, D, 2.0 * (1.0 - c->eps) / (double)(w - 1), Xc,

@@ -98,16 +98,18 @@ SS_API ss_status ss_comm_check(const ss_comm *comm);
  * (V Ntot floats) so that each rank forms the complete column gradient of
  * its own rows, sum_i P_ij x_i over every anchor i of every rank, by
  * recomputation: no reduce-scatter, 2x the forward's multiply-adds.
- * Only the plain loss: hard_beta and debias_tau_plus must be 0
- * (SS_ERR_UNSUPPORTED otherwise, for now).
+ * hard_beta and debias_tau_plus: as ss_ntxent_forward on the global batch
+ * (Nq = V Ntot - V negatives per anchor); the denominators then run over
+ * the rows of the other samples, at two scales when hard_beta > 0, and the
+ * backward gathers 2 log-sum-exps and 2 weights per anchor.
  */
-/* Bytes of cache for the local rows; 0 with ss_last_error for bad sizes. */
+/* Bytes of cache for the local rows (2 V N floats and a header); 0 with
+ * ss_last_error for bad sizes. */
 SS_API size_t ss_dist_ntxent_cache_size(int64_t V, int64_t N, int64_t D);
 /* loss: (1) global loss, same on all ranks. losses: (V, N) local anchors'
  * losses or NULL. Errors (all ranks agree): as ss_ntxent_forward, plus
  * SS_ERR_PARAM for options or V, D differing between ranks or a bad comm,
- * SS_ERR_UNSUPPORTED for the HCL options, SS_ERR_STATE for a transport
- * failure. */
+ * SS_ERR_STATE for a transport failure. */
 SS_API ss_status ss_dist_ntxent_forward(float *loss, float *losses,
                                         void *cache, const float *z,
                                         int64_t V, int64_t N, int64_t D,
@@ -172,6 +174,61 @@ SS_API ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
                                          const ss_comm *comm);
 
 /* (section start: dist-contrastive) */
+
+/* ---- SupCon, all-gather path ----------------------------------------------- */
+/*
+ * z: (V, N, D) local rows, labels: (N) local labels (>= 0 a class, -1
+ * unlabeled: positives are the sample's own other views), N >= 1 per rank,
+ * V, D and opts equal on all ranks. Loss: ss_supcon_forward's on the global
+ * (V, Ntot, D) batch with the concatenated labels: the mean over the
+ * anchors of the whole batch that have a positive (0 if none).
+ * Gathered: the (normalised) rows (V Ntot D floats) and the labels (Ntot
+ * int64), so positives may sit on other ranks; each rank forms the same
+ * global groups and per-group row sums (O(Ntot D) doubles). Backward
+ * all-gathers the per-anchor log-sum-exps and weights (2 V Ntot floats) and
+ * recomputes its (V N, V Ntot) tiles. Errors: as ss_supcon_forward, plus
+ * SS_ERR_PARAM for options or V, D differing between ranks, SS_ERR_STATE for
+ * a transport failure. Cache: ss_dist_supcon_cache_size bytes.
+ */
+SS_API size_t ss_dist_supcon_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_supcon_forward(float *loss, float *losses,
+                                        void *cache, const float *z,
+                                        const int64_t *labels, int64_t V,
+                                        int64_t N, int64_t D,
+                                        const ss_supcon_opts *opts,
+                                        const ss_comm *comm);
+/* dz accumulated (mean convention); dloss equal on all ranks (checked).
+ * Errors as forward, plus SS_ERR_PARAM for a non-finite dloss or a cache not
+ * written by the matching forward (labels, sizes, options, global batch). */
+SS_API ss_status ss_dist_supcon_backward(float *dz, float dloss,
+                                         const void *cache, const float *z,
+                                         const int64_t *labels, int64_t V,
+                                         int64_t N, int64_t D,
+                                         const ss_supcon_opts *opts,
+                                         const ss_comm *comm);
+
+/* ---- DCL / DCLW, all-gather path ------------------------------------------- */
+/*
+ * z: (V, N, D) local rows, N >= 1 per rank, Ntot >= 2 (SS_ERR_SIZE on every
+ * rank otherwise). Loss: ss_dcl_forward's on the global batch, including
+ * joint_negatives and DCLW, whose weights 2 - Ntot softmax_n(<x_0n, x_1n> /
+ * sigma) are a softmax over the GLOBAL samples (two scalar all-reduces).
+ * Gathered: the rows; per local anchor one log-sum-exp per view of the
+ * negatives (one when joint), excluding the anchor's sample. Backward
+ * all-gathers those (and their weights, 2 V^2 Ntot floats; 2 V Ntot when
+ * joint) and recomputes its tiles. Errors as ss_dcl_forward, plus
+ * SS_ERR_PARAM / SS_ERR_STATE as above. Cache: V^2 N floats + header.
+ */
+SS_API size_t ss_dist_dcl_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_dcl_forward(float *loss, float *losses, void *cache,
+                                     const float *z, int64_t V, int64_t N,
+                                     int64_t D, const ss_dcl_opts *opts,
+                                     const ss_comm *comm);
+SS_API ss_status ss_dist_dcl_backward(float *dz, float dloss,
+                                      const void *cache, const float *z,
+                                      int64_t V, int64_t N, int64_t D,
+                                      const ss_dcl_opts *opts,
+                                      const ss_comm *comm);
 
 /* (section end: dist-contrastive) */
 

@@ -33,6 +33,7 @@ static int thread_id(void) {
 void ss__dgc_free(ss__dgc *w) {
     ss__free(w->xbuf), ss__free(w->inv), ss__free(w->xall);
     ss__free(w->xallT), ss__free(w->key_loc), ss__free(w->key_all);
+    ss__free(w->smp_all);
     ss__free(w->cls_loc), ss__free(w->cls_all), ss__free(w->counts);
     ss__free(w->bytes), ss__free(w->tiles), ss__free(w->stats);
     memset(w, 0, sizeof *w);
@@ -45,6 +46,7 @@ static void dgc_labels(ss__dgc *w, int size) {
         int64_t Nq = w->counts[q];
         for (int64_t v = 0; v < w->V; v++)
             for (int64_t n = 0; n < Nq; n++, k++) {
+                w->smp_all[k] = off + n;
                 w->key_all[k] = w->o.same_sample ? off + n : k;
                 w->cls_all[k] = w->o.per_view ? (int32_t)v : 0;
             }
@@ -66,6 +68,7 @@ static ss_status dgc_alloc(ss__dgc *w, const char *fn) {
     w->xall = ss__malloc((size_t)(M * D) * sizeof(float));
     w->xallT = ss__malloc((size_t)(M * D) * sizeof(float));
     w->key_all = ss__malloc((size_t)M * sizeof(int64_t));
+    w->smp_all = ss__malloc((size_t)M * sizeof(int64_t));
     w->key_loc = ss__malloc((size_t)Ml * sizeof(int64_t));
     w->cls_all = ss__malloc((size_t)M * sizeof(int32_t));
     w->cls_loc = ss__malloc((size_t)Ml * sizeof(int32_t));
@@ -75,7 +78,7 @@ static ss_status dgc_alloc(ss__dgc *w, const char *fn) {
     w->stats = ss__malloc((size_t)(w->nthreads * 2 * T * w->S) *
                           sizeof(double));
     if ((w->o.cosine && (!w->xbuf || !w->inv)) || !w->xall || !w->xallT ||
-        !w->key_all || !w->key_loc || !w->cls_all || !w->cls_loc ||
+        !w->key_all || !w->smp_all || !w->key_loc || !w->cls_all || !w->cls_loc ||
         !w->tiles || !w->stats)
         return ss__fail(SS_ERR_NOMEM, fn, "no memory for the %lld x %lld "
                         "gathered rows", (long long)M, (long long)D);

@@ -46,6 +46,7 @@ typedef struct {
     float *xbuf, *inv;       /* cosine: normalised rows, 1 / norms */
     float *xall, *xallT;     /* (M, D) gathered rows and (D, M) */
     int64_t *key_loc, *key_all; /* (Ml), (M) */
+    int64_t *smp_all;           /* (M) global sample of each gathered row */
     int32_t *cls_loc, *cls_all; /* (Ml), (M) */
     int64_t *counts, *bytes;    /* (size): N_r per rank, scratch */
     float *tiles;   /* nthreads * stride floats */

@@ -230,6 +230,94 @@ SS_API ss_status ss_dist_dcl_backward(float *dz, float dloss,
                                       const ss_dcl_opts *opts,
                                       const ss_comm *comm);
 
+/* ---- CLIP, all-gather path -------------------------------------------------- */
+/*
+ * a, b: (N, D) local pairs (N >= 1 per rank, D, log_scale and opts equal on
+ * all ranks); global pair offset_r + i. Loss: ss_clip_forward's on the
+ * global (Ntot, D) batch: (mean_i CE(S_i., i) + mean_j CE(S_.j, j)) / 2 over
+ * all Ntot images and texts. Gathered: both sides' (normalised) rows (2 Ntot
+ * D floats); forward runs local a x all b (row log-sum-exps) and local b x
+ * all a (column log-sum-exps); backward gathers both log-sum-exps (2 Ntot
+ * floats) and runs the same two passes. losses: (N) the local pairs'.
+ * dlog_scale: every rank accumulates dloss * d(global loss)/d(log_scale),
+ * the all-reduced sum of the ranks' shares, identical on all ranks (NOT
+ * world_size times it): averaging it over ranks, as DDP does for a
+ * replicated parameter, keeps it; a caller that sums parameter gradients
+ * and passes dloss / world_size also gets dL/dt. da, db: the mean
+ * convention. Errors: as ss_clip_*, plus SS_ERR_PARAM for sizes or options
+ * differing between ranks, SS_ERR_STATE for a transport failure or a cache
+ * written for another global batch.
+ */
+SS_API size_t ss_dist_clip_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_clip_forward(float *loss, float *losses, void *cache,
+                                      const float *a, const float *b,
+                                      float log_scale, int64_t N, int64_t D,
+                                      const ss_clip_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_clip_backward(float *da, float *db,
+                                       float *dlog_scale, float dloss,
+                                       const void *cache, const float *a,
+                                       const float *b, float log_scale,
+                                       int64_t N, int64_t D,
+                                       const ss_clip_opts *opts,
+                                       const ss_comm *comm);
+
+/* ---- SigLIP, all-gather path ------------------------------------------------ */
+/*
+ * As ss_dist_clip_*: loss = ss_siglip_forward's on the global batch,
+ * -(1/Ntot) sum over all Ntot^2 pairs; losses (N): the local rows' sums
+ * over all Ntot columns. Gathered: both sides' rows; nothing else (the
+ * sigmoid terms need no statistics). dlog_t, dbias: dloss * the global
+ * derivative on every rank (all-reduced, as CLIP's dlog_scale).
+ */
+SS_API size_t ss_dist_siglip_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_siglip_forward(float *loss, float *losses,
+                                        void *cache, const float *a,
+                                        const float *b, float log_t,
+                                        float bias, int64_t N, int64_t D,
+                                        const ss_siglip_opts *opts,
+                                        const ss_comm *comm);
+SS_API ss_status ss_dist_siglip_backward(float *da, float *db, float *dlog_t,
+                                         float *dbias, float dloss,
+                                         const void *cache, const float *a,
+                                         const float *b, float log_t,
+                                         float bias, int64_t N, int64_t D,
+                                         const ss_siglip_opts *opts,
+                                         const ss_comm *comm);
+
+/* ---- MoCo with a queue, and the distributed enqueue ------------------------- */
+/*
+ * q, k: (N, D) local queries and their keys (N >= 1 per rank), queue: (K,
+ * D), IDENTICAL on every rank (checked through a checksum of its entries:
+ * SS_ERR_PARAM if it differs), K, D and opts equal. Loss: ss_moco_forward's
+ * on the global batch, the mean over all Ntot queries. Nothing is gathered:
+ * the loss sum is all-reduced (one double). dq, dk (dk may be NULL):
+ * accumulated, mean convention. Errors: as ss_moco_*, plus SS_ERR_PARAM /
+ * SS_ERR_STATE as above.
+ */
+SS_API size_t ss_dist_moco_cache_size(int64_t N, int64_t K, int64_t D);
+SS_API ss_status ss_dist_moco_forward(float *loss, float *losses, void *cache,
+                                      const float *q, const float *k,
+                                      const float *queue, int64_t N,
+                                      int64_t K, int64_t D,
+                                      const ss_moco_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_moco_backward(float *dq, float *dk, float dloss,
+                                       const void *cache, const float *q,
+                                       const float *k, const float *queue,
+                                       int64_t N, int64_t K, int64_t D,
+                                       const ss_moco_opts *opts,
+                                       const ss_comm *comm);
+/* keys: (n, D) local keys, n >= 1 per rank. All-gathers the keys of all
+ * ranks in rank order (the global batch's order) and enqueues them into
+ * q on every rank: identical queues stay identical, equal to one queue fed
+ * the concatenated keys. The queues must agree in K, D, count and
+ * checksum (SS_ERR_PARAM otherwise). Errors: SS_ERR_NULL, SS_ERR_SIZE,
+ * SS_ERR_NONFINITE (no queue changes on any rank), SS_ERR_NOMEM,
+ * SS_ERR_STATE. */
+SS_API ss_status ss_dist_queue_enqueue(ss_queue *q, const float *keys,
+                                       int64_t n, const ss_comm *comm);
+
 /* (section end: dist-contrastive) */
 
 /* (section start: dist-ring) */

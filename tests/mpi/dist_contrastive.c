@@ -9,6 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ss_dt_close naming the quantity too. */
+static void close_as(const char *what, const char *tag, const float *a,
+                     const double *b, int64_t n) {
+    char m[240];
+    snprintf(m, sizeof m, "%s: %s", what, tag);
+    ss_dt_close(m, a, b, n);
+}
+
 /* ---- (V, N, D) losses: NT-Xent (HCL), SupCon, DCL ------------------------ */
 
 typedef enum { ZK_NTXENT, ZK_SUPCON, ZK_DCL } zkind;
@@ -128,14 +136,10 @@ static void z_case(const zspec *s, int variant, int64_t V, int64_t base,
         goto done;
     }
     double lref = lossg;
-    size_t wl = strlen(what);
-    ss_dt_close(strcat(what, " loss"), &lossl, &lref, 1);
+    close_as(what, "loss", &lossl, &lref, 1);
     for (int64_t v = 0; v < V; v++)
         for (int64_t n = 0; n < N; n++) ref[v * N + n] = lg[v * Nt + off + n];
-    what[wl] = 0;
-    ss_dt_close(strcat(what, " losses"), ll, ref, V * N);
-    what[wl] = 0;
-    strcat(what, " dz");
+    close_as(what, "losses", ll, ref, V * N);
     for (int64_t v = 0; v < V; v++)
         for (int64_t n = 0; n < N; n++)
             for (int64_t d = 0; d < D; d++) {
@@ -146,7 +150,7 @@ static void z_case(const zspec *s, int variant, int64_t V, int64_t base,
     if (getenv("DT_DEBUG") && ss_dt_rel_err(dz, ref, Ml) > 1e-5)
         for (int64_t i = 0; i < Ml; i++)
             fprintf(stderr, "%lld %g %g\n", (long long)i, dz[i], ref[i]);
-    ss_dt_close(what, dz, ref, Ml);
+    close_as(what, "dz", dz, ref, Ml);
 done:
     free(zg), free(dzg), free(z), free(dz), free(pre), free(lg), free(ll);
     free(ref), free(labg), free(cg), free(cl);
@@ -223,7 +227,10 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
     int64_t N = ss_dt_local_n(variant, R, W, base);
     int64_t off = ss_dt_sum_before(variant, R, W, base);
     int64_t Nt = ss_dt_sum_before(variant, W, W, base);
-    float pars[2] = {siglip ? 2.3f : 2.66f, siglip ? -3.0f : 0.0f};
+    /* CLIP dot: log_scale 1 keeps dL/dlog_scale away from 0, where it is
+     * a difference of O(Ntot) terms and float32 rounding dominates */
+    float pars[2] = {siglip ? 2.3f : cosine ? 2.66f : 1.0f,
+                     siglip ? -3.0f : 0.0f};
     size_t cgs = siglip ? ss_siglip_cache_size(Nt, D) : ss_clip_cache_size(Nt, D);
     size_t cls = siglip ? ss_dist_siglip_cache_size(N, D)
                         : ss_dist_clip_cache_size(N, D);
@@ -240,7 +247,7 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
         bg[i] = (float)(0.7 * ag[i] + (cosine ? 0.7 : 0.2) * ss_rng_normal(&r));
     ss_dt_fill(pre, 2 * N * D, &r, 1e-3);
     memcpy(d, pre, 2 * (size_t)(N * D) * sizeof(float));
-    float lossg = 0, lossl = 0, dl = 0.9f, dpg[2] = {0, 0}, dpl[2] = {0.25f, -0.5f};
+    float lossg = 0, lossl = 0, dl = 0.9f, dpg[2] = {0, 0}, dpl[2] = {1e-3f, -2e-3f};
     char what[160];
     snprintf(what, sizeof what, "%s variant %d N %lld D %lld cos %d",
              siglip ? "siglip" : "clip", variant, (long long)N, (long long)D,
@@ -253,19 +260,19 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
         goto done;
     }
     double lref = lossg, pref[2] = {dpg[0], dpg[1]};
-    ss_dt_close(what, &lossl, &lref, 1);
+    close_as(what, "loss", &lossl, &lref, 1);
     for (int64_t i = 0; i < N; i++) ref[i] = lg[off + i];
-    ss_dt_close(what, ll, ref, N);
+    close_as(what, "losses", ll, ref, N);
     /* parameter gradients: the global derivative on every rank */
-    dpl[0] -= 0.25f, dpl[1] += 0.5f;
-    ss_dt_close(what, dpl, pref, siglip ? 2 : 1);
+    dpl[0] -= 1e-3f, dpl[1] += 2e-3f; /* pre-filled at their scale */
+    close_as(what, "dparams", dpl, pref, siglip ? 2 : 1);
     for (int64_t i = 0; i < N * D; i++) {
         ref[i] = dg[off * D + i];
         ref[N * D + i] = dg[(Nt + off) * D + i];
     }
     for (int64_t i = 0; i < 2 * N * D; i++) d[i] = (d[i] - pre[i]) / (float)W;
-    ss_dt_close(what, d, ref, N * D);
-    ss_dt_close(what, d + N * D, ref + N * D, N * D);
+    close_as(what, "da", d, ref, N * D);
+    close_as(what, "db", d + N * D, ref + N * D, N * D);
 done:
     free(ag), free(dg), free(d), free(lg), free(ll), free(ref), free(cg);
     free(cl);
@@ -311,15 +318,15 @@ static void moco_case(int variant, int64_t base, int64_t K, int64_t D,
         goto done;
     }
     double lref = lossg;
-    ss_dt_close(what, &lossl, &lref, 1);
+    close_as(what, "loss", &lossl, &lref, 1);
     for (int64_t i = 0; i < N; i++) ref[i] = lg[off + i];
-    ss_dt_close(what, ll, ref, N);
+    close_as(what, "losses", ll, ref, N);
     for (int64_t i = 0; i < N * D; i++) {
         ref[i] = dg[off * D + i];
         ref[N * D + i] = dg[(Nt + off) * D + i];
     }
     for (int64_t i = 0; i < 2 * N * D; i++) d[i] = (d[i] - pre[i]) / (float)W;
-    ss_dt_close(what, d, ref, with_dk ? 2 * N * D : N * D);
+    close_as(what, "dq, dk", d, ref, with_dk ? 2 * N * D : N * D);
 done:
     free(qg), free(dg), free(d), free(lg), free(ll), free(ref), free(cg);
     free(cl);

@@ -394,7 +394,7 @@ static void error_cases(void) {
     enum { V = 2, N = 3, D = 4, K = 5 };
     float z[V * N * D], dz[V * N * D] = {0}, loss = 0, dp[2] = {0, 0};
     int64_t lab[N] = {0, 1, 0};
-    static char cache[4096];
+    _Alignas(64) char cache[4096]; /* per rank: thread ranks share statics */
     ss_rng r;
     ss_rng_seed(&r, 7); /* the same on every rank: the queue must agree */
     float queue[K * D];

@@ -27,13 +27,13 @@ static size_t hdr_bytes(void) {
     return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63;
 }
 
-/* ---- shared set-up ---------------------------------------------------------- */
+/* ---- shared set-up ------------------------------------------------------ */
 
 typedef struct {
-    ss__cross_pair wk;       /* local rows (normalised when cosine) */
+    ss__cross_pair wk;        /* local rows (normalised when cosine) */
     float *mem, *aall, *ball; /* (Ntot, D) gathered, rotated */
-    float *ga, *gb;          /* (N, D) gradients w.r.t. the rows seen */
-    float *w;                /* (Ntot) weights */
+    float *ga, *gb;           /* (N, D) gradients w.r.t. the rows seen */
+    float *w;                 /* (Ntot) weights */
     int64_t *counts, *bytes;
     int64_t N, D, Ntot, off;
     int have_wk;
@@ -151,7 +151,29 @@ static ss_status dclip_check_ntot(const char *fn, int64_t K, int64_t Ntot) {
                     "of %lld pairs, now %lld", (long long)K, (long long)Ntot);
 }
 
-/* ---- CLIP ------------------------------------------------------------------- */
+/* The local checks of a call, in the order of the single-process losses:
+ * outputs (o2 NULL in forward), cache, the pair and its parameters, then,
+ * in backward (K non-NULL), dloss and the cache header. bias: SigLIP's or
+ * NULL. Writes *scale = e^log_scale. */
+static ss_status dclip_check(const char *fn, const void *o1, const char *n1,
+                             const void *o2, const void *cache, const float *a,
+                             const float *b, int64_t N, int64_t D,
+                             const char *pname, float lscale,
+                             const float *bias, int cosine, uint64_t magic,
+                             float dloss, int64_t *K, float *scale) {
+    SS_TRY(ss__check_ptr(fn, n1, o1));
+    if (K) SS_TRY(ss__check_ptr(fn, "db", o2));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    SS_TRY(ss__cross_check_pair(fn, a, b, N, D, pname, lscale, bias, scale));
+    if (!K) return SS_OK;
+    if (!isfinite(dloss))
+        return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
+                        (double)dloss);
+    return dclip_check_cache(fn, cache, magic, N, D, lscale,
+                             bias ? *bias : 0.0f, cosine, K);
+}
+
+/* ---- CLIP ---------------------------------------------------------------- */
 
 size_t ss_dist_clip_cache_size(int64_t N, int64_t D) {
     if (ss__cross_check_sizes("ss_dist_clip_cache_size", N, D) != SS_OK)
@@ -179,11 +201,9 @@ ss_status ss_dist_clip_forward(float *loss, float *losses, void *cache,
     SS_TRY(ss_comm_check(comm));
     ss_clip_opts o = opts ? *opts : ss_clip_defaults();
     float scale = 0.0f;
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK)
-        st = ss__cross_check_pair(fn, a, b, N, D, "log_scale", log_scale,
-                                  NULL, &scale);
+    ss_status st = dclip_check(fn, loss, "loss", NULL, cache, a, b, N, D,
+                               "log_scale", log_scale, NULL, o.cosine, 0, 0.0f,
+                               NULL, &scale);
     dclip_work w;
     SS_TRY(dclip_clip_setup(&w, fn, st, a, b, log_scale, N, D, &o, 0, 0.0f,
                             comm));
@@ -226,18 +246,9 @@ ss_status ss_dist_clip_backward(float *da, float *db, float *dlog_scale,
     ss_clip_opts o = opts ? *opts : ss_clip_defaults();
     float scale = 0.0f;
     int64_t K = 0;
-    ss_status st = ss__check_ptr(fn, "da", da);
-    if (st == SS_OK) st = ss__check_ptr(fn, "db", db);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK)
-        st = ss__cross_check_pair(fn, a, b, N, D, "log_scale", log_scale,
-                                  NULL, &scale);
-    if (st == SS_OK && !isfinite(dloss))
-        st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
-                      (double)dloss);
-    if (st == SS_OK)
-        st = dclip_check_cache(fn, cache, DCLIP_MAGIC, N, D, log_scale, 0.0f,
-                               o.cosine, &K);
+    ss_status st = dclip_check(fn, da, "da", db, cache, a, b, N, D,
+                               "log_scale", log_scale, NULL, o.cosine,
+                               DCLIP_MAGIC, dloss, &K, &scale);
     dclip_work w;
     SS_TRY(dclip_clip_setup(&w, fn, st, a, b, log_scale, N, D, &o, 1,
                             isfinite(dloss) ? dloss : 0.0f, comm));
@@ -274,7 +285,7 @@ ss_status ss_dist_clip_backward(float *da, float *db, float *dlog_scale,
     return st;
 }
 
-/* ---- SigLIP ----------------------------------------------------------------- */
+/* ---- SigLIP -------------------------------------------------------------- */
 
 size_t ss_dist_siglip_cache_size(int64_t N, int64_t D) {
     if (ss__cross_check_sizes("ss_dist_siglip_cache_size", N, D) != SS_OK)
@@ -304,11 +315,9 @@ ss_status ss_dist_siglip_forward(float *loss, float *losses, void *cache,
     SS_TRY(ss_comm_check(comm));
     ss_siglip_opts o = opts ? *opts : ss_siglip_defaults();
     float scale = 0.0f;
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK)
-        st = ss__cross_check_pair(fn, a, b, N, D, "log_t", log_t, &bias,
-                                  &scale);
+    ss_status st = dclip_check(fn, loss, "loss", NULL, cache, a, b, N, D,
+                               "log_t", log_t, &bias, o.cosine, 0, 0.0f, NULL,
+                               &scale);
     dclip_work w;
     SS_TRY(dclip_sig_setup(&w, fn, st, a, b, log_t, bias, N, D, &o, 0, 0.0f,
                            comm));
@@ -345,18 +354,9 @@ ss_status ss_dist_siglip_backward(float *da, float *db, float *dlog_t,
     ss_siglip_opts o = opts ? *opts : ss_siglip_defaults();
     float scale = 0.0f;
     int64_t K = 0;
-    ss_status st = ss__check_ptr(fn, "da", da);
-    if (st == SS_OK) st = ss__check_ptr(fn, "db", db);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK)
-        st = ss__cross_check_pair(fn, a, b, N, D, "log_t", log_t, &bias,
-                                  &scale);
-    if (st == SS_OK && !isfinite(dloss))
-        st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
-                      (double)dloss);
-    if (st == SS_OK)
-        st = dclip_check_cache(fn, cache, DSIG_MAGIC, N, D, log_t, bias,
-                               o.cosine, &K);
+    ss_status st = dclip_check(fn, da, "da", db, cache, a, b, N, D, "log_t",
+                               log_t, &bias, o.cosine, DSIG_MAGIC, dloss, &K,
+                               &scale);
     dclip_work w;
     SS_TRY(dclip_sig_setup(&w, fn, st, a, b, log_t, bias, N, D, &o, 1,
                            isfinite(dloss) ? dloss : 0.0f, comm));
@@ -367,7 +367,8 @@ ss_status ss_dist_siglip_backward(float *da, float *db, float *dlog_t,
     /* mean convention: dloss * world_size / Ntot per pair */
     float f = (float)((double)dloss * comm->size / (double)w.Ntot);
     double g[2] = {0.0, 0.0}; /* d/dlog_t, d/dbias */
-    if (st == SS_OK) st = ss__cross_sigmoid_backward(ga, NULL, g, g + 1, f, &p1);
+    if (st == SS_OK)
+        st = ss__cross_sigmoid_backward(ga, NULL, g, g + 1, f, &p1);
     if (st == SS_OK)
         st = ss__cross_sigmoid_backward(gb, NULL, NULL, NULL, f, &p2);
     st = ss__dist_status(comm, fn, st);

@@ -21,7 +21,6 @@
 
 #define DNTX_MAGIC 0x3230584e54534453ull /* "SDSTNX02" */
 #define DNTX_HEADER_BYTES 64
-#define DNTX_MAX_LOGIT 1e30
 
 typedef struct {
     uint64_t magic;
@@ -46,39 +45,6 @@ size_t ss_dist_ntxent_cache_size(int64_t V, int64_t N, int64_t D) {
     if (dntx_check_sizes("ss_dist_ntxent_cache_size", V, N, D) != SS_OK)
         return 0;
     return DNTX_HEADER_BYTES + (size_t)(2 * V * N) * sizeof(float);
-}
-
-/* Local checks of everything but the output pointers. */
-static ss_status dntx_check(const char *fn, const float *z, int64_t V,
-                            int64_t N, int64_t D, const ss_ntxent_opts *o) {
-    SS_TRY(ss__check_ptr(fn, "z", z));
-    SS_TRY(dntx_check_sizes(fn, V, N, D));
-    SS_TRY(ss__check_positive(fn, "temperature", o->temperature));
-    if (!isfinite(1.0f / o->temperature))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "temperature must be >= 1/FLT_MAX, got %g",
-                        (double)o->temperature);
-    if (!(o->hard_beta >= 0.0f && isfinite(o->hard_beta)))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "hard_beta must be finite and >= 0, got %g",
-                        (double)o->hard_beta);
-    if (!(o->debias_tau_plus >= 0.0f && o->debias_tau_plus < 1.0f))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "debias_tau_plus must be in [0, 1), got %g",
-                        (double)o->debias_tau_plus);
-    SS_TRY(ss__check_finite(fn, "z", z, V * N * D));
-    double maxsq = 1.0;
-    for (int64_t i = 0; i < V * N && !o->cosine; i++) {
-        double s = 0.0;
-        for (int64_t d = 0; d < D; d++) s += (double)z[i * D + d] * z[i * D + d];
-        if (s > maxsq) maxsq = s;
-    }
-    double bound = maxsq * (1.0 + o->hard_beta) / o->temperature;
-    if (!(bound <= DNTX_MAX_LOGIT))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "logits overflow float32: max ||x||^2 (1 + hard_beta) "
-                        "/ temperature = %g > %g", bound, DNTX_MAX_LOGIT);
-    return SS_OK;
 }
 
 /* Agreement, gathered rows and the engine problem for these options. */
@@ -133,7 +99,7 @@ ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
     ss_ntxent_opts o = opts ? *opts : ss_ntxent_defaults();
     ss_status st = ss__check_ptr(fn, "loss", loss);
     if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK) st = dntx_check(fn, z, V, N, D, &o);
+    if (st == SS_OK) st = ss__ntxent_check(fn, z, V, N, D, &o);
     ss__dgc w;
     SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm, 0.0f));
     float *L = ss__malloc((size_t)(2 * w.Ml) * sizeof(float));
@@ -209,7 +175,7 @@ ss_status ss_dist_ntxent_backward(float *dz, float dloss, const void *cache,
     if (st == SS_OK && !isfinite(dloss))
         st = ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                       (double)dloss);
-    if (st == SS_OK) st = dntx_check(fn, z, V, N, D, &o);
+    if (st == SS_OK) st = ss__ntxent_check(fn, z, V, N, D, &o);
     if (st == SS_OK) st = dntx_check_cache(fn, cache, V, N, D, &o);
     ss__dgc w;
     SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm,

@@ -54,7 +54,7 @@ static ss_status ntx_check_opts(const char *fn, const ss_ntxent_opts *o) {
 }
 
 /* Everything but the output pointers; also bounds the logits. */
-static ss_status ntx_check(const char *fn, const float *z, int64_t V,
+ss_status ss__ntxent_check(const char *fn, const float *z, int64_t V,
                            int64_t N, int64_t D, const ss_ntxent_opts *o) {
     SS_TRY(ss__check_ptr(fn, "z", z));
     SS_TRY(ntx_check_sizes(fn, V, N, D));
@@ -272,7 +272,7 @@ ss_status ss_ntxent_forward(float *loss, float *losses, void *cache,
     ss_ntxent_opts o = opts ? *opts : ss_ntxent_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(ntx_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__ntxent_check(fn, z, V, N, D, &o));
     int64_t M = V * N;
     ntx_work wk;
     SS_TRY(ntx_work_init(&wk, fn, z, V, N, D, &o));
@@ -335,7 +335,7 @@ ss_status ss_ntxent_backward(float *dz, float dloss, const void *cache,
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
-    SS_TRY(ntx_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__ntxent_check(fn, z, V, N, D, &o));
     SS_TRY(ntx_check_cache(fn, cache, V, N, D, &o));
     int64_t M = V * N;
     ntx_work wk;

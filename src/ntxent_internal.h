@@ -34,4 +34,9 @@ double ss__ntxent_hcl_pairs(double *loss_i, float *w, float *dx, double f,
                             int64_t N, int64_t D, const ss_ntxent_opts *o,
                             int two_scales, int64_t nq);
 
+/* The input checks of ss_ntxent_forward but the output pointers (z, sizes,
+ * options, finite z, the float32 logit bound), naming fn. */
+ss_status ss__ntxent_check(const char *fn, const float *z, int64_t V,
+                           int64_t N, int64_t D, const ss_ntxent_opts *o);
+
 #endif

@@ -3,15 +3,15 @@
  * on the engine of dist_gc.h. Contract: selfsup_comm.h; semantics:
  * docs/DISTRIBUTED.md.
  *
- * SupCon: denominators over every gathered row k != i (key: the row); the
- * labels are all-gathered with the rows, so every rank forms the same
- * global groups (labelled samples by label, each unlabeled sample alone)
- * and the positive term <x_i, G_g - x_i> / (c_g - 1) from per-group sums
- * of the gathered rows.
+ * SupCon: denominators over every gathered row k != i; the labels are
+ * all-gathered with the rows, so every rank forms the same global groups
+ * (labelled samples by label, each unlabeled sample alone) and the
+ * positive term <x_i, G_g - x_i> / (c_g - 1) from per-group sums of the
+ * gathered rows.
  * DCL: one log-sum-exp per (anchor, view of the negatives) excluding the
- * anchor's sample (key: the global sample, class: the view), or one over
- * all views when joint; positives share the rank. DCLW's softmax over the
- * samples is global: two scalar all-reduces (max, then the sum).
+ * anchor's sample (class: the view), or one over all views when joint;
+ * positives share the rank. DCLW's softmax over the samples is global: two
+ * scalar all-reduces (max, then the sum).
  */
 #include "dist_gc.h"
 #include "kernels/contrast.h"

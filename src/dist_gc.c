@@ -20,6 +20,15 @@
 
 #define DGC_FIXED_SHIFT_MAX 40.0
 
+#ifdef _OPENMP
+#define DGC_PRAGMA(x) _Pragma(#x)
+#define DGC_SIMD_SUM(v) DGC_PRAGMA(omp simd reduction(+ : v))
+#define DGC_SIMD _Pragma("omp simd")
+#else
+#define DGC_SIMD_SUM(v)
+#define DGC_SIMD
+#endif
+
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static int thread_id(void) {
@@ -32,14 +41,13 @@ static int thread_id(void) {
 
 void ss__dgc_free(ss__dgc *w) {
     ss__free(w->xbuf), ss__free(w->inv), ss__free(w->xall);
-    ss__free(w->xallT), ss__free(w->key_loc), ss__free(w->key_all);
-    ss__free(w->smp_all);
+    ss__free(w->xallT), ss__free(w->smp_all);
     ss__free(w->cls_loc), ss__free(w->cls_all), ss__free(w->counts);
     ss__free(w->bytes), ss__free(w->tiles), ss__free(w->stats);
     memset(w, 0, sizeof *w);
 }
 
-/* Keys and classes of the gathered rows (rank blocks) and of the local. */
+/* Samples and classes of the gathered rows (rank blocks) and the local. */
 static void dgc_labels(ss__dgc *w, int size) {
     int64_t k = 0, off = 0;
     for (int q = 0; q < size; q++) {
@@ -47,15 +55,12 @@ static void dgc_labels(ss__dgc *w, int size) {
         for (int64_t v = 0; v < w->V; v++)
             for (int64_t n = 0; n < Nq; n++, k++) {
                 w->smp_all[k] = off + n;
-                w->key_all[k] = w->o.same_sample ? off + n : k;
                 w->cls_all[k] = w->o.per_view ? (int32_t)v : 0;
             }
         off += Nq;
     }
-    for (int64_t i = 0; i < w->Ml; i++) {
-        w->key_loc[i] = w->key_all[w->self0 + i];
+    for (int64_t i = 0; i < w->Ml; i++)
         w->cls_loc[i] = w->cls_all[w->self0 + i];
-    }
 }
 
 static ss_status dgc_alloc(ss__dgc *w, const char *fn) {
@@ -67,9 +72,7 @@ static ss_status dgc_alloc(ss__dgc *w, const char *fn) {
     }
     w->xall = ss__malloc((size_t)(M * D) * sizeof(float));
     w->xallT = ss__malloc((size_t)(M * D) * sizeof(float));
-    w->key_all = ss__malloc((size_t)M * sizeof(int64_t));
     w->smp_all = ss__malloc((size_t)M * sizeof(int64_t));
-    w->key_loc = ss__malloc((size_t)Ml * sizeof(int64_t));
     w->cls_all = ss__malloc((size_t)M * sizeof(int32_t));
     w->cls_loc = ss__malloc((size_t)Ml * sizeof(int32_t));
     int64_t scr = ss__tgemm_scratch(D > T ? D : T);
@@ -78,8 +81,7 @@ static ss_status dgc_alloc(ss__dgc *w, const char *fn) {
     w->stats = ss__malloc((size_t)(w->nthreads * 2 * T * w->S) *
                           sizeof(double));
     if ((w->o.cosine && (!w->xbuf || !w->inv)) || !w->xall || !w->xallT ||
-        !w->key_all || !w->smp_all || !w->key_loc || !w->cls_all || !w->cls_loc ||
-        !w->tiles || !w->stats)
+        !w->smp_all || !w->cls_all || !w->cls_loc || !w->tiles || !w->stats)
         return ss__fail(SS_ERR_NOMEM, fn, "no memory for the %lld x %lld "
                         "gathered rows", (long long)M, (long long)D);
     return SS_OK;
@@ -137,6 +139,19 @@ static int64_t dgc_runs(int64_t *rb, int32_t *ru, const ss__dgc *w,
     return nr;
 }
 
+/* Sets row[b] = val at the tile columns b in [0, nj) excluded for local
+ * row i: the row itself, or every view of its sample (all in this rank's
+ * block, at self0 + u N + n). */
+static void dgc_mask(float *row, float val, const ss__dgc *w, int64_t i,
+                     int64_t j0, int64_t nj) {
+    int64_t n = i % w->N, u0 = w->o.same_sample ? 0 : i / w->N;
+    int64_t u1 = w->o.same_sample ? w->V : u0 + 1;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t b = w->self0 + u * w->N + n - j0;
+        if (b >= 0 && b < nj) row[b] = val;
+    }
+}
+
 /* S (mi, nj), row stride T = local rows [i0, i0 + mi) . gathered [j0, ..). */
 static void dgc_dots(float *S, float *scratch, const ss__dgc *w, int64_t i0,
                      int64_t mi, int64_t j0, int64_t nj) {
@@ -170,6 +185,7 @@ static void dgc_accumulate(double *mx, double *sm, const float *s, int64_t n,
         if (m == -INFINITY) return;
     }
     float mf = (float)m, acc = 0.0f;
+    DGC_SIMD_SUM(acc)
     for (int64_t b = 0; b < n; b++) acc += ss__vexp(s[b] * sc - mf);
     double prev = shift != 0.0 || *mx == -INFINITY ? *sm : *sm * exp(*mx - m);
     *mx = m, *sm = prev + (double)acc;
@@ -200,12 +216,9 @@ void ss__dgc_lse(float *L, const ss__dgc *w) {
             int64_t nj = min64(T, w->M - j0);
             dgc_dots(St, scratch, w, i0, mi, j0, nj);
             int64_t nr = dgc_runs(rb, ru, w, j0, nj);
-            const int64_t *kc = w->key_all + j0;
             for (int64_t a = 0; a < mi; a++) {
                 float *s = St + a * T;
-                int64_t ki = w->key_loc[i0 + a];
-                for (int64_t b = 0; b < nj; b++)
-                    if (kc[b] == ki) s[b] = -INFINITY;
+                dgc_mask(s, -INFINITY, w, i0 + a, j0, nj);
                 for (int c = 0; c < ns; c++)
                     for (int64_t r = 0; r < nr; r++) {
                         int64_t e = a * S + c * nc + ru[r];
@@ -246,31 +259,41 @@ ss_status ss__dgc_stats(float **out, const char *fn, const ss_comm *c,
     return st;
 }
 
+/* g[b] (+)= sc (wr e^{sc s_b - lr} + wc_b e^{sc s_b - lc_b}), b < n. */
+static void dgc_grow_run(float *g, const float *s, int64_t n, float sc,
+                         float wr, float lr, const float *wc, const float *lc,
+                         int add) {
+    if (add) {
+        DGC_SIMD
+        for (int64_t b = 0; b < n; b++)
+            g[b] += sc * (wr * ss__vexp(s[b] * sc - lr) +
+                          wc[b] * ss__vexp(s[b] * sc - lc[b]));
+    } else {
+        DGC_SIMD
+        for (int64_t b = 0; b < n; b++)
+            g[b] = sc * (wr * ss__vexp(s[b] * sc - lr) +
+                         wc[b] * ss__vexp(s[b] * sc - lc[b]));
+    }
+}
+
 /* G row (nj) for local row i: sum_c sc_c (W[i,c,u_k] e^{sc_c s - L[i,c,u_k]}
- * + W[k,c,v_i] e^{sc_c s - L[k,c,v_i]}), 0 where keys match. */
+ * + W[k,c,v_i] e^{sc_c s - L[k,c,v_i]}), 0 at the excluded columns. */
 static void dgc_grow(float *g, const float *s, const ss__dgc *w,
                      const float *wl, int64_t i, int64_t j0, int64_t nj,
                      const int64_t *rb, const int32_t *ru, int64_t nr) {
     int64_t M = w->M, S = w->S, nc = w->nclass, gi = w->self0 + i;
     const float *WT = wl, *LT = wl + S * M;
-    for (int64_t b = 0; b < nj; b++) g[b] = 0.0f;
     for (int c = 0; c < w->o.nscales; c++) {
         float sc = w->o.scale[c];
         int64_t ec = (c * nc + w->cls_loc[i]) * M + j0;
         const float *wc = WT + ec, *lc = LT + ec;
         for (int64_t r = 0; r < nr; r++) {
             int64_t er = (c * nc + ru[r]) * M + gi;
-            float wr = WT[er], lr = LT[er];
-            for (int64_t b = rb[r]; b < rb[r + 1]; b++) {
-                float x = s[b] * sc;
-                g[b] += sc * (wr * ss__vexp(x - lr) +
-                              wc[b] * ss__vexp(x - lc[b]));
-            }
+            dgc_grow_run(g + rb[r], s + rb[r], rb[r + 1] - rb[r], sc,
+                         WT[er], LT[er], wc + rb[r], lc + rb[r], c > 0);
         }
     }
-    const int64_t *kc = w->key_all + j0, ki = w->key_loc[i];
-    for (int64_t b = 0; b < nj; b++)
-        if (kc[b] == ki) g[b] = 0.0f;
+    dgc_mask(g, 0.0f, w, i, j0, nj);
 }
 
 void ss__dgc_grad(float *dx, const float *wl, const ss__dgc *w) {
@@ -280,7 +303,10 @@ void ss__dgc_grad(float *dx, const float *wl, const ss__dgc *w) {
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
         float *St = w->tiles + (size_t)thread_id() * w->stride;
-        float *G = St + T * T, *scratch = G + T * T;
+        float *scratch = St + 2 * T * T;
+        /* one scale: G over the dots in place (each entry reads only its
+         * own dot); two: the second tile keeps the dots for scale 2 */
+        float *G = w->o.nscales == 1 ? St : St + T * T;
         int64_t rb[SS__DGC_TILE + 1];
         int32_t ru[SS__DGC_TILE];
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);

@@ -5,18 +5,18 @@
  *
  * Rank r holds Ml = V N_r local rows (V, N_r, D); the M = V Ntot gathered
  * rows sit in rank blocks, rank q's block (V, N_q, D) at row V offset_q, so
- * local row i is gathered row self0 + i. Every row has an exclusion key
- * (its gathered index, or its global sample when same_sample) and a class
- * (its view when per_view, else 0). For each scale c and class u, local
- * anchor i gets
+ * local row i is gathered row self0 + i. Every row has a class (its view
+ * when per_view, else 0); anchor i excludes the rows E(i): itself, or when
+ * same_sample every view of its sample (all on this rank). For each scale
+ * c and class u, local anchor i gets
  *
- *     L[i, c, u] = log sum_{k of class u, key_k != key_i} exp(sc_c <x_i, x_k>)
+ *     L[i, c, u] = log sum_{k of class u, k not in E(i)} exp(sc_c <x_i, x_k>)
  *
  * against every gathered row (tiled, never the (Ml, M) matrix). Backward of
  * sum_{i, c, u} W[i, c, u] L[i, c, u] over ALL anchors of all ranks, for
  * this rank's rows j:
  *
- *     dx_j += sum_c sc_c sum_{k: key_k != key_j}
+ *     dx_j += sum_c sc_c sum_{k not in E(j)}
  *             (W[j, c, u_k] P^c_jk + W[k, c, v_j] P^c_kj) x_k,
  *     P^c_ik = exp(sc_c <x_i, x_k> - L[i, c, u_k]),
  *
@@ -32,7 +32,7 @@
 
 typedef struct {
     int cosine;      /* normalise the rows first */
-    int same_sample; /* exclusion key: global sample (else the row itself) */
+    int same_sample; /* exclude the anchor's sample (else only the row) */
     int per_view;    /* one class per view (else one class) */
     int nscales;     /* 1 or 2 */
     float scale[2];  /* logit = scale[c] <x_i, x_k>, > 0 */
@@ -45,7 +45,6 @@ typedef struct {
     const float *x;          /* (Ml, D) local rows the loss sees */
     float *xbuf, *inv;       /* cosine: normalised rows, 1 / norms */
     float *xall, *xallT;     /* (M, D) gathered rows and (D, M) */
-    int64_t *key_loc, *key_all; /* (Ml), (M) */
     int64_t *smp_all;           /* (M) global sample of each gathered row */
     int32_t *cls_loc, *cls_all; /* (Ml), (M) */
     int64_t *counts, *bytes;    /* (size): N_r per rank, scratch */
@@ -56,7 +55,7 @@ typedef struct {
 
 /* Local status st (message set when failing), one agreement (vals/names:
  * options that must be equal; the local sample count N), allocation,
- * normalisation, all-gather of the rows, keys and classes. On error every
+ * normalisation, all-gather of the rows, samples and classes. On error every
  * rank returns it and everything is freed. */
 ss_status ss__dgc_setup(ss__dgc *w, const char *fn, ss_status st,
                         const float *z, int64_t V, int64_t N, int64_t D,

@@ -4,9 +4,9 @@
  * docs/DISTRIBUTED.md; the tiled O(Ml M D) part is the all-gather engine
  * (dist_gc.h).
  *
- *   plain  one scale 1/t over every gathered row k != i (key: the row);
+ *   plain  one scale 1/t over every gathered row k != i;
  *   HCL    scales (1+beta)/t and beta/t (one when beta = 0) over the
- *          negatives only (key: the global sample), log neg = log Nq +
+ *          negatives only (rows of other samples), log neg = log Nq +
  *          L0 - L1 with Nq = V Ntot - V; the per-pair terms are ntxent.c's
  *          (ss__ntxent_hcl_pairs), since every sample's views share a rank.
  * Backward all-gathers the weights and log-sum-exps of every anchor and

@@ -175,7 +175,7 @@ SS_API ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
 
 /* (section start: dist-contrastive) */
 
-/* ---- SupCon, all-gather path ----------------------------------------------- */
+/* ---- SupCon, all-gather path --------------------------------------------- */
 /*
  * z: (V, N, D) local rows, labels: (N) local labels (>= 0 a class, -1
  * unlabeled: positives are the sample's own other views), N >= 1 per rank,
@@ -207,7 +207,7 @@ SS_API ss_status ss_dist_supcon_backward(float *dz, float dloss,
                                          const ss_supcon_opts *opts,
                                          const ss_comm *comm);
 
-/* ---- DCL / DCLW, all-gather path ------------------------------------------- */
+/* ---- DCL / DCLW, all-gather path ----------------------------------------- */
 /*
  * z: (V, N, D) local rows, N >= 1 per rank, Ntot >= 2 (SS_ERR_SIZE on every
  * rank otherwise). Loss: ss_dcl_forward's on the global batch, including
@@ -230,7 +230,7 @@ SS_API ss_status ss_dist_dcl_backward(float *dz, float dloss,
                                       const ss_dcl_opts *opts,
                                       const ss_comm *comm);
 
-/* ---- CLIP, all-gather path -------------------------------------------------- */
+/* ---- CLIP, all-gather path ----------------------------------------------- */
 /*
  * a, b: (N, D) local pairs (N >= 1 per rank, D, log_scale and opts equal on
  * all ranks); global pair offset_r + i. Loss: ss_clip_forward's on the
@@ -262,7 +262,7 @@ SS_API ss_status ss_dist_clip_backward(float *da, float *db,
                                        const ss_clip_opts *opts,
                                        const ss_comm *comm);
 
-/* ---- SigLIP, all-gather path ------------------------------------------------ */
+/* ---- SigLIP, all-gather path --------------------------------------------- */
 /*
  * As ss_dist_clip_*: loss = ss_siglip_forward's on the global batch,
  * -(1/Ntot) sum over all Ntot^2 pairs; losses (N): the local rows' sums
@@ -285,7 +285,7 @@ SS_API ss_status ss_dist_siglip_backward(float *da, float *db, float *dlog_t,
                                          const ss_siglip_opts *opts,
                                          const ss_comm *comm);
 
-/* ---- MoCo with a queue, and the distributed enqueue ------------------------- */
+/* ---- MoCo with a queue, and the distributed enqueue ---------------------- */
 /*
  * q, k: (N, D) local queries and their keys (N >= 1 per rank), queue: (K,
  * D), IDENTICAL on every rank (checked through a checksum of its entries:

@@ -27,7 +27,7 @@ static size_t hdr_bytes(void) {
     return (sizeof(ss__cross_hdr) + 63) & ~(size_t)63;
 }
 
-/* ---- shared set-up ------------------------------------------------------ */
+/* ---- shared set-up ------------------------------------------------------- */
 
 typedef struct {
     ss__cross_pair wk;        /* local rows (normalised when cosine) */

@@ -458,7 +458,8 @@ static void ddcl_pos_grad(float *dx, double f, const double *pw,
         float c = (float)(k * pw[n]);
         for (int64_t u = 0; u < V; u++) {
             const float *xu = ddcl_row(w, u, n);
-            for (int64_t d = 0; u != v && d < D; d++) dx[i * D + d] += c * xu[d];
+            for (int64_t d = 0; u != v && d < D; d++)
+                dx[i * D + d] += c * xu[d];
         }
     }
 }

@@ -161,7 +161,7 @@ ss_status ss_dist_moco_backward(float *dq, float *dk, float dloss,
     return st;
 }
 
-/* ---- distributed enqueue ---------------------------------------------------- */
+/* ---- distributed enqueue ------------------------------------------------- */
 
 ss_status ss_dist_queue_enqueue(ss_queue *q, const float *keys, int64_t n,
                                 const ss_comm *comm) {

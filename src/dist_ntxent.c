@@ -69,7 +69,8 @@ static ss_status dntx_setup(ss__dgc *w, const char *fn, ss_status st,
 /* HCL: (Ml, S) engine layout <-> (2, Ml) of ss__ntxent_hcl_pairs. */
 static void dntx_split(float *lse2, const float *L, const ss__dgc *w) {
     for (int64_t i = 0; i < w->Ml; i++)
-        for (int64_t c = 0; c < w->S; c++) lse2[c * w->Ml + i] = L[i * w->S + c];
+        for (int64_t c = 0; c < w->S; c++)
+            lse2[c * w->Ml + i] = L[i * w->S + c];
 }
 
 /* Per-anchor losses li (Ml) from the lse L (Ml, S); returns their sum. */

@@ -113,7 +113,8 @@ static void z_case(const zspec *s, int variant, int64_t V, int64_t base,
     ss_rng_seed(&r, seed);
     ss_dt_fill(zg, Mg, &r, 1.0);
     for (int64_t n = 0; n < Nt; n++)
-        labg[n] = nclass ? (int64_t)(ss_rng_u64(&r) % (uint64_t)(nclass + 1)) - 1
+        labg[n] = nclass ? (int64_t)(ss_rng_u64(&r) % (uint64_t)(nclass + 1))
+                               - 1
                          : -1;
     for (int64_t n = 0; n < Nt; n++)
         if (labg[n] >= 0) labg[n] = labg[n] * 1000003 + 7;
@@ -187,7 +188,7 @@ static void z_cases(int variant) {
     z_case(&s, variant, 2, 6, 5, 1, 0, sd + 11);
 }
 
-/* ---- CLIP and SigLIP -------------------------------------------------------- */
+/* ---- CLIP and SigLIP ----------------------------------------------------- */
 
 /* pars: CLIP {log_scale}, SigLIP {log_t, bias}; dp: the parameter
  * gradients (pre-filled, accumulated). */
@@ -231,13 +232,15 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
      * a difference of O(Ntot) terms and float32 rounding dominates */
     float pars[2] = {siglip ? 2.3f : cosine ? 2.66f : 1.0f,
                      siglip ? -3.0f : 0.0f};
-    size_t cgs = siglip ? ss_siglip_cache_size(Nt, D) : ss_clip_cache_size(Nt, D);
+    size_t cgs = siglip ? ss_siglip_cache_size(Nt, D)
+                        : ss_clip_cache_size(Nt, D);
     size_t cls = siglip ? ss_dist_siglip_cache_size(N, D)
                         : ss_dist_clip_cache_size(N, D);
     float *ag = malloc(2 * (size_t)(Nt * D) * sizeof(float)), *bg = ag + Nt * D;
     float *dg = calloc(2 * (size_t)(Nt * D), sizeof(float));
-    float *d = malloc(4 * (size_t)(N * D) * sizeof(float)), *pre = d + 2 * N * D;
-    float *lg = malloc((size_t)Nt * sizeof(float)), *ll = malloc((size_t)N * sizeof(float));
+    float *d = malloc(4 * (size_t)(N * D) * sizeof(float));
+    float *pre = d + 2 * N * D, *lg = malloc((size_t)Nt * sizeof(float));
+    float *ll = malloc((size_t)N * sizeof(float));
     double *ref = malloc(2 * (size_t)(N * D) * sizeof(double));
     void *cg = malloc(cgs), *cl = malloc(cls);
     ss_rng r;
@@ -247,7 +250,8 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
         bg[i] = (float)(0.7 * ag[i] + (cosine ? 0.7 : 0.2) * ss_rng_normal(&r));
     ss_dt_fill(pre, 2 * N * D, &r, 1e-3);
     memcpy(d, pre, 2 * (size_t)(N * D) * sizeof(float));
-    float lossg = 0, lossl = 0, dl = 0.9f, dpg[2] = {0, 0}, dpl[2] = {1e-3f, -2e-3f};
+    float lossg = 0, lossl = 0, dl = 0.9f, dpg[2] = {0, 0};
+    float dpl[2] = {1e-3f, -2e-3f};
     char what[160];
     snprintf(what, sizeof what, "%s variant %d N %lld D %lld cos %d",
              siglip ? "siglip" : "clip", variant, (long long)N, (long long)D,
@@ -288,11 +292,12 @@ static void moco_case(int variant, int64_t base, int64_t K, int64_t D,
     int64_t Nt = ss_dt_sum_before(variant, W, W, base);
     ss_moco_opts o = ss_moco_defaults();
     o.cosine = cosine, o.temperature = 0.2f;
-    float *qg = malloc((2 * (size_t)(Nt * D) + (size_t)(K * D)) * sizeof(float));
+    float *qg = malloc((size_t)(2 * Nt * D + K * D) * sizeof(float));
     float *kg = qg + Nt * D, *queue = kg + Nt * D;
     float *dg = calloc(2 * (size_t)(Nt * D), sizeof(float));
-    float *d = malloc(4 * (size_t)(N * D) * sizeof(float)), *pre = d + 2 * N * D;
-    float *lg = malloc((size_t)Nt * sizeof(float)), *ll = malloc((size_t)N * sizeof(float));
+    float *d = malloc(4 * (size_t)(N * D) * sizeof(float));
+    float *pre = d + 2 * N * D, *lg = malloc((size_t)Nt * sizeof(float));
+    float *ll = malloc((size_t)N * sizeof(float));
     double *ref = malloc(2 * (size_t)(N * D) * sizeof(double));
     void *cg = malloc(ss_moco_cache_size(Nt, K, D));
     void *cl = malloc(ss_dist_moco_cache_size(N, K, D));
@@ -420,7 +425,8 @@ static void error_cases(void) {
     expect("supcon other labels on one rank",
            ss_dist_supcon_backward(dz, 1.0f, cache, z, lab, V, N, D, &so, c),
            SS_ERR_PARAM);
-    if (!all_zero(dz, V * N * D)) ss_dt_fail("supcon failed backward", "wrote dz");
+    if (!all_zero(dz, V * N * D))
+        ss_dt_fail("supcon failed backward", "wrote dz");
     /* DCL: sigma differing (DCLW), NaN on one rank */
     ss_dcl_opts dco = ss_dclw_defaults();
     if (W > 1 && R == bad) dco.sigma = 0.25f;

@@ -171,12 +171,14 @@ static void z_cases(int variant) {
     z_case(&s, variant, 3, 4, 3, 0, 0, sd + 2);
     s.nt.hard_beta = 0.5f, s.nt.temperature = 0.2f;
     z_case(&s, variant, 2, 70, 9, 1, 0, sd + 3); /* > 1 column tile */
+    z_case(&s, variant, 2, 1, 3, 1, 0, sd + 12); /* one sample per rank */
     /* SupCon: labels with -1, all unlabeled, V = 1, dot products */
     s.kind = ZK_SUPCON;
     z_case(&s, variant, 2, 5, 6, 1, 3, sd + 4);
     z_case(&s, variant, 2, 4, 5, 1, 0, sd + 5);
     z_case(&s, variant, 3, 70, 8, 1, 5, sd + 6);
     z_case(&s, variant, 1, 6, 4, 0, 2, sd + 7);
+    z_case(&s, variant, 1, 3, 4, 1, 0, sd + 13); /* no positive: loss 0 */
     /* DCL, DCLW, joint negatives, V = 3 */
     s.kind = ZK_DCL;
     z_case(&s, variant, 2, 5, 6, 1, 0, sd + 8);
@@ -229,8 +231,10 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
     int64_t off = ss_dt_sum_before(variant, R, W, base);
     int64_t Nt = ss_dt_sum_before(variant, W, W, base);
     /* CLIP dot: log_scale 1 keeps dL/dlog_scale away from 0, where it is
-     * a difference of O(Ntot) terms and float32 rounding dominates */
-    float pars[2] = {siglip ? 2.3f : cosine ? 2.66f : 1.0f,
+     * a difference of O(Ntot) terms and float32 rounding dominates; with a
+     * few pairs (base 1) at e^2.66 the positives' softmax saturates and the
+     * gradients fall to ~1e-9, all rounding */
+    float pars[2] = {siglip ? 2.3f : cosine && base > 1 ? 2.66f : 1.0f,
                      siglip ? -3.0f : 0.0f};
     size_t cgs = siglip ? ss_siglip_cache_size(Nt, D)
                         : ss_clip_cache_size(Nt, D);
@@ -507,6 +511,7 @@ SS_DIST_GROUP(contrastive) {
         pair_case(1, variant, 5, 7, 1, sd + 3);
         pair_case(1, variant, 4, 3, 0, sd + 4);
         pair_case(variant == 1, variant, 140, 9, 1, sd + 5); /* > 1 tile */
+        pair_case(variant == 2, variant, 1, 4, 1, sd + 10); /* one pair */
         moco_case(variant, 5, 11, 6, 1, 0, sd + 6);
         moco_case(variant, 4, 300, 3, 0, 1, sd + 7);
         enqueue_case(variant, 3, 8, 2, sd + 8);

@@ -98,16 +98,18 @@ SS_API ss_status ss_comm_check(const ss_comm *comm);
  * (V Ntot floats) so that each rank forms the complete column gradient of
  * its own rows, sum_i P_ij x_i over every anchor i of every rank, by
  * recomputation: no reduce-scatter, 2x the forward's multiply-adds.
- * Only the plain loss: hard_beta and debias_tau_plus must be 0
- * (SS_ERR_UNSUPPORTED otherwise, for now).
+ * hard_beta and debias_tau_plus: as ss_ntxent_forward on the global batch
+ * (Nq = V Ntot - V negatives per anchor); the denominators then run over
+ * the rows of the other samples, at two scales when hard_beta > 0, and the
+ * backward gathers 2 log-sum-exps and 2 weights per anchor.
  */
-/* Bytes of cache for the local rows; 0 with ss_last_error for bad sizes. */
+/* Bytes of cache for the local rows (2 V N floats and a header); 0 with
+ * ss_last_error for bad sizes. */
 SS_API size_t ss_dist_ntxent_cache_size(int64_t V, int64_t N, int64_t D);
 /* loss: (1) global loss, same on all ranks. losses: (V, N) local anchors'
  * losses or NULL. Errors (all ranks agree): as ss_ntxent_forward, plus
  * SS_ERR_PARAM for options or V, D differing between ranks or a bad comm,
- * SS_ERR_UNSUPPORTED for the HCL options, SS_ERR_STATE for a transport
- * failure. */
+ * SS_ERR_STATE for a transport failure. */
 SS_API ss_status ss_dist_ntxent_forward(float *loss, float *losses,
                                         void *cache, const float *z,
                                         int64_t V, int64_t N, int64_t D,
@@ -172,6 +174,149 @@ SS_API ss_status ss_dist_vicreg_backward(float *da, float *db, float dloss,
                                          const ss_comm *comm);
 
 /* (section start: dist-contrastive) */
+
+/* ---- SupCon, all-gather path --------------------------------------------- */
+/*
+ * z: (V, N, D) local rows, labels: (N) local labels (>= 0 a class, -1
+ * unlabeled: positives are the sample's own other views), N >= 1 per rank,
+ * V, D and opts equal on all ranks. Loss: ss_supcon_forward's on the global
+ * (V, Ntot, D) batch with the concatenated labels: the mean over the
+ * anchors of the whole batch that have a positive (0 if none).
+ * Gathered: the (normalised) rows (V Ntot D floats) and the labels (Ntot
+ * int64), so positives may sit on other ranks; each rank forms the same
+ * global groups and per-group row sums (O(Ntot D) doubles). Backward
+ * all-gathers the per-anchor log-sum-exps and weights (2 V Ntot floats) and
+ * recomputes its (V N, V Ntot) tiles. Errors: as ss_supcon_forward, plus
+ * SS_ERR_PARAM for options or V, D differing between ranks, SS_ERR_STATE for
+ * a transport failure. Cache: ss_dist_supcon_cache_size bytes.
+ */
+SS_API size_t ss_dist_supcon_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_supcon_forward(float *loss, float *losses,
+                                        void *cache, const float *z,
+                                        const int64_t *labels, int64_t V,
+                                        int64_t N, int64_t D,
+                                        const ss_supcon_opts *opts,
+                                        const ss_comm *comm);
+/* dz accumulated (mean convention); dloss equal on all ranks (checked).
+ * Errors as forward, plus SS_ERR_PARAM for a non-finite dloss or a cache not
+ * written by the matching forward (labels, sizes, options, global batch). */
+SS_API ss_status ss_dist_supcon_backward(float *dz, float dloss,
+                                         const void *cache, const float *z,
+                                         const int64_t *labels, int64_t V,
+                                         int64_t N, int64_t D,
+                                         const ss_supcon_opts *opts,
+                                         const ss_comm *comm);
+
+/* ---- DCL / DCLW, all-gather path ----------------------------------------- */
+/*
+ * z: (V, N, D) local rows, N >= 1 per rank, Ntot >= 2 (SS_ERR_SIZE on every
+ * rank otherwise). Loss: ss_dcl_forward's on the global batch, including
+ * joint_negatives and DCLW, whose weights 2 - Ntot softmax_n(<x_0n, x_1n> /
+ * sigma) are a softmax over the GLOBAL samples (two scalar all-reduces).
+ * Gathered: the rows; per local anchor one log-sum-exp per view of the
+ * negatives (one when joint), excluding the anchor's sample. Backward
+ * all-gathers those (and their weights, 2 V^2 Ntot floats; 2 V Ntot when
+ * joint) and recomputes its tiles. Errors as ss_dcl_forward, plus
+ * SS_ERR_PARAM / SS_ERR_STATE as above. Cache: V^2 N floats + header.
+ */
+SS_API size_t ss_dist_dcl_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_dcl_forward(float *loss, float *losses, void *cache,
+                                     const float *z, int64_t V, int64_t N,
+                                     int64_t D, const ss_dcl_opts *opts,
+                                     const ss_comm *comm);
+SS_API ss_status ss_dist_dcl_backward(float *dz, float dloss,
+                                      const void *cache, const float *z,
+                                      int64_t V, int64_t N, int64_t D,
+                                      const ss_dcl_opts *opts,
+                                      const ss_comm *comm);
+
+/* ---- CLIP, all-gather path ----------------------------------------------- */
+/*
+ * a, b: (N, D) local pairs (N >= 1 per rank, D, log_scale and opts equal on
+ * all ranks); global pair offset_r + i. Loss: ss_clip_forward's on the
+ * global (Ntot, D) batch: (mean_i CE(S_i., i) + mean_j CE(S_.j, j)) / 2 over
+ * all Ntot images and texts. Gathered: both sides' (normalised) rows (2 Ntot
+ * D floats); forward runs local a x all b (row log-sum-exps) and local b x
+ * all a (column log-sum-exps); backward gathers both log-sum-exps (2 Ntot
+ * floats) and runs the same two passes. losses: (N) the local pairs'.
+ * dlog_scale: every rank accumulates dloss * d(global loss)/d(log_scale),
+ * the all-reduced sum of the ranks' shares, identical on all ranks (NOT
+ * world_size times it): averaging it over ranks, as DDP does for a
+ * replicated parameter, keeps it; a caller that sums parameter gradients
+ * and passes dloss / world_size also gets dL/dt. da, db: the mean
+ * convention. Errors: as ss_clip_*, plus SS_ERR_PARAM for sizes or options
+ * differing between ranks, SS_ERR_STATE for a transport failure or a cache
+ * written for another global batch.
+ */
+SS_API size_t ss_dist_clip_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_clip_forward(float *loss, float *losses, void *cache,
+                                      const float *a, const float *b,
+                                      float log_scale, int64_t N, int64_t D,
+                                      const ss_clip_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_clip_backward(float *da, float *db,
+                                       float *dlog_scale, float dloss,
+                                       const void *cache, const float *a,
+                                       const float *b, float log_scale,
+                                       int64_t N, int64_t D,
+                                       const ss_clip_opts *opts,
+                                       const ss_comm *comm);
+
+/* ---- SigLIP, all-gather path --------------------------------------------- */
+/*
+ * As ss_dist_clip_*: loss = ss_siglip_forward's on the global batch,
+ * -(1/Ntot) sum over all Ntot^2 pairs; losses (N): the local rows' sums
+ * over all Ntot columns. Gathered: both sides' rows; nothing else (the
+ * sigmoid terms need no statistics). dlog_t, dbias: dloss * the global
+ * derivative on every rank (all-reduced, as CLIP's dlog_scale).
+ */
+SS_API size_t ss_dist_siglip_cache_size(int64_t N, int64_t D);
+SS_API ss_status ss_dist_siglip_forward(float *loss, float *losses,
+                                        void *cache, const float *a,
+                                        const float *b, float log_t,
+                                        float bias, int64_t N, int64_t D,
+                                        const ss_siglip_opts *opts,
+                                        const ss_comm *comm);
+SS_API ss_status ss_dist_siglip_backward(float *da, float *db, float *dlog_t,
+                                         float *dbias, float dloss,
+                                         const void *cache, const float *a,
+                                         const float *b, float log_t,
+                                         float bias, int64_t N, int64_t D,
+                                         const ss_siglip_opts *opts,
+                                         const ss_comm *comm);
+
+/* ---- MoCo with a queue, and the distributed enqueue ---------------------- */
+/*
+ * q, k: (N, D) local queries and their keys (N >= 1 per rank), queue: (K,
+ * D), IDENTICAL on every rank (checked through a checksum of its entries:
+ * SS_ERR_PARAM if it differs), K, D and opts equal. Loss: ss_moco_forward's
+ * on the global batch, the mean over all Ntot queries. Nothing is gathered:
+ * the loss sum is all-reduced (one double). dq, dk (dk may be NULL):
+ * accumulated, mean convention. Errors: as ss_moco_*, plus SS_ERR_PARAM /
+ * SS_ERR_STATE as above.
+ */
+SS_API size_t ss_dist_moco_cache_size(int64_t N, int64_t K, int64_t D);
+SS_API ss_status ss_dist_moco_forward(float *loss, float *losses, void *cache,
+                                      const float *q, const float *k,
+                                      const float *queue, int64_t N,
+                                      int64_t K, int64_t D,
+                                      const ss_moco_opts *opts,
+                                      const ss_comm *comm);
+SS_API ss_status ss_dist_moco_backward(float *dq, float *dk, float dloss,
+                                       const void *cache, const float *q,
+                                       const float *k, const float *queue,
+                                       int64_t N, int64_t K, int64_t D,
+                                       const ss_moco_opts *opts,
+                                       const ss_comm *comm);
+/* keys: (n, D) local keys, n >= 1 per rank. All-gathers the keys of all
+ * ranks in rank order (the global batch's order) and enqueues them into
+ * q on every rank: identical queues stay identical, equal to one queue fed
+ * the concatenated keys. The queues must agree in K, D, count and
+ * checksum (SS_ERR_PARAM otherwise). Errors: SS_ERR_NULL, SS_ERR_SIZE,
+ * SS_ERR_NONFINITE (no queue changes on any rank), SS_ERR_NOMEM,
+ * SS_ERR_STATE. */
+SS_API ss_status ss_dist_queue_enqueue(ss_queue *q, const float *keys,
+                                       int64_t n, const ss_comm *comm);
 
 /* (section end: dist-contrastive) */
 

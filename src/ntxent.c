@@ -54,7 +54,7 @@ static ss_status ntx_check_opts(const char *fn, const ss_ntxent_opts *o) {
 }
 
 /* Everything but the output pointers; also bounds the logits. */
-static ss_status ntx_check(const char *fn, const float *z, int64_t V,
+ss_status ss__ntxent_check(const char *fn, const float *z, int64_t V,
                            int64_t N, int64_t D, const ss_ntxent_opts *o) {
     SS_TRY(ss__check_ptr(fn, "z", z));
     SS_TRY(ntx_check_sizes(fn, V, N, D));
@@ -215,13 +215,11 @@ static double hcl_lneg(const float *lse, int64_t M, int64_t i, double lnq,
                       : (double)lse[i];
 }
 
-/* HCL, per sample: losses (and, with dx, the positive-pair gradient scaled
- * by f and the weights w of the engine terms). Returns the loss sum. */
-static double hcl_pairs(double *loss_i, float *w, float *dx, double f,
-                        const float *x, const float *lse, int64_t V,
-                        int64_t N, int64_t D, const ss_ntxent_opts *o,
-                        int two_scales) {
-    int64_t M = V * N, nq = M - V;
+double ss__ntxent_hcl_pairs(double *loss_i, float *w, float *dx, double f,
+                            const float *x, const float *lse, int64_t V,
+                            int64_t N, int64_t D, const ss_ntxent_opts *o,
+                            int two_scales, int64_t nq) {
+    int64_t M = V * N;
     double inv_t = 1.0 / o->temperature, total = 0.0;
     if (nq == 0) { /* N = 1: no negatives, Ng = 0, every loss 0 */
         for (int64_t i = 0; i < M; i++) {
@@ -274,7 +272,7 @@ ss_status ss_ntxent_forward(float *loss, float *losses, void *cache,
     ss_ntxent_opts o = opts ? *opts : ss_ntxent_defaults();
     SS_TRY(ss__check_ptr(fn, "loss", loss));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
-    SS_TRY(ntx_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__ntxent_check(fn, z, V, N, D, &o));
     int64_t M = V * N;
     ntx_work wk;
     SS_TRY(ntx_work_init(&wk, fn, z, V, N, D, &o));
@@ -287,8 +285,8 @@ ss_status ss_ntxent_forward(float *loss, float *losses, void *cache,
     if (st == SS_OK) {
         double total = 0.0;
         if (ntx_hcl(&o)) {
-            total = hcl_pairs(li, NULL, NULL, 0.0, wk.x, lse, V, N, D, &o,
-                              wk.gc.nscales == 2);
+            total = ss__ntxent_hcl_pairs(li, NULL, NULL, 0.0, wk.x, lse, V, N,
+                                         D, &o, wk.gc.nscales == 2, M - V);
         } else {
             double k = 1.0 / ((double)o.temperature * (double)(V - 1));
             ss__ntxent_pos_dots(li, wk.x, V, N, D, ss__threads());
@@ -337,7 +335,7 @@ ss_status ss_ntxent_backward(float *dz, float dloss, const void *cache,
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
                         (double)dloss);
-    SS_TRY(ntx_check(fn, z, V, N, D, &o));
+    SS_TRY(ss__ntxent_check(fn, z, V, N, D, &o));
     SS_TRY(ntx_check_cache(fn, cache, V, N, D, &o));
     int64_t M = V * N;
     ntx_work wk;
@@ -355,16 +353,16 @@ ss_status ss_ntxent_backward(float *dz, float dloss, const void *cache,
         memcpy(lse, (const char *)cache + NTX_HEADER_BYTES,
                (size_t)(wk.gc.nscales * M) * sizeof(float));
         if (ntx_hcl(&o))
-            hcl_pairs(NULL, w, NULL, f, wk.x, lse, V, N, D, &o,
-                      wk.gc.nscales == 2);
+            ss__ntxent_hcl_pairs(NULL, w, NULL, f, wk.x, lse, V, N, D, &o,
+                                 wk.gc.nscales == 2, M - V);
         else
             for (int64_t i = 0; i < M; i++) w[i] = (float)f;
         st = ss__gc_backward(dx, w, lse, &wk.gc);
     }
     if (st == SS_OK) {
         if (ntx_hcl(&o))
-            hcl_pairs(NULL, NULL, dx, f, wk.x, lse, V, N, D, &o,
-                      wk.gc.nscales == 2);
+            ss__ntxent_hcl_pairs(NULL, NULL, dx, f, wk.x, lse, V, N, D, &o,
+                                 wk.gc.nscales == 2, M - V);
         else /* d/dx_j of -f/((V-1) t) sum_i sum_p <x_i, x_p> */
             ss__ntxent_pos_grad(dx, wk.x,
                                 -2.0 * f / ((double)o.temperature * (V - 1)),

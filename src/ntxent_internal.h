@@ -10,6 +10,8 @@
 #ifndef SS_NTXENT_INTERNAL_H
 #define SS_NTXENT_INTERNAL_H
 
+#include "selfsup.h"
+
 #include <stdint.h>
 
 /* pos[i] = sum_{p in P(i)} <x_i, x_p> through per-sample view sums, O(M D).
@@ -20,5 +22,21 @@ void ss__ntxent_pos_dots(double *pos, const float *x, int64_t V, int64_t N,
 /* dx_i += k (sum_v x_(v, n) - x_i). */
 void ss__ntxent_pos_grad(float *dx, const float *x, double k, int64_t V,
                          int64_t N, int64_t D, int nthreads);
+
+/* HCL / debiased (ntxent.c), per sample of the V N local rows: loss_i
+ * (or NULL); with w, the weights (2, V N) of the engine's two log-sum-exp
+ * terms scaled by f; with dx, the positive-pair gradient scaled by f. lse:
+ * (2, V N) log-sum-exps over the negatives (row 1 unused unless
+ * two_scales). nq: negatives per anchor in the whole batch (V Ntot - V).
+ * Returns the sum of the loss_i. */
+double ss__ntxent_hcl_pairs(double *loss_i, float *w, float *dx, double f,
+                            const float *x, const float *lse, int64_t V,
+                            int64_t N, int64_t D, const ss_ntxent_opts *o,
+                            int two_scales, int64_t nq);
+
+/* The input checks of ss_ntxent_forward but the output pointers (z, sizes,
+ * options, finite z, the float32 logit bound), naming fn. */
+ss_status ss__ntxent_check(const char *fn, const float *z, int64_t V,
+                           int64_t N, int64_t D, const ss_ntxent_opts *o);
 
 #endif

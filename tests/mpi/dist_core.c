@@ -201,12 +201,12 @@ static void error_cases(void) {
                         ss_dist_ntxent_backward(dz, R == bad ? 2.0f : 1.0f,
                                                 cache, z, V, N, D, &o, ss_dt_comm),
                         SS_ERR_PARAM);
-    /* HCL options: unsupported on all ranks */
+    /* HCL options: a negative hard_beta on one rank */
     ss_ntxent_opts o3 = o;
-    o3.hard_beta = 1.0f;
-    expect_all_fail("ntxent hard_beta",
+    if (R == bad) o3.hard_beta = -1.0f;
+    expect_all_fail("ntxent bad hard_beta on one rank",
                     ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o3,
-                                           ss_dt_comm), SS_ERR_UNSUPPORTED);
+                                           ss_dt_comm), SS_ERR_PARAM);
     /* Barlow: Inf in b on one rank; VICReg: negative eps on one rank */
     float a[12], b[12], dcache[4096], terms[3];
     ss_dt_fill(a, 12, &r, 1.0), ss_dt_fill(b, 12, &r, 1.0);

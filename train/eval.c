@@ -21,7 +21,7 @@
 #define EIG_REL_CUTOFF 1e-6 /* float32 covariance: relative round-off */
 
 sst_probe_opts sst_probe_defaults(void) {
-    sst_probe_opts o = {1e-4f, 60, 10, 1e-5};
+    sst_probe_opts o = {1e-4f, 200, 10, 1e-5};
     return o;
 }
 

@@ -29,8 +29,10 @@ typedef struct {
     double tol;    /* stop when ||grad||_inf < tol */
 } sst_probe_opts;
 
-/* l2 1e-4, 60 iterations (raw Fashion-MNIST pixels: 84.4% at 40, 84.5%
- * at 80), history 10, tol 1e-5. */
+/* l2 1e-4, 200 iterations, history 10, tol 1e-5. 200 iterations fit the
+ * probe to convergence on 128-d features: on the 6-epoch SimCLR encoder,
+ * 60 iterations gave 86.75 %, 200 gave 87.20 %, 500 gave 87.17 % (l2 1e-5:
+ * 87.23 %, l2 1e-3: 86.66 %); raw pixels 84.26 / 83.94 / 84.02 %. */
 sst_probe_opts sst_probe_defaults(void);
 
 /* Fits the probe on (xtr, ytr), writes the test accuracy (fraction in

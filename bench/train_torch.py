@@ -9,7 +9,7 @@ views through forward + backward + step, augmentation included) and, with
 train/eval.c).
 
 usage: /usr/bin/python3 bench/train_torch.py [--threads 2] [--batch 256]
-       [--epochs 4] [--subset 0] [--steps 0] [--probe]
+       [--epochs 6] [--subset 0] [--steps 0] [--probe]
 --steps N stops after N steps (a throughput measurement)."""
 import argparse
 import gzip
@@ -97,7 +97,7 @@ def ntxent(z, tau):
     return F.cross_entropy(s, tgt)
 
 
-def probe(ftr, ytr, fte, yte, iters=60, l2=1e-4):
+def probe(ftr, ytr, fte, yte, iters=200, l2=1e-4):
     mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
     ftr, fte = ((ftr - mu) / sd).double(), ((fte - mu) / sd).double()
     W = torch.zeros(ftr.shape[1], 10, dtype=torch.float64, requires_grad=True)
@@ -117,7 +117,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--subset", type=int, default=0)
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--lr", type=float, default=2e-3)

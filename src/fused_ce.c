@@ -117,7 +117,8 @@ static int thread_id(void) {
 typedef struct {
     int64_t *rows;  /* (n) scored row indices */
     float *hb;      /* (rb, H) gathered hidden rows */
-    float *lg;      /* (rb, V) logits / gradient of the block */
+    float *lg;      /* logits / gradient of the block, chunk-major: chunk k
+                     * is (rb, cw_k) at lg + k * FCE_CHUNK * rb */
     double *st;     /* (nth, rb, 3): running max, sum e^{x - max}, sum x */
     float *dhp;     /* (nth, rb, H) partial dhidden */
     size_t lg_bytes;
@@ -125,14 +126,18 @@ typedef struct {
     int nth;
 } fce_ws;
 
-/* The block buffer (up to 32 MiB) is mapped and unmapped directly: through
+/* The block buffer (block_bytes) is mapped and unmapped directly: through
  * malloc, glibc's adaptive mmap threshold would move it onto the heap after
  * the first call, where repeated calls can leave several copies resident. */
 static float *big_alloc(size_t bytes) {
 #ifdef FCE_HAVE_MMAP
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); /* fewer TLB misses; a hint only */
+#endif
+    return p;
 #else
     return ss__malloc(bytes);
 #endif
@@ -176,12 +181,12 @@ static int ws_alloc(fce_ws *w, const fce_job *j, int64_t n) {
  * their online LSE statistics merged into this thread's st. */
 static void chunk_logits(const fce_job *j, fce_ws *w, int64_t nb, int64_t c0,
                          int64_t cw) {
-    int64_t V = j->V, H = j->H;
-    float *lg = w->lg + c0;
+    int64_t H = j->H;
+    float *lg = w->lg + c0 * w->rb;
     ss__sgemm(0, 1, nb, cw, H, 1.0f, w->hb, H, j->weight + c0 * H, H, 0.0f,
-              lg, V);
+              lg, cw);
     for (int64_t r = 0; r < nb; r++) {
-        float *x = lg + r * V;
+        float *x = lg + r * cw;
         if (j->bias)
             for (int64_t c = 0; c < cw; c++) x[c] += j->bias[c0 + c];
         if (!(j->mode & MODE_FWD)) continue;
@@ -208,7 +213,7 @@ static void chunk_logits(const fce_job *j, fce_ws *w, int64_t nb, int64_t c0,
 static void chunk_grad(const fce_job *j, fce_ws *w, int64_t b0, int64_t nb,
                        int64_t c0, int64_t cw) {
     int64_t V = j->V, H = j->H;
-    float *lg = w->lg + c0;
+    float *lg = w->lg + c0 * w->rb;
     /* g_c = s ((a + b S_w) p_c - b w_c - a [c = y]), a = (1 - eps) w_y,
      * b = eps / V; unweighted: a + b S_w = 1. */
     double eps = j->o.label_smoothing, s = j->scale, b = eps / (double)V;
@@ -216,7 +221,7 @@ static void chunk_grad(const fce_job *j, fce_ws *w, int64_t b0, int64_t nb,
     for (int64_t r = 0; r < nb; r++) {
         int64_t t = w->rows[b0 + r], y = j->targets[t];
         double a = (1.0 - eps) * wt(j, y);
-        float *x = lg + r * V, l = j->lse[t];
+        float *x = lg + r * cw, l = j->lse[t];
         float fp = (float)(s * (a + b * j->sw)), off = (float)(s * b);
         if (cwt)
             for (int64_t c = 0; c < cw; c++)
@@ -228,10 +233,10 @@ static void chunk_grad(const fce_job *j, fce_ws *w, int64_t b0, int64_t nb,
             for (int64_t c = 0; c < cw; c++) j->dbias[c0 + c] += x[c];
     }
     if (j->dweight)
-        ss__sgemm(1, 0, cw, H, nb, 1.0f, lg, V, w->hb, H, 1.0f,
+        ss__sgemm(1, 0, cw, H, nb, 1.0f, lg, cw, w->hb, H, 1.0f,
                   j->dweight + c0 * H, H);
     if (j->dhidden)
-        ss__sgemm(0, 0, nb, H, cw, 1.0f, lg, V, j->weight + c0 * H, H, 1.0f,
+        ss__sgemm(0, 0, nb, H, cw, 1.0f, lg, cw, j->weight + c0 * H, H, 1.0f,
                   w->dhp + (size_t)thread_id() * (size_t)w->rb * (size_t)H,
                   H);
 }
@@ -249,7 +254,9 @@ static void merge_row(const fce_job *j, const fce_ws *w, int64_t b0,
     }
     int64_t t = w->rows[b0 + r], y = j->targets[t];
     double lse = m + log(se), eps = j->o.label_smoothing;
-    double xy = w->lg[r * j->V + y];
+    int64_t c0 = y / FCE_CHUNK * FCE_CHUNK, cw = j->V - c0;
+    cw = cw < FCE_CHUNK ? cw : FCE_CHUNK;
+    double xy = w->lg[c0 * w->rb + r * cw + (y - c0)];
     j->lse[t] = (float)lse;
     /* (1 - eps) w_y (lse - x_y) + (eps / V) sum_c w_c (lse - x_c) */
     j->rowloss[b0 + r] = (1.0 - eps) * wt(j, y) * (lse - xy)

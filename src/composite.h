@@ -69,6 +69,13 @@ typedef struct {
 extern const ss__term_kind ss__term_kinds[];
 extern const int ss__n_term_kinds;
 
+/* Helpers of the term wrappers (composite_terms.c), shared with
+ * dist_composite.c: SS_ERR_SIZE unless z holds V = 2 views; DINO's teacher
+ * temperature (the inputs', else the term's parameter). */
+ss_status ss__composite_two_views(const ss_composite_inputs *in);
+float ss__composite_dino_ttemp(const ss__term_opts *o,
+                               const ss_composite_inputs *in);
+
 /* ---- passes over the terms (the single-process and the distributed one) -- */
 
 /* How a forward / backward pass runs its terms. NULL operations: the

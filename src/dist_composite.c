@@ -24,14 +24,6 @@ typedef ss_status (*bwd_fn)(const ss_composite_grads *g, float dl,
                             const void *c, const ss__term_opts *o,
                             const ss_composite_inputs *in, const ss_comm *m);
 
-/* V = 2 for the pairwise terms, with the single-process term's message. */
-static ss_status two_views(const ss_composite_inputs *in) {
-    if (in->V != 2)
-        return ss__fail(SS_ERR_SIZE, "ss_dist_composite", "this term needs "
-                        "V = 2 views in z (a = z[0], b = z[1]), got V = %lld",
-                        (long long)in->V);
-    return SS_OK;
-}
 static ss_status sized(size_t *b, size_t bytes) {
     *b = bytes;
     return bytes ? SS_OK : SS_ERR_SIZE;
@@ -43,7 +35,7 @@ static ss_status no_cache(size_t *b, const ss__term_opts *o,
     return SS_OK;
 }
 
-/* ---- z (V, N, D) terms ----------------------------------------------------- */
+/* ---- z (V, N, D) terms -------------------------------------------------- */
 
 static ss_status ntxent_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
@@ -96,7 +88,8 @@ static ss_status dcl_bwd(const ss_composite_grads *g, float dl, const void *c,
                                 &o->dcl, m);
 }
 
-/* KoLeo: the mean over the V views, one cache per view (as composite_terms.c). */
+/* KoLeo: the mean over the V views, one cache per view (as
+ * composite_terms.c). */
 static size_t koleo_stride(const ss_composite_inputs *in) {
     size_t one = ss_dist_koleo_cache_size(in->N, in->D);
     return (one + 63) / 64 * 64;
@@ -135,12 +128,12 @@ static ss_status koleo_bwd(const ss_composite_grads *g, float dl,
     return SS_OK;
 }
 
-/* ---- pairwise terms: a = z[0], b = z[1] ------------------------------------ */
+/* ---- pairwise terms: a = z[0], b = z[1] --------------------------------- */
 
 static ss_status clip_cache(size_t *b, const ss__term_opts *o,
                             const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     return sized(b, ss_dist_clip_cache_size(in->N, in->D));
 }
 static ss_status clip_fwd(float *l, void *c, const ss__term_opts *o,
@@ -159,7 +152,7 @@ static ss_status clip_bwd(const ss_composite_grads *g, float dl, const void *c,
 static ss_status siglip_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     return sized(b, ss_dist_siglip_cache_size(in->N, in->D));
 }
 static ss_status siglip_fwd(float *l, void *c, const ss__term_opts *o,
@@ -180,7 +173,7 @@ static ss_status siglip_bwd(const ss_composite_grads *g, float dl,
 static ss_status negcos_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     return sized(b, ss_dist_negcos_sym_cache_size(in->N, in->D));
 }
 static ss_status negcos_fwd(float *l, void *c, const ss__term_opts *o,
@@ -203,7 +196,7 @@ static ss_status negcos_bwd(const ss_composite_grads *g, float dl,
 static ss_status barlow_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     return sized(b, ss_dist_barlow_cache_size(in->D));
 }
 static ss_status barlow_fwd(float *l, void *c, const ss__term_opts *o,
@@ -221,7 +214,7 @@ static ss_status barlow_bwd(const ss_composite_grads *g, float dl,
 static ss_status vicreg_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     return sized(b, ss_dist_vicreg_cache_size(in->D));
 }
 static ss_status vicreg_fwd(float *l, void *c, const ss__term_opts *o,
@@ -239,7 +232,7 @@ static ss_status vicreg_bwd(const ss_composite_grads *g, float dl,
 static ss_status hs_cache(size_t *b, const ss__term_opts *o,
                           const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     return sized(b, ss_dist_hypersphere_cache_size(in->N, in->D));
 }
 static ss_status hs_fwd(float *l, void *c, const ss__term_opts *o,
@@ -255,7 +248,7 @@ static ss_status hs_bwd(const ss_composite_grads *g, float dl, const void *c,
                                         m);
 }
 
-/* ---- patches, elements, tokens, DINO ---------------------------------------- */
+/* ---- patches, elements, tokens, DINO ------------------------------------ */
 
 static ss_status mae_fwd(float *l, void *c, const ss__term_opts *o,
                          const ss_composite_inputs *in, const ss_comm *m) {
@@ -305,11 +298,6 @@ static ss_status mlm_bwd(const ss_composite_grads *g, float dl, const void *c,
                                 in->T, in->vocab, &o->mlm, m);
 }
 
-/* The teacher temperature: from the inputs, else the term's parameter. */
-static float dino_ttemp(const ss__term_opts *o, const ss_composite_inputs *in) {
-    return in->dino_teacher_temp != 0.0f ? in->dino_teacher_temp
-                                         : o->dino.teacher_temp;
-}
 static ss_status dino_cache(size_t *b, const ss__term_opts *o,
                             const ss_composite_inputs *in) {
     (void)o;
@@ -318,20 +306,21 @@ static ss_status dino_cache(size_t *b, const ss__term_opts *o,
 }
 static ss_status dino_fwd(float *l, void *c, const ss__term_opts *o,
                           const ss_composite_inputs *in, const ss_comm *m) {
+    float tt = ss__composite_dino_ttemp(o, in);
     return ss_dist_dino_forward(l, NULL, c, in->dino_teacher, in->dino_student,
-                                in->center, dino_ttemp(o, in), in->dino_G,
-                                in->dino_V, in->N, in->dino_K, &o->dino, m);
+                                in->center, tt, in->dino_G, in->dino_V, in->N,
+                                in->dino_K, &o->dino, m);
 }
 static ss_status dino_bwd(const ss_composite_grads *g, float dl, const void *c,
                           const ss__term_opts *o, const ss_composite_inputs *in,
                           const ss_comm *m) {
+    float tt = ss__composite_dino_ttemp(o, in);
     return ss_dist_dino_backward(g->ddino_student, dl, c, in->dino_teacher,
-                                 in->dino_student, in->center,
-                                 dino_ttemp(o, in), in->dino_G, in->dino_V,
-                                 in->N, in->dino_K, &o->dino, m);
+                                 in->dino_student, in->center, tt, in->dino_G,
+                                 in->dino_V, in->N, in->dino_K, &o->dino, m);
 }
 
-/* ---- the table: one entry per term name of composite_terms.c ---------------- */
+/* ---- the table: one entry per term name of composite_terms.c ------------ */
 
 typedef struct {
     const char *name;
@@ -366,7 +355,7 @@ static const dist_term *dist_of(const ss__term_kind *k) {
     return NULL;
 }
 
-/* ---- the pass ------------------------------------------------------------------ */
+/* ---- the pass ----------------------------------------------------------- */
 
 static ss_status pass_cache(const ss__composite_pass *p, const ss__term_kind *k,
                             size_t *bytes, const ss__term_opts *o,

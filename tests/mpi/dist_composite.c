@@ -136,7 +136,7 @@ static void free_batch(batch *b) {
     ss_center_free(b->center);
 }
 
-/* ---- equality with the single-process composite ----------------------------- */
+/* ---- equality with the single-process composite ------------------------- */
 
 static void spec_case(const char *spec, int variant, int64_t base,
                       uint64_t seed) {
@@ -183,7 +183,7 @@ done:
     free_batch(&b);
 }
 
-/* ---- errors agree on every rank ----------------------------------------------- */
+/* ---- errors agree on every rank ----------------------------------------- */
 
 static void expect(const char *what, ss_status st, ss_status want) {
     if (st != want) {

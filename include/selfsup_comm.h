@@ -37,9 +37,11 @@
  * transport failure the ranks may disagree and the comm should be treated
  * as broken.
  *
- * Memory per rank is O(global rows * D) for the all-gather contrastive path
- * and O(local rows * D + D^2) for the batch-statistics losses; nothing is
- * O(global batch ^ 2).
+ * Memory per rank is O(global rows * D) for the all-gather paths,
+ * O(local rows * D) for the ring paths (ss_dist_*_ring_*: NT-Xent, CLIP,
+ * SigLIP) and O(local rows * D + D^2) for the batch-statistics losses;
+ * nothing is O(global batch ^ 2). Bytes and memory of every function:
+ * docs/DISTRIBUTED.md.
  *
  * Collectives are blocking and called from the calling thread only.
  */
@@ -72,7 +74,8 @@ typedef struct ss_comm {
                       const int64_t *counts);
     /* Ring step: send `bytes` bytes to rank `dst` while receiving `bytes`
      * bytes from rank `src` (both may be this rank's neighbours). Used by
-     * the ring paths (not yet in this version); may be NULL until then. */
+     * the ring paths (ss_dist_*_ring_*). May be NULL: the ring calls then
+     * fail with SS_ERR_NULL on every rank; nothing else uses it. */
     int (*sendrecv)(void *ctx, const void *send, int dst, void *recv, int src,
                     int64_t bytes);
 } ss_comm;

@@ -237,6 +237,14 @@ static void error_cases(void) {
     expect("composite NaN in z on one rank (a term's error)",
            ss_dist_composite_forward(c, &tot, NULL, &in, m), SS_ERR_NONFINITE);
     b.t[TZ].l[3] = keep;
+    float vals[3] = {-1.0f, -1.0f, -1.0f}, keep2 = b.t[TIMG].l[1];
+    tot = -1.0f;
+    if (R == bad) b.t[TIMG].l[1] = INFINITY; /* term 1, after term 0 ran */
+    expect("composite Inf in imgs on one rank (a later term's error)",
+           ss_dist_composite_forward(c, &tot, vals, &in, m), SS_ERR_NONFINITE);
+    b.t[TIMG].l[1] = keep2;
+    if (tot != -1.0f || vals[0] != -1.0f)
+        ss_dt_fail("composite failed forward", "wrote total or values");
     expect("composite backward after a failed forward",
            ss_dist_composite_backward(c, &b.g_l, dl, &in, m), SS_ERR_STATE);
     if (ss_composite_forward(c, &tot, NULL, &in) == SS_OK)

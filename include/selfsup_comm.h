@@ -37,9 +37,11 @@
  * transport failure the ranks may disagree and the comm should be treated
  * as broken.
  *
- * Memory per rank is O(global rows * D) for the all-gather contrastive path
- * and O(local rows * D + D^2) for the batch-statistics losses; nothing is
- * O(global batch ^ 2).
+ * Memory per rank is O(global rows * D) for the all-gather paths,
+ * O(local rows * D) for the ring paths (ss_dist_*_ring_*: NT-Xent, CLIP,
+ * SigLIP) and O(local rows * D + D^2) for the batch-statistics losses;
+ * nothing is O(global batch ^ 2). Bytes and memory of every function:
+ * docs/DISTRIBUTED.md.
  *
  * Collectives are blocking and called from the calling thread only.
  */
@@ -72,7 +74,8 @@ typedef struct ss_comm {
                       const int64_t *counts);
     /* Ring step: send `bytes` bytes to rank `dst` while receiving `bytes`
      * bytes from rank `src` (both may be this rank's neighbours). Used by
-     * the ring paths (not yet in this version); may be NULL until then. */
+     * the ring paths (ss_dist_*_ring_*). May be NULL: the ring calls then
+     * fail with SS_ERR_NULL on every rank; nothing else uses it. */
     int (*sendrecv)(void *ctx, const void *send, int dst, void *recv, int src,
                     int64_t bytes);
 } ss_comm;
@@ -825,6 +828,49 @@ SS_API ss_status ss_dist_msn_backward(float *danchors, float *dprototypes,
                                       const ss_comm *comm);
 
 /* (section end: dist-distill) */
+
+/* (section start: dist-composite) */
+
+/* ---- Composite objectives over ranks ---------------------------------------- */
+/*
+ * c: a composite from ss_composite_parse / _add (same spec strings and
+ * terms as ss_composite_*, include/selfsup.h), built identically on every
+ * rank. in: the LOCAL inputs (N, B, recon_n, T local and may differ per
+ * rank; every other size as the term's ss_dist_* function requires). Each
+ * term runs its ss_dist_* counterpart (ntxent, supcon, dcl, dclw, clip,
+ * siglip: all-gather paths; negcos: ss_dist_negcos_sym_*; barlow, vicreg,
+ * hypersphere, koleo (per view), mae, recon / mse / l1 / smoothl1 / huber
+ * / bce, mlm, dino), so each term value is the global batch's and total,
+ * values and ss_composite_term_value equal ss_composite_forward on the
+ * concatenated batch, on every rank. Backward: g += dloss * world_size *
+ * d(global total)/d(local inputs) (mean convention), term by term.
+ * Agreement: before any term, one all-reduce agrees the local checks
+ * (pointers, missing inputs, cache sizes, allocations, and in backward the
+ * state and the buffers), the number of terms, the spec (names and
+ * parameter values, hashed), the weights (hashed) and, in backward, dloss:
+ * SS_ERR_PARAM on every rank when they differ. Each term then agrees on its
+ * own sizes and options; a term's error is agreed and returned on every
+ * rank, prefixed "term i 'name':". The caches are the composite's, sized
+ * for the ss_dist_* functions: a backward needs a distributed forward
+ * (SS_ERR_STATE after ss_composite_forward, and vice versa). Memory and
+ * traffic: the sum of the terms' (docs/DISTRIBUTED.md).
+ * Errors: those of ss_composite_forward / _backward and of the terms'
+ * ss_dist_* functions, SS_ERR_PARAM for a spec, weight or dloss differing
+ * between ranks or a bad comm, SS_ERR_STATE for a transport failure. As
+ * single-process, a failing backward term may follow earlier terms that
+ * already accumulated (every rank fails at the same term).
+ */
+SS_API ss_status ss_dist_composite_forward(ss_composite *c, float *total,
+                                           float *values,
+                                           const ss_composite_inputs *in,
+                                           const ss_comm *comm);
+SS_API ss_status ss_dist_composite_backward(ss_composite *c,
+                                            const ss_composite_grads *g,
+                                            float dloss,
+                                            const ss_composite_inputs *in,
+                                            const ss_comm *comm);
+
+/* (section end: dist-composite) */
 
 #ifdef __cplusplus
 }

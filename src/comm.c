@@ -150,6 +150,23 @@ ss_status ss__dist_agree_total(const ss_comm *c, const char *fn, ss_status st,
     return st;
 }
 
+ss_status ss__dist_min_total(const char *fn, ss_status st, int64_t Ntot,
+                             int64_t min_total, const char *what) {
+    if (st == SS_OK && Ntot < min_total)
+        st = ss__fail(SS_ERR_SIZE, fn, "the global batch must have >= %lld "
+                      "%s, got %lld", (long long)min_total, what,
+                      (long long)Ntot);
+    return st;
+}
+
+ss_status ss__dist_check_ntot(const char *fn, int64_t cached, int64_t Ntot) {
+    if (cached != Ntot)
+        return ss__fail(SS_ERR_STATE, fn, "cache was written for a global "
+                        "batch of %lld rows, now %lld", (long long)cached,
+                        (long long)Ntot);
+    return SS_OK;
+}
+
 /* ---- the ring (sendrecv) ---------------------------------------------------- */
 
 ss_status ss__dist_check_ring(const ss_comm *c, const char *fn) {

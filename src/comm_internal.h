@@ -26,6 +26,16 @@ ss_status ss__dist_agree_total(const ss_comm *c, const char *fn, ss_status st,
                                const double *vals, const char *const *names,
                                int nv, int64_t n, int64_t *total);
 
+/* After an agreement (st: its result, the same on every rank): SS_ERR_SIZE
+ * "the global batch must have >= min_total <what>" when Ntot < min_total,
+ * so that every rank gives the same verdict; else st. */
+ss_status ss__dist_min_total(const char *fn, ss_status st, int64_t Ntot,
+                             int64_t min_total, const char *what);
+
+/* After an agreement: the global batch size a cache was written for
+ * (cached) must be this call's Ntot (SS_ERR_STATE otherwise). */
+ss_status ss__dist_check_ntot(const char *fn, int64_t cached, int64_t Ntot);
+
 /* Agrees on a status only (e.g. after allocations). */
 ss_status ss__dist_status(const ss_comm *c, const char *fn, ss_status st);
 

@@ -410,9 +410,11 @@ static ss_status ensure_cache(term *t, size_t bytes, const char *fn) {
     return SS_OK;
 }
 
-ss_status ss_composite_forward(ss_composite *c, float *total, float *values,
-                               const ss_composite_inputs *in) {
-    const char *fn = "ss_composite_forward";
+/* Local checks of a forward, caches included (no term runs). */
+static ss_status forward_checks(ss_composite *c, float *total,
+                                const ss_composite_inputs *in,
+                                const ss__composite_pass *p) {
+    const char *fn = p->fn;
     SS_TRY(ss__check_ptr(fn, "c", c));
     SS_TRY(ss__check_ptr(fn, "total", total));
     SS_TRY(ss__check_ptr(fn, "in", in));
@@ -426,15 +428,31 @@ ss_status ss_composite_forward(ss_composite *c, float *total, float *values,
                             "'%s', which is NULL", (long long)i,
                             c->t[i].kind->name, miss);
     }
-    float *v = malloc((size_t)c->n * sizeof *v);
-    if (!v) return ss__fail(SS_ERR_NOMEM, fn, "out of memory");
-    double acc = 0.0;
     for (int64_t i = 0; i < c->n; i++) {
         term *t = &c->t[i];
         size_t bytes = 0;
-        ss_status st = t->kind->cache(&bytes, &t->opts, in);
+        ss_status st = p->cache ? p->cache(p, t->kind, &bytes, &t->opts, in)
+                                : t->kind->cache(&bytes, &t->opts, in);
         if (st == SS_OK) st = ensure_cache(t, bytes, fn);
-        if (st == SS_OK) st = t->kind->fwd(&v[i], t->cache, &t->opts, in);
+        if (st != SS_OK) return term_fail(st, fn, i, t);
+    }
+    return SS_OK;
+}
+
+ss_status ss__composite_forward(ss_composite *c, float *total, float *values,
+                                const ss_composite_inputs *in,
+                                const ss__composite_pass *p) {
+    const char *fn = p->fn;
+    ss_status st = forward_checks(c, total, in, p);
+    float *v = st == SS_OK ? malloc((size_t)c->n * sizeof *v) : NULL;
+    if (st == SS_OK && !v) st = ss__fail(SS_ERR_NOMEM, fn, "out of memory");
+    if (p->agree) st = p->agree(p, st, c, NULL);
+    if (st != SS_OK) { free(v); return st; }
+    double acc = 0.0;
+    for (int64_t i = 0; i < c->n; i++) {
+        term *t = &c->t[i];
+        st = p->fwd ? p->fwd(p, t->kind, &v[i], t->cache, &t->opts, in)
+                    : t->kind->fwd(&v[i], t->cache, &t->opts, in);
         if (st != SS_OK) {
             free(v);
             return term_fail(st, fn, i, t);
@@ -448,8 +466,18 @@ ss_status ss_composite_forward(ss_composite *c, float *total, float *values,
     free(v);
     *total = (float)acc;
     c->last = *in;
-    c->forward_ok = 1;
+    c->forward_ok = p->mode;
     return SS_OK;
+}
+
+static const ss__composite_pass single_forward = {"ss_composite_forward", 1,
+                                                  NULL, NULL, NULL, NULL, NULL};
+static const ss__composite_pass single_backward = {"ss_composite_backward", 1,
+                                                   NULL, NULL, NULL, NULL, NULL};
+
+ss_status ss_composite_forward(ss_composite *c, float *total, float *values,
+                               const ss_composite_inputs *in) {
+    return ss__composite_forward(c, total, values, in, &single_forward);
 }
 
 static int same_sizes(const ss_composite_inputs *a, const ss_composite_inputs *b) {
@@ -460,22 +488,28 @@ static int same_sizes(const ss_composite_inputs *a, const ss_composite_inputs *b
            a->dino_V == b->dino_V && a->dino_K == b->dino_K;
 }
 
-ss_status ss_composite_backward(ss_composite *c, const ss_composite_grads *g,
-                                float dloss, const ss_composite_inputs *in) {
-    const char *fn = "ss_composite_backward";
+/* Local checks of a backward: state, sizes, dloss, every buffer. */
+static ss_status backward_checks(const ss_composite *c,
+                                 const ss_composite_grads *g, float dloss,
+                                 const ss_composite_inputs *in,
+                                 const ss__composite_pass *p) {
+    const char *fn = p->fn;
     SS_TRY(ss__check_ptr(fn, "c", c));
     SS_TRY(ss__check_ptr(fn, "g", g));
     SS_TRY(ss__check_ptr(fn, "in", in));
     if (!c->forward_ok)
         return ss__fail(SS_ERR_STATE, fn, "no successful forward to "
                         "differentiate");
+    if (c->forward_ok != p->mode)
+        return ss__fail(SS_ERR_STATE, fn, "the last forward was not of this "
+                        "kind (ss_composite_* and ss_dist_composite_* keep "
+                        "different caches)");
     if (!same_sizes(in, &c->last))
         return ss__fail(SS_ERR_STATE, fn, "the sizes in 'in' differ from "
                         "those of the forward call");
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_NONFINITE, fn, "dloss is %g (not finite)",
                         (double)dloss);
-    /* Check every buffer before accumulating anything. */
     for (int64_t i = 0; i < c->n; i++) {
         const term *t = &c->t[i];
         const char *miss = missing_input(t->kind->inputs, in);
@@ -489,11 +523,59 @@ ss_status ss_composite_backward(ss_composite *c, const ss_composite_grads *g,
                             "buffer '%s', which is NULL", (long long)i,
                             t->kind->name, miss);
     }
+    return SS_OK;
+}
+
+ss_status ss__composite_backward(ss_composite *c, const ss_composite_grads *g,
+                                 float dloss, const ss_composite_inputs *in,
+                                 const ss__composite_pass *p) {
+    ss_status st = backward_checks(c, g, dloss, in, p);
+    if (p->agree) st = p->agree(p, st, c, &dloss);
+    SS_TRY(st);
     for (int64_t i = 0; i < c->n; i++) {
         term *t = &c->t[i];
         float dl = (float)((double)dloss * (double)t->weight);
-        ss_status st = t->kind->bwd(g, dl, t->cache, &t->opts, in);
-        if (st != SS_OK) return term_fail(st, fn, i, t);
+        st = p->bwd ? p->bwd(p, t->kind, g, dl, t->cache, &t->opts, in)
+                    : t->kind->bwd(g, dl, t->cache, &t->opts, in);
+        if (st != SS_OK) return term_fail(st, p->fn, i, t);
     }
     return SS_OK;
+}
+
+ss_status ss_composite_backward(ss_composite *c, const ss_composite_grads *g,
+                                float dloss, const ss_composite_inputs *in) {
+    return ss__composite_backward(c, g, dloss, in, &single_backward);
+}
+
+/* ---- internal: what must agree between ranks --------------------------- */
+
+/* FNV-1a over n bytes, continuing from h. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The parameter values only (never padding bytes of the options). */
+static uint64_t hash_params(uint64_t h, const term *t) {
+    const char *o = (const char *)&t->opts;
+    for (const ss__param *p = t->kind->params; p->key; p++) {
+        size_t n = p->type == SS__P_F32 ? sizeof(float)
+                 : p->type == SS__P_INT ? sizeof(int64_t) : sizeof(int);
+        h = fnv(h, o + p->off, n);
+    }
+    return h;
+}
+
+void ss__composite_digest(const ss_composite *c, double out[3]) {
+    uint64_t hs = 14695981039346656037ull, hw = hs;
+    for (int64_t i = 0; i < c->n; i++) {
+        const term *t = &c->t[i];
+        hs = fnv(hs, t->kind->name, strlen(t->kind->name) + 1);
+        hs = hash_params(hs, t);
+        hw = fnv(hw, &t->weight, sizeof t->weight);
+    }
+    out[0] = (double)c->n;
+    out[1] = (double)(hs >> 12); /* 52 bits: exact in double */
+    out[2] = (double)(hw >> 12);
 }

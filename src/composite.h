@@ -69,4 +69,50 @@ typedef struct {
 extern const ss__term_kind ss__term_kinds[];
 extern const int ss__n_term_kinds;
 
+/* Helpers of the term wrappers (composite_terms.c), shared with
+ * dist_composite.c: SS_ERR_SIZE unless z holds V = 2 views; DINO's teacher
+ * temperature (the inputs', else the term's parameter). */
+ss_status ss__composite_two_views(const ss_composite_inputs *in);
+float ss__composite_dino_ttemp(const ss__term_opts *o,
+                               const ss_composite_inputs *in);
+
+/* ---- passes over the terms (the single-process and the distributed one) -- */
+
+/* How a forward / backward pass runs its terms. NULL operations: the
+ * kind's own (single-process). dist_composite.c passes the ss_dist_* ones,
+ * the comm in ctx, and an agreement that runs once, after the local checks
+ * and before any term, with their status (and dloss in backward, else
+ * NULL); it returns the status every rank proceeds with. */
+typedef struct ss__composite_pass ss__composite_pass;
+struct ss__composite_pass {
+    const char *fn; /* the public function, in messages */
+    int mode;       /* >= 1; a backward needs a forward of the same mode */
+    const void *ctx;
+    ss_status (*cache)(const ss__composite_pass *p, const ss__term_kind *k,
+                       size_t *bytes, const ss__term_opts *o,
+                       const ss_composite_inputs *in);
+    ss_status (*fwd)(const ss__composite_pass *p, const ss__term_kind *k,
+                     float *loss, void *cache, const ss__term_opts *o,
+                     const ss_composite_inputs *in);
+    ss_status (*bwd)(const ss__composite_pass *p, const ss__term_kind *k,
+                     const ss_composite_grads *g, float dloss,
+                     const void *cache, const ss__term_opts *o,
+                     const ss_composite_inputs *in);
+    ss_status (*agree)(const ss__composite_pass *p, ss_status st,
+                       const ss_composite *c, const float *dloss);
+};
+
+/* ss_composite_forward / _backward with the pass p. */
+ss_status ss__composite_forward(ss_composite *c, float *total, float *values,
+                                const ss_composite_inputs *in,
+                                const ss__composite_pass *p);
+ss_status ss__composite_backward(ss_composite *c, const ss_composite_grads *g,
+                                 float dloss, const ss_composite_inputs *in,
+                                 const ss__composite_pass *p);
+
+/* What must be equal on every rank: out[0] the number of terms, out[1] a
+ * hash of the term names and parameter values, out[2] a hash of the
+ * weights (integers below 2^52, exact in double). */
+void ss__composite_digest(const ss_composite *c, double out[3]);
+
 #endif /* SS_COMPOSITE_H */

@@ -19,7 +19,7 @@
 #define END {NULL, SS__P_F32, 0, 0, 0, 0, 0, NULL, NULL}
 
 /* z as two views a = z[0], b = z[1]: the pairwise losses need V = 2. */
-static ss_status two_views(const ss_composite_inputs *in) {
+ss_status ss__composite_two_views(const ss_composite_inputs *in) {
     if (in->V != 2)
         return ss__fail(SS_ERR_SIZE, "ss_composite", "this term needs V = 2 "
                         "views in z (a = z[0], b = z[1]), got V = %lld",
@@ -108,7 +108,7 @@ static const ss__param clip_params[] = {
 static ss_status clip_cache(size_t *b, const ss__term_opts *o,
                             const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     *b = ss_clip_cache_size(in->N, in->D);
     return *b ? SS_OK : SS_ERR_SIZE;
 }
@@ -135,7 +135,7 @@ static const ss__param siglip_params[] = {
 static ss_status siglip_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     *b = ss_siglip_cache_size(in->N, in->D);
     return *b ? SS_OK : SS_ERR_SIZE;
 }
@@ -164,7 +164,7 @@ static unsigned negcos_grads(const ss__term_opts *o) {
 static ss_status negcos_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     *b = ss_negcos_sym_cache_size(in->N, in->D);
     return *b ? SS_OK : SS_ERR_SIZE;
 }
@@ -190,7 +190,7 @@ static const ss__param barlow_params[] = {
     NONNEG("lambda", barlow.lambda), POS("bn_eps", barlow.bn_eps), END};
 static ss_status barlow_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     *b = ss_barlow_cache_size(in->N, in->D, &o->barlow);
     return *b ? SS_OK : SS_ERR_SIZE;
 }
@@ -211,7 +211,7 @@ static const ss__param vicreg_params[] = {
     NONNEG("eps", vicreg.eps), END};
 static ss_status vicreg_cache(size_t *b, const ss__term_opts *o,
                               const ss_composite_inputs *in) {
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     *b = ss_vicreg_cache_size(in->N, in->D, &o->vicreg);
     return *b ? SS_OK : SS_ERR_SIZE;
 }
@@ -233,7 +233,7 @@ static const ss__param hs_params[] = {
 static ss_status hs_cache(size_t *b, const ss__term_opts *o,
                           const ss_composite_inputs *in) {
     (void)o;
-    SS_TRY(two_views(in));
+    SS_TRY(ss__composite_two_views(in));
     *b = ss_hypersphere_cache_size(in->N, in->D);
     return *b ? SS_OK : SS_ERR_SIZE;
 }
@@ -376,7 +376,8 @@ static const ss__param dino_params[] = {
     POS("student_temp", dino.student_temp),
     POS("teacher_temp", dino.teacher_temp), END};
 static unsigned g_ddino(const ss__term_opts *o) { (void)o; return SS__G_DDINO; }
-static float dino_ttemp(const ss__term_opts *o, const ss_composite_inputs *in) {
+float ss__composite_dino_ttemp(const ss__term_opts *o,
+                               const ss_composite_inputs *in) {
     return in->dino_teacher_temp != 0.0f ? in->dino_teacher_temp
                                          : o->dino.teacher_temp;
 }
@@ -388,16 +389,17 @@ static ss_status dino_cache(size_t *b, const ss__term_opts *o,
 }
 static ss_status dino_fwd(float *l, void *c, const ss__term_opts *o,
                           const ss_composite_inputs *in) {
+    float tt = ss__composite_dino_ttemp(o, in);
     return ss_dino_forward(l, NULL, c, in->dino_teacher, in->dino_student,
-                           in->center, dino_ttemp(o, in), in->dino_G,
-                           in->dino_V, in->N, in->dino_K, &o->dino);
+                           in->center, tt, in->dino_G, in->dino_V, in->N,
+                           in->dino_K, &o->dino);
 }
 static ss_status dino_bwd(const ss_composite_grads *g, float dl, const void *c,
                           const ss__term_opts *o, const ss_composite_inputs *in) {
+    float tt = ss__composite_dino_ttemp(o, in);
     return ss_dino_backward(g->ddino_student, dl, c, in->dino_teacher,
-                            in->dino_student, in->center, dino_ttemp(o, in),
-                            in->dino_G, in->dino_V, in->N, in->dino_K,
-                            &o->dino);
+                            in->dino_student, in->center, tt, in->dino_G,
+                            in->dino_V, in->N, in->dino_K, &o->dino);
 }
 
 /* ---- the table ------------------------------------------------------- */

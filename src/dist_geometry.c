@@ -33,10 +33,8 @@ ss_status ss__dg_agree(const ss_comm *c, const char *fn, ss_status st,
     *off = 0, *Ntot = 0;
     st = ss__dist_agree(c, fn, st, vals, names, nv, n, cnt ? cnt : one, off,
                         Ntot);
-    if (st == SS_OK && *Ntot < min_total) /* the same verdict everywhere */
-        st = ss__fail(SS_ERR_SIZE, fn, "the global batch must have >= %lld "
-                      "%s, got %lld", (long long)min_total,
-                      min_what ? min_what : "rows", (long long)*Ntot);
+    st = ss__dist_min_total(fn, st, *Ntot, min_total,
+                            min_what ? min_what : "rows");
     if (st == SS_OK && counts) *counts = cnt;
     else ss__free(cnt);
     return st;
@@ -66,11 +64,7 @@ ss_status ss__dg_header_check(const char *fn, const void *cache,
 ss_status ss__dg_ntot_check(const char *fn, const void *cache, int64_t Ntot) {
     dg_header h;
     memcpy(&h, cache, sizeof h);
-    if (h.Ntot != Ntot)
-        return ss__fail(SS_ERR_STATE, fn, "cache was written for a global "
-                        "batch of %lld rows, now %lld", (long long)h.Ntot,
-                        (long long)Ntot);
-    return SS_OK;
+    return ss__dist_check_ntot(fn, h.Ntot, Ntot);
 }
 
 /* ---- negative cosine --------------------------------------------------------- */

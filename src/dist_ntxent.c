@@ -20,7 +20,6 @@
 #include <string.h>
 
 #define DNTX_MAGIC 0x3230584e54534453ull /* "SDSTNX02" */
-#define DNTX_HEADER_BYTES 64
 
 typedef struct {
     uint64_t magic;
@@ -33,18 +32,74 @@ static int dntx_hcl(const ss_ntxent_opts *o) {
     return o->hard_beta > 0.0f || o->debias_tau_plus > 0.0f;
 }
 
-static ss_status dntx_check_sizes(const char *fn, int64_t V, int64_t N,
-                                  int64_t D) {
+/* ---- shared with the ring path (ntxent_internal.h) ---------------------- */
+
+ss_status ss__dntx_check_sizes(const char *fn, int64_t V, int64_t N,
+                               int64_t D) {
     SS_TRY(ss__check_size(fn, "V", V, 2));
     SS_TRY(ss__check_size(fn, "N", N, 1));
     SS_TRY(ss__check_size(fn, "D", D, 1));
     return ss__check_product(fn, V, N, D);
 }
 
+ss_status ss__dntx_check_forward(const char *fn, const float *loss,
+                                 const void *cache) {
+    SS_TRY(ss__check_ptr(fn, "loss", loss));
+    return ss__check_ptr(fn, "cache", cache);
+}
+
+ss_status ss__dntx_check_backward(const char *fn, const float *dz,
+                                  const void *cache, float dloss) {
+    SS_TRY(ss__check_ptr(fn, "dz", dz));
+    SS_TRY(ss__check_ptr(fn, "cache", cache));
+    if (!isfinite(dloss))
+        return ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
+                        (double)dloss);
+    return SS_OK;
+}
+
+void ss__dntx_header_set(void *cache, uint64_t magic, int64_t V, int64_t N,
+                         int64_t D, int64_t Ntot, const ss_ntxent_opts *o) {
+    dntx_header h;
+    memset(&h, 0, sizeof h);
+    h.magic = magic, h.V = V, h.N = N, h.D = D, h.Ntot = Ntot;
+    h.temperature = o->temperature, h.cosine = o->cosine != 0;
+    h.hard_beta = o->hard_beta, h.tau_plus = o->debias_tau_plus;
+    memcpy(cache, &h, sizeof h);
+}
+
+ss_status ss__dntx_check_cache(const char *fn, const char *writer,
+                               const void *cache, uint64_t magic, int64_t V,
+                               int64_t N, int64_t D, const ss_ntxent_opts *o) {
+    dntx_header h;
+    memcpy(&h, cache, sizeof h);
+    if (h.magic != magic || h.V != V || h.N != N || h.D != D ||
+        h.temperature != o->temperature || h.cosine != (o->cosine != 0) ||
+        h.hard_beta != o->hard_beta || h.tau_plus != o->debias_tau_plus)
+        return ss__fail(SS_ERR_PARAM, fn,
+                        "cache was not written by %s with these sizes and "
+                        "options (V = %lld, N = %lld, D = %lld)", writer,
+                        (long long)V, (long long)N, (long long)D);
+    return SS_OK;
+}
+
+ss_status ss__dntx_check_ntot(const char *fn, const void *cache,
+                              int64_t Ntot) {
+    dntx_header h;
+    memcpy(&h, cache, sizeof h);
+    if (h.Ntot != Ntot)
+        return ss__fail(SS_ERR_PARAM, fn, "cache was written for a global "
+                        "batch of %lld samples, now %lld", (long long)h.Ntot,
+                        (long long)Ntot);
+    return SS_OK;
+}
+
+/* ---- the all-gather path ------------------------------------------------- */
+
 size_t ss_dist_ntxent_cache_size(int64_t V, int64_t N, int64_t D) {
-    if (dntx_check_sizes("ss_dist_ntxent_cache_size", V, N, D) != SS_OK)
+    if (ss__dntx_check_sizes("ss_dist_ntxent_cache_size", V, N, D) != SS_OK)
         return 0;
-    return DNTX_HEADER_BYTES + (size_t)(2 * V * N) * sizeof(float);
+    return SS__DNTX_HEADER_BYTES + (size_t)(2 * V * N) * sizeof(float);
 }
 
 /* Agreement, gathered rows and the engine problem for these options. */
@@ -98,8 +153,7 @@ ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_ntxent_forward";
     SS_TRY(ss_comm_check(comm)); /* cannot agree without a comm */
     ss_ntxent_opts o = opts ? *opts : ss_ntxent_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
+    ss_status st = ss__dntx_check_forward(fn, loss, cache);
     if (st == SS_OK) st = ss__ntxent_check(fn, z, V, N, D, &o);
     ss__dgc w;
     SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm, 0.0f));
@@ -117,13 +171,8 @@ ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
                                 SS_COMM_SUM);
     }
     if (st == SS_OK) {
-        dntx_header h;
-        memset(&h, 0, sizeof h);
-        h.magic = DNTX_MAGIC, h.V = V, h.N = N, h.D = D, h.Ntot = w.Ntot;
-        h.temperature = o.temperature, h.cosine = o.cosine != 0;
-        h.hard_beta = o.hard_beta, h.tau_plus = o.debias_tau_plus;
-        memcpy(cache, &h, sizeof h);
-        memcpy((char *)cache + DNTX_HEADER_BYTES, L,
+        ss__dntx_header_set(cache, DNTX_MAGIC, V, N, D, w.Ntot, &o);
+        memcpy((char *)cache + SS__DNTX_HEADER_BYTES, L,
                (size_t)(w.Ml * w.S) * sizeof(float));
         if (losses)
             for (int64_t i = 0; i < w.Ml; i++) losses[i] = (float)li[i];
@@ -132,21 +181,6 @@ ss_status ss_dist_ntxent_forward(float *loss, float *losses, void *cache,
     ss__free(L), ss__free(tmp2), ss__free(li);
     ss__dgc_free(&w);
     return st;
-}
-
-static ss_status dntx_check_cache(const char *fn, const void *cache,
-                                  int64_t V, int64_t N, int64_t D,
-                                  const ss_ntxent_opts *o) {
-    dntx_header h;
-    memcpy(&h, cache, sizeof h);
-    if (h.magic != DNTX_MAGIC || h.V != V || h.N != N || h.D != D ||
-        h.temperature != o->temperature || h.cosine != (o->cosine != 0) ||
-        h.hard_beta != o->hard_beta || h.tau_plus != o->debias_tau_plus)
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "cache was not written by ss_dist_ntxent_forward with "
-                        "these sizes and options (V = %lld, N = %lld, D = "
-                        "%lld)", (long long)V, (long long)N, (long long)D);
-    return SS_OK;
 }
 
 /* Wl (Ml, S): weights of the engine terms, f = dloss W / M folded in. */
@@ -171,32 +205,25 @@ ss_status ss_dist_ntxent_backward(float *dz, float dloss, const void *cache,
     static const char fn[] = "ss_dist_ntxent_backward";
     SS_TRY(ss_comm_check(comm));
     ss_ntxent_opts o = opts ? *opts : ss_ntxent_defaults();
-    ss_status st = ss__check_ptr(fn, "dz", dz);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK && !isfinite(dloss))
-        st = ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
-                      (double)dloss);
+    ss_status st = ss__dntx_check_backward(fn, dz, cache, dloss);
     if (st == SS_OK) st = ss__ntxent_check(fn, z, V, N, D, &o);
-    if (st == SS_OK) st = dntx_check_cache(fn, cache, V, N, D, &o);
+    if (st == SS_OK)
+        st = ss__dntx_check_cache(fn, "ss_dist_ntxent_forward", cache,
+                                  DNTX_MAGIC, V, N, D, &o);
     ss__dgc w;
     SS_TRY(dntx_setup(&w, fn, st, z, V, N, D, &o, comm,
                       isfinite(dloss) ? dloss : 0.0f));
-    dntx_header h;
-    memcpy(&h, cache, sizeof h);
     float *dx = o.cosine ? ss__calloc((size_t)(w.Ml * D) * sizeof(float)) : dz;
     float *Wl = ss__malloc((size_t)(2 * w.Ml) * sizeof(float));
     float *tmp = ss__malloc((size_t)(4 * w.Ml) * sizeof(float)), *wl = NULL;
-    if (h.Ntot != w.Ntot)
-        st = ss__fail(SS_ERR_PARAM, fn, "cache was written for a global "
-                      "batch of %lld samples, now %lld", (long long)h.Ntot,
-                      (long long)w.Ntot);
-    else if (!dx || !Wl || !tmp)
+    st = ss__dntx_check_ntot(fn, cache, w.Ntot);
+    if (st == SS_OK && (!dx || !Wl || !tmp))
         st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %lld x %lld rows",
                       (long long)w.Ml, (long long)D);
     st = ss__dist_status(comm, fn, st);
     /* mean convention: world_size * dLglobal / dx_local */
     double f = (double)dloss * comm->size / (double)w.M;
-    const float *L = (const float *)((const char *)cache + DNTX_HEADER_BYTES);
+    const float *L = (const float *)((const char *)cache + SS__DNTX_HEADER_BYTES);
     if (st == SS_OK) {
         dntx_weights(Wl, L, tmp, &w, &o, f);
         st = ss__dgc_stats(&wl, fn, comm, &w, Wl, L);

@@ -25,31 +25,16 @@
 #endif
 
 #define RNTX_MAGIC 0x3130584e47525353ull /* "SSRGNX01" */
-#define RNTX_HEADER_BYTES 64
 #define RNTX_TILE 256
 #define RNTX_LDT SS__TGEMM_LDT(RNTX_TILE)
 #define RNTX_MAX_LOGIT 1e30
 #define RNTX_FIXED_SHIFT_MAX 40.0 /* as kernels/contrast.h's rule */
 
-typedef struct {
-    uint64_t magic;
-    int64_t V, N, D, Ntot;
-    float temperature;
-    int32_t cosine;
-} rntx_header;
-
-static ss_status rntx_check_sizes(const char *fn, int64_t V, int64_t N,
-                                  int64_t D) {
-    SS_TRY(ss__check_size(fn, "V", V, 2));
-    SS_TRY(ss__check_size(fn, "N", N, 1));
-    SS_TRY(ss__check_size(fn, "D", D, 1));
-    return ss__check_product(fn, V, N, D);
-}
-
 size_t ss_dist_ntxent_ring_cache_size(int64_t V, int64_t N, int64_t D) {
-    if (rntx_check_sizes("ss_dist_ntxent_ring_cache_size", V, N, D) != SS_OK)
+    if (ss__dntx_check_sizes("ss_dist_ntxent_ring_cache_size", V, N, D) !=
+        SS_OK)
         return 0;
-    return RNTX_HEADER_BYTES + (size_t)(V * N) * sizeof(float);
+    return SS__DNTX_HEADER_BYTES + (size_t)(V * N) * sizeof(float);
 }
 
 /* Local checks of everything but the output pointers. */
@@ -58,7 +43,7 @@ static ss_status rntx_check(const char *fn, const float *z, int64_t V,
                             const ss_comm *c) {
     SS_TRY(ss__dist_check_ring(c, fn));
     SS_TRY(ss__check_ptr(fn, "z", z));
-    SS_TRY(rntx_check_sizes(fn, V, N, D));
+    SS_TRY(ss__dntx_check_sizes(fn, V, N, D));
     SS_TRY(ss__check_positive(fn, "temperature", o->temperature));
     if (!isfinite(1.0f / o->temperature))
         return ss__fail(SS_ERR_PARAM, fn,
@@ -277,8 +262,7 @@ ss_status ss_dist_ntxent_ring_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_ntxent_ring_forward";
     SS_TRY(ss_comm_check(comm)); /* cannot agree without a comm */
     ss_ntxent_opts o = opts ? *opts : ss_ntxent_defaults();
-    ss_status st = ss__check_ptr(fn, "loss", loss);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
+    ss_status st = ss__dntx_check_forward(fn, loss, cache);
     if (st == SS_OK) st = rntx_check(fn, z, V, N, D, &o, comm);
     rntx_work w;
     SS_TRY(rntx_setup(&w, fn, st, z, V, N, D, &o, comm, 0, 0.0f));
@@ -304,12 +288,8 @@ ss_status ss_dist_ntxent_ring_forward(float *loss, float *losses, void *cache,
                                 SS_COMM_SUM);
     }
     if (st == SS_OK) {
-        rntx_header h;
-        memset(&h, 0, sizeof h);
-        h.magic = RNTX_MAGIC, h.V = V, h.N = N, h.D = D, h.Ntot = w.Ntot;
-        h.temperature = o.temperature, h.cosine = o.cosine != 0;
-        memcpy(cache, &h, sizeof h);
-        memcpy((char *)cache + RNTX_HEADER_BYTES, w.lsef,
+        ss__dntx_header_set(cache, RNTX_MAGIC, V, N, D, w.Ntot, &o);
+        memcpy((char *)cache + SS__DNTX_HEADER_BYTES, w.lsef,
                (size_t)w.Ml * sizeof(float));
         for (int64_t i = 0; losses && i < w.Ml; i++)
             losses[i] = (float)w.mx[i];
@@ -317,20 +297,6 @@ ss_status ss_dist_ntxent_ring_forward(float *loss, float *losses, void *cache,
     }
     rntx_free(&w);
     return st;
-}
-
-static ss_status rntx_check_cache(const char *fn, const void *cache,
-                                  int64_t V, int64_t N, int64_t D,
-                                  const ss_ntxent_opts *o) {
-    rntx_header h;
-    memcpy(&h, cache, sizeof h);
-    if (h.magic != RNTX_MAGIC || h.V != V || h.N != N || h.D != D ||
-        h.temperature != o->temperature || h.cosine != (o->cosine != 0))
-        return ss__fail(SS_ERR_PARAM, fn,
-                        "cache was not written by ss_dist_ntxent_ring_forward "
-                        "with these sizes and options (V = %lld, N = %lld, "
-                        "D = %lld)", (long long)V, (long long)N, (long long)D);
-    return SS_OK;
 }
 
 ss_status ss_dist_ntxent_ring_backward(float *dz, float dloss,
@@ -341,28 +307,20 @@ ss_status ss_dist_ntxent_ring_backward(float *dz, float dloss,
     static const char fn[] = "ss_dist_ntxent_ring_backward";
     SS_TRY(ss_comm_check(comm));
     ss_ntxent_opts o = opts ? *opts : ss_ntxent_defaults();
-    ss_status st = ss__check_ptr(fn, "dz", dz);
-    if (st == SS_OK) st = ss__check_ptr(fn, "cache", cache);
-    if (st == SS_OK && !isfinite(dloss))
-        st = ss__fail(SS_ERR_PARAM, fn, "dloss must be finite, got %g",
-                      (double)dloss);
+    ss_status st = ss__dntx_check_backward(fn, dz, cache, dloss);
     if (st == SS_OK) st = rntx_check(fn, z, V, N, D, &o, comm);
-    if (st == SS_OK) st = rntx_check_cache(fn, cache, V, N, D, &o);
+    if (st == SS_OK)
+        st = ss__dntx_check_cache(fn, "ss_dist_ntxent_ring_forward", cache,
+                                  RNTX_MAGIC, V, N, D, &o);
     rntx_work w;
     SS_TRY(rntx_setup(&w, fn, st, z, V, N, D, &o, comm, 1,
                       isfinite(dloss) ? dloss : 0.0f));
-    rntx_header h;
-    memcpy(&h, cache, sizeof h);
-    if (h.Ntot != w.Ntot)
-        st = ss__fail(SS_ERR_PARAM, fn, "cache was written for a global "
-                      "batch of %lld samples, now %lld", (long long)h.Ntot,
-                      (long long)w.Ntot);
-    st = ss__dist_status(comm, fn, st);
+    st = ss__dist_status(comm, fn, ss__dntx_check_ntot(fn, cache, w.Ntot));
     if (st == SS_OK) {
         /* mean convention: world_size * dLglobal / dx_local */
         double f = (double)dloss * comm->size / (double)(V * w.Ntot);
         w.lse = (const float *)(const void *)((const char *)cache +
-                                              RNTX_HEADER_BYTES);
+                                              SS__DNTX_HEADER_BYTES);
         memcpy((float *)w.blk[0] + w.Kmax * D, w.lse,
                (size_t)w.Ml * sizeof(float));
         w.c = (float)(f * w.inv_t);

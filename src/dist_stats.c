@@ -59,17 +59,8 @@ static ss_status dst_check_cache(const char *fn, const void *cache,
 static ss_status dst_agree(const ss_comm *c, const char *fn, ss_status st,
                            const double *vals, const char *const *names,
                            int nv, int64_t N, int64_t *Ntot) {
-    int64_t *counts = ss__malloc((size_t)c->size * sizeof(int64_t)), off = 0;
-    int64_t one[1];
-    if (st == SS_OK && !counts)
-        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
-    st = ss__dist_agree(c, fn, st, vals, names, nv, N, counts ? counts : one,
-                        &off, Ntot);
-    ss__free(counts);
-    if (st == SS_OK && *Ntot < 2) /* same verdict on every rank */
-        st = ss__fail(SS_ERR_SIZE, fn, "the global batch must have >= 2 rows, "
-                      "got %lld", (long long)*Ntot);
-    return st;
+    st = ss__dist_agree_total(c, fn, st, vals, names, nv, N, Ntot);
+    return ss__dist_min_total(fn, st, *Ntot, 2, "rows");
 }
 
 /* Column sums of x (N, D) into s (D). */
@@ -239,11 +230,7 @@ static ss_status dst_check_ntot(const char *fn, const void *cache,
                                 int64_t Ntot) {
     dst_header h;
     memcpy(&h, cache, sizeof h);
-    if (h.Ntot != Ntot)
-        return ss__fail(SS_ERR_STATE, fn, "cache was written for a global "
-                        "batch of %lld rows, now %lld", (long long)h.Ntot,
-                        (long long)Ntot);
-    return SS_OK;
+    return ss__dist_check_ntot(fn, h.Ntot, Ntot);
 }
 
 ss_status ss_dist_barlow_backward(float *da, float *db, float dloss,

@@ -39,4 +39,32 @@ double ss__ntxent_hcl_pairs(double *loss_i, float *w, float *dx, double f,
 ss_status ss__ntxent_check(const char *fn, const float *z, int64_t V,
                            int64_t N, int64_t D, const ss_ntxent_opts *o);
 
+/* ---- shared by the distributed paths (dist_ntxent.c, dist_ring.c) ------- */
+
+/* Caches of both paths start with one header (the ring's has hard_beta =
+ * debias_tau_plus = 0) of SS__DNTX_HEADER_BYTES bytes. */
+#define SS__DNTX_HEADER_BYTES 64
+
+/* V >= 2, N >= 1, D >= 1 and their product, naming fn. */
+ss_status ss__dntx_check_sizes(const char *fn, int64_t V, int64_t N,
+                               int64_t D);
+/* A forward's local checks of its output pointers (loss, cache). */
+ss_status ss__dntx_check_forward(const char *fn, const float *loss,
+                                 const void *cache);
+/* A backward's local checks of dz, cache and dloss (finite: SS_ERR_PARAM). */
+ss_status ss__dntx_check_backward(const char *fn, const float *dz,
+                                  const void *cache, float dloss);
+/* Writes the header after a successful forward. */
+void ss__dntx_header_set(void *cache, uint64_t magic, int64_t V, int64_t N,
+                         int64_t D, int64_t Ntot, const ss_ntxent_opts *o);
+/* SS_ERR_PARAM unless cache holds the header `writer` writes for these
+ * sizes and options. */
+ss_status ss__dntx_check_cache(const char *fn, const char *writer,
+                               const void *cache, uint64_t magic, int64_t V,
+                               int64_t N, int64_t D, const ss_ntxent_opts *o);
+/* After the agreement: SS_ERR_PARAM unless the cache was written for a
+ * global batch of Ntot samples. */
+ss_status ss__dntx_check_ntot(const char *fn, const void *cache,
+                              int64_t Ntot);
+
 #endif

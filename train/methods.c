@@ -32,21 +32,43 @@ const char *sst_method_names(void) {
 
 static const char *FN = "sst_method_ctx_init";
 
-ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
-                              int64_t Z, float temperature, float recon_weight) {
-    memset(c, 0, sizeof *c);
-    c->id = id, c->B = B, c->Z = Z;
-    c->temperature = temperature, c->recon_weight = recon_weight;
-    size_t cb = 0;
+int sst_method_data_parallel(sst_method_id id) {
+    return id == SST_SIMCLR || id == SST_BYOL || id == SST_BARLOW ||
+           id == SST_VICREG;
+}
+
+/* Cache bytes of the method's loss: one process, or distributed. */
+static size_t cache_size(sst_method_id id, int64_t B, int64_t Z, int dist) {
     switch (id) {
     case SST_SIMCLR:
-    case SST_COMBO: cb = ss_ntxent_cache_size(2, B, Z); break;
-    case SST_BYOL: cb = ss_negcos_sym_cache_size(B, Z); break;
-    case SST_BARLOW: cb = ss_barlow_cache_size(B, Z, NULL); break;
-    case SST_VICREG: cb = ss_vicreg_cache_size(B, Z, NULL); break;
-    case SST_DINO: cb = ss_dino_cache_size(2, 2, B, Z); break;
-    default: cb = 1; break;
+        return dist ? ss_dist_ntxent_cache_size(2, B, Z)
+                    : ss_ntxent_cache_size(2, B, Z);
+    case SST_COMBO: return ss_ntxent_cache_size(2, B, Z);
+    case SST_BYOL: return ss_negcos_sym_cache_size(B, Z);
+    case SST_BARLOW:
+        return dist ? ss_dist_barlow_cache_size(Z)
+                    : ss_barlow_cache_size(B, Z, NULL);
+    case SST_VICREG:
+        return dist ? ss_dist_vicreg_cache_size(Z)
+                    : ss_vicreg_cache_size(B, Z, NULL);
+    case SST_DINO: return ss_dino_cache_size(2, 2, B, Z);
+    default: return 1;
     }
+}
+
+ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
+                              int64_t Z, float temperature, float recon_weight,
+                              const ss_comm *comm) {
+    memset(c, 0, sizeof *c);
+    if (comm && comm->size > 1 && !sst_method_data_parallel(id))
+        return ss__fail(SS_ERR_UNSUPPORTED, FN,
+                        "--method %s is not data-parallel yet; use "
+                        "simclr|byol|barlow|vicreg under mpirun",
+                        sst_method_info_of(id)->name);
+    c->id = id, c->B = B, c->Z = Z;
+    c->temperature = temperature, c->recon_weight = recon_weight;
+    c->comm = comm && comm->size > 1 ? comm : NULL;
+    size_t cb = cache_size(id, B, Z, c->comm != NULL);
     if (cb == 0) return SS_ERR_SIZE; /* message set by the size function */
     c->cache_bytes = cb;
     c->cache = ss__malloc(cb);
@@ -55,10 +77,11 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
     c->dpix = ss__calloc((size_t)(B * 784) * sizeof(float));
     c->xm = ss__calloc((size_t)(B * 784) * sizeof(float));
     c->mask = ss__calloc((size_t)(B * 16));
+    if (c->comm) c->red = ss__calloc((size_t)(2 + comm->size) * sizeof(double));
     ss_status st = SS_OK;
     if (id == SST_DINO) st = ss_center_create(&c->center, Z);
     if (!c->cache || !c->dz || !c->dz2 || !c->dpix || !c->xm || !c->mask ||
-        st) {
+        (c->comm && !c->red) || st) {
         sst_method_ctx_free(c);
         return st ? st : ss__fail(SS_ERR_NOMEM, FN, "out of memory");
     }
@@ -68,7 +91,7 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
 void sst_method_ctx_free(sst_method_ctx *c) {
     if (!c) return;
     ss__free(c->cache), ss__free(c->dz), ss__free(c->dz2), ss__free(c->dpix);
-    ss__free(c->xm), ss__free(c->mask);
+    ss__free(c->xm), ss__free(c->mask), ss__free(c->red);
     ss_center_free(c->center);
     memset(c, 0, sizeof *c);
 }
@@ -97,9 +120,16 @@ static ss_status step_simclr(sst_method_ctx *c, sst_model *m, const float *x,
     o.temperature = c->temperature;
     SS_TRY(online_forward(m, x, 2 * B));
     const float *z = m->proj.y;
-    SS_TRY(ss_ntxent_forward(loss, NULL, c->cache, z, 2, B, Z, &o));
     zero(c->dz, 2 * B * Z);
-    SS_TRY(ss_ntxent_backward(c->dz, 1.0f, c->cache, z, 2, B, Z, &o));
+    if (c->comm) {
+        SS_TRY(ss_dist_ntxent_forward(loss, NULL, c->cache, z, 2, B, Z, &o,
+                                      c->comm));
+        SS_TRY(ss_dist_ntxent_backward(c->dz, 1.0f, c->cache, z, 2, B, Z, &o,
+                                       c->comm));
+    } else {
+        SS_TRY(ss_ntxent_forward(loss, NULL, c->cache, z, 2, B, Z, &o));
+        SS_TRY(ss_ntxent_backward(c->dz, 1.0f, c->cache, z, 2, B, Z, &o));
+    }
     c->terms[0] = *loss;
     if (c->id != SST_COMBO) return online_backward(m, c->dz, 2 * B, NULL);
     /* combo: decoder reconstructs the clean image from view 1's features */
@@ -124,7 +154,17 @@ static ss_status step_pair(sst_method_ctx *c, sst_model *m, const float *x,
     SS_TRY(online_forward(m, x, 2 * B));
     const float *a = m->proj.y, *b = a + B * Z;
     zero(c->dz, 2 * B * Z);
-    if (c->id == SST_BARLOW) {
+    if (c->comm && c->id == SST_BARLOW) {
+        SS_TRY(ss_dist_barlow_forward(loss, NULL, c->cache, a, b, B, Z, NULL,
+                                      c->comm));
+        SS_TRY(ss_dist_barlow_backward(c->dz, c->dz + B * Z, 1.0f, c->cache,
+                                       a, b, B, Z, NULL, c->comm));
+    } else if (c->comm) {
+        SS_TRY(ss_dist_vicreg_forward(loss, NULL, c->cache, a, b, B, Z, NULL,
+                                      c->comm));
+        SS_TRY(ss_dist_vicreg_backward(c->dz, c->dz + B * Z, 1.0f, c->cache,
+                                       a, b, B, Z, NULL, c->comm));
+    } else if (c->id == SST_BARLOW) {
         SS_TRY(ss_barlow_forward(loss, NULL, c->cache, a, b, B, Z, NULL));
         SS_TRY(ss_barlow_backward(c->dz, c->dz + B * Z, 1.0f, c->cache, a, b,
                                   B, Z, NULL));
@@ -141,6 +181,19 @@ static ss_status target_forward(sst_model *t, const float *x, int64_t n) {
     return sst_mlp_forward(t, &t->proj, sst_model_feat(t), n, 1);
 }
 
+/* A per-sample mean over the local B samples -> the mean over the global
+ * batch (all-reduce of B loss and B), and the dloss of the local backward
+ * in the mean convention: world_size B / Btot. st: the local status. */
+static ss_status global_mean(sst_method_ctx *c, float *loss, float *dloss,
+                             ss_status st) {
+    c->red[0] = st ? 0.0 : (double)*loss * (double)c->B;
+    c->red[1] = (double)c->B;
+    SS_TRY(sst_dist_sum_agree(c->comm, "sst_method_step", st, c->red, 2));
+    *loss = (float)(c->red[0] / c->red[1]);
+    *dloss = (float)((double)c->comm->size * (double)c->B / c->red[1]);
+    return SS_OK;
+}
+
 static ss_status step_byol(sst_method_ctx *c, sst_model *m, sst_model *t,
                            const float *x, float *loss) {
     int64_t B = c->B, Z = c->Z;
@@ -150,10 +203,12 @@ static ss_status step_byol(sst_method_ctx *c, sst_model *m, sst_model *t,
     SS_TRY(sst_mlp_forward(m, &m->pred, m->proj.y, 2 * B, 1));
     const float *p = m->pred.y;
     /* p(view 1) predicts target(view 2) and vice versa */
-    SS_TRY(ss_negcos_sym_forward(loss, NULL, c->cache, p, p + B * Z, zt + B * Z,
-                                 zt, B, Z, NULL));
+    ss_status st = ss_negcos_sym_forward(loss, NULL, c->cache, p, p + B * Z,
+                                         zt + B * Z, zt, B, Z, NULL);
+    float dloss = 1.0f;
+    SS_TRY(c->comm ? global_mean(c, loss, &dloss, st) : st);
     zero(c->dz, 2 * B * Z);
-    SS_TRY(ss_negcos_sym_backward(c->dz, c->dz + B * Z, NULL, NULL, 1.0f,
+    SS_TRY(ss_negcos_sym_backward(c->dz, c->dz + B * Z, NULL, NULL, dloss,
                                   c->cache, p, p + B * Z, zt + B * Z, zt, B, Z,
                                   NULL));
     SS_TRY(sst_mlp_backward(m, &m->pred, c->dz2, c->dz, m->proj.y, 2 * B));

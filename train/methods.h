@@ -26,6 +26,8 @@
 
 #include "model.h"
 
+#include "selfsup_comm.h"
+
 typedef enum {
     SST_SIMCLR = 0,
     SST_BYOL,
@@ -69,11 +71,22 @@ typedef struct {
     uint8_t *mask;     /* (B, 16) */
     ss_center *center; /* dino */
     float terms[3];    /* last loss terms (combo: ntxent, recon) */
+    const ss_comm *comm; /* data-parallel (size > 1), or NULL */
+    double *red;       /* (2 + comm->size) byol's loss all-reduce */
 } sst_method_ctx;
 
-/* Errors: SS_ERR_SIZE, SS_ERR_NOMEM. */
+/* 1 when method id runs data-parallel (sst_method_ctx_init with a comm). */
+int sst_method_data_parallel(sst_method_id id);
+
+/* B: the LOCAL batch. comm: NULL or size 1 for one process; else the
+ * method's loss is the distributed one (ss_dist_*, selfsup_comm.h) on the
+ * global batch (the concatenation of the ranks' batches), its gradients in
+ * the mean convention, and the model must use the same comm
+ * (sst_model_set_comm). Errors: SS_ERR_SIZE, SS_ERR_NOMEM,
+ * SS_ERR_UNSUPPORTED (a method that is not data-parallel yet). */
 ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
-                              int64_t Z, float temperature, float recon_weight);
+                              int64_t Z, float temperature, float recon_weight,
+                              const ss_comm *comm);
 void sst_method_ctx_free(sst_method_ctx *c);
 
 /* One forward + backward. x: (views B, 784) augmented views (view 0 rows

@@ -202,7 +202,8 @@ int ss_cli_train(int argc, char **argv) {
     }
     if (ranks > 1 && !sst_method_data_parallel((sst_method_id)mid))
         return ss_cli_usage_error("%s: --method %s is not data-parallel yet; "
-                                  "use simclr|byol|barlow|vicreg under mpirun",
+                                  "use simclr|byol|barlow|vicreg|combo under "
+                                  "mpirun",
                                   cmd, method);
     if (ss_set_num_threads((int)threads)) {
         fprintf(stderr, "selfsup train: %s\n", ss_last_error());

@@ -1,7 +1,7 @@
 /* test_train_dist.c - data-parallel training (trainer.h) on thread ranks
  * (thread_comm.h): synchronised BatchNorm equals BatchNorm on the
  * concatenated batch, two training steps on 2 or 3 ranks equal the
- * single-process steps (simclr, barlow, vicreg, byol; even and uneven
+ * single-process steps (simclr, barlow, vicreg, byol, combo; even and uneven
  * slices), every rank holds the same parameters, and a failing rank stops
  * every rank with an error instead of hanging. */
 #include "harness.h"
@@ -176,6 +176,7 @@ SS_TEST(two_rank_steps_equal_single_process) {
     check_steps(small_cfg(SST_BARLOW, 7), 2); /* 3 + 4 */
     check_steps(small_cfg(SST_VICREG, 8), 2);
     check_steps(small_cfg(SST_BYOL, 7), 2);
+    check_steps(small_cfg(SST_COMBO, 8), 2);
     sst_train_cfg a = small_cfg(SST_SIMCLR, 7);
     a.optimizer = SST_OPT_ADAMW, a.lr = 2e-3; /* the default optimiser */
     check_steps(a, 2);

@@ -34,16 +34,16 @@ static const char *FN = "sst_method_ctx_init";
 
 int sst_method_data_parallel(sst_method_id id) {
     return id == SST_SIMCLR || id == SST_BYOL || id == SST_BARLOW ||
-           id == SST_VICREG;
+           id == SST_VICREG || id == SST_COMBO;
 }
 
 /* Cache bytes of the method's loss: one process, or distributed. */
 static size_t cache_size(sst_method_id id, int64_t B, int64_t Z, int dist) {
     switch (id) {
     case SST_SIMCLR:
+    case SST_COMBO:
         return dist ? ss_dist_ntxent_cache_size(2, B, Z)
                     : ss_ntxent_cache_size(2, B, Z);
-    case SST_COMBO: return ss_ntxent_cache_size(2, B, Z);
     case SST_BYOL: return ss_negcos_sym_cache_size(B, Z);
     case SST_BARLOW:
         return dist ? ss_dist_barlow_cache_size(Z)
@@ -63,7 +63,7 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
     if (comm && comm->size > 1 && !sst_method_data_parallel(id))
         return ss__fail(SS_ERR_UNSUPPORTED, FN,
                         "--method %s is not data-parallel yet; use "
-                        "simclr|byol|barlow|vicreg under mpirun",
+                        "simclr|byol|barlow|vicreg|combo under mpirun",
                         sst_method_info_of(id)->name);
     c->id = id, c->B = B, c->Z = Z;
     c->temperature = temperature, c->recon_weight = recon_weight;
@@ -73,7 +73,9 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
     c->cache_bytes = cb;
     c->cache = ss__malloc(cb);
     c->dz = ss__calloc((size_t)(2 * B * Z) * sizeof(float));
-    c->dz2 = ss__calloc((size_t)(2 * B * Z) * sizeof(float));
+    /* dz2: (2B, Z) for byol's predictor, (2B, 128) for combo's decoder */
+    int64_t w2 = Z > SST_FEAT ? Z : SST_FEAT;
+    c->dz2 = ss__calloc((size_t)(2 * B * w2) * sizeof(float));
     c->dpix = ss__calloc((size_t)(B * 784) * sizeof(float));
     c->xm = ss__calloc((size_t)(B * 784) * sizeof(float));
     c->mask = ss__calloc((size_t)(B * 16));
@@ -113,6 +115,20 @@ static ss_status online_backward(sst_model *m, float *dz, int64_t n,
     return sst_model_encode_backward(m, m->dfeat);
 }
 
+/* A mean over the local B samples (or over a fixed number of values per
+ * sample) -> the mean over the global batch (all-reduce of B loss and B),
+ * and the dloss scale of the local backward in the mean convention:
+ * world_size B / Btot. st: the local status (agreed here). */
+static ss_status global_mean(sst_method_ctx *c, float *loss, float *dloss,
+                             ss_status st) {
+    c->red[0] = st ? 0.0 : (double)*loss * (double)c->B;
+    c->red[1] = (double)c->B;
+    SS_TRY(sst_dist_sum_agree(c->comm, "sst_method_step", st, c->red, 2));
+    *loss = (float)(c->red[0] / c->red[1]);
+    *dloss = (float)((double)c->comm->size * (double)c->B / c->red[1]);
+    return SS_OK;
+}
+
 static ss_status step_simclr(sst_method_ctx *c, sst_model *m, const float *x,
                              const float *clean, float *loss) {
     int64_t B = c->B, Z = c->Z;
@@ -133,14 +149,16 @@ static ss_status step_simclr(sst_method_ctx *c, sst_model *m, const float *x,
     c->terms[0] = *loss;
     if (c->id != SST_COMBO) return online_backward(m, c->dz, 2 * B, NULL);
     /* combo: decoder reconstructs the clean image from view 1's features */
-    float rl;
+    float rl, rscale = 1.0f; /* data-parallel: the mean convention's scale */
     ss_recon_opts ro = ss_recon_defaults(SS_RECON_MSE);
     SS_TRY(sst_decoder_forward(m, sst_model_feat(m), B));
-    SS_TRY(ss_recon_forward(&rl, NULL, m->dec_y, clean, NULL, B * 784, &ro));
+    ss_status st = ss_recon_forward(&rl, NULL, m->dec_y, clean, NULL, B * 784,
+                                    &ro);
+    SS_TRY(c->comm ? global_mean(c, &rl, &rscale, st) : st);
     zero(c->dpix, B * 784);
-    SS_TRY(ss_recon_backward(c->dpix, NULL, c->recon_weight, NULL, m->dec_y,
-                             clean, NULL, B * 784, &ro));
-    float *dfe = c->dz2; /* (2B, 128) <= (2B, Z) when Z >= 128 */
+    SS_TRY(ss_recon_backward(c->dpix, NULL, c->recon_weight * rscale, NULL,
+                             m->dec_y, clean, NULL, B * 784, &ro));
+    float *dfe = c->dz2; /* (2B, 128) */
     zero(dfe, 2 * B * SST_FEAT);
     SS_TRY(sst_decoder_backward(m, dfe, c->dpix, sst_model_feat(m), B));
     c->terms[1] = rl;
@@ -179,19 +197,6 @@ static ss_status step_pair(sst_method_ctx *c, sst_model *m, const float *x,
 static ss_status target_forward(sst_model *t, const float *x, int64_t n) {
     SS_TRY(sst_model_encode(t, x, n, 1));
     return sst_mlp_forward(t, &t->proj, sst_model_feat(t), n, 1);
-}
-
-/* A per-sample mean over the local B samples -> the mean over the global
- * batch (all-reduce of B loss and B), and the dloss of the local backward
- * in the mean convention: world_size B / Btot. st: the local status. */
-static ss_status global_mean(sst_method_ctx *c, float *loss, float *dloss,
-                             ss_status st) {
-    c->red[0] = st ? 0.0 : (double)*loss * (double)c->B;
-    c->red[1] = (double)c->B;
-    SS_TRY(sst_dist_sum_agree(c->comm, "sst_method_step", st, c->red, 2));
-    *loss = (float)(c->red[0] / c->red[1]);
-    *dloss = (float)((double)c->comm->size * (double)c->B / c->red[1]);
-    return SS_OK;
 }
 
 static ss_status step_byol(sst_method_ctx *c, sst_model *m, sst_model *t,

@@ -65,7 +65,7 @@ typedef struct {
     float temperature, recon_weight;
     void *cache;
     size_t cache_bytes;
-    float *dz, *dz2;   /* (2B, Z) */
+    float *dz, *dz2;   /* (2B, Z), (2B, max(Z, 128)) */
     float *dpix;       /* (B, 784) */
     float *xm;         /* (B, 784) masked images */
     uint8_t *mask;     /* (B, 16) */

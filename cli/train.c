@@ -48,6 +48,8 @@ static void usage(FILE *f, const ss_cli_opt *o, int n, const char *method,
             "Pretrains a small CNN encoder on unlabeled images (Fashion-MNIST by\n"
             "default), then compares it with the same encoder at random init and\n"
             "with raw pixels: linear probe, kNN (k=200), embedding health.\n"
+            "Data-parallel: mpirun -np K selfsup train ... (--batch is the global\n"
+            "batch; simclr, byol, barlow, vicreg, combo; rank 0 writes --out).\n"
             "\n"
             "  --method M       %s (default %s)\n"
             "  --optimizer O    adamw, sgd or lars (default %s)\n"

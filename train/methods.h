@@ -20,6 +20,12 @@
  *           reconstructing the clean image from view 1's features. The
  *           composite-objective API is not on main yet, so the weighted sum
  *           is done here.
+ * Data-parallel (a comm of size > 1, see sst_method_ctx_init): simclr and
+ * combo take ss_dist_ntxent_*, barlow and vicreg ss_dist_barlow_* /
+ * ss_dist_vicreg_*; byol's negative cosine and combo's pixel MSE have no
+ * batch coupling: their local means become the global mean by one
+ * all-reduce, and their backward runs in the mean convention (dloss scaled
+ * by world_size B_local / B_global). dino and mae are not data-parallel yet.
  */
 #ifndef SST_METHODS_H
 #define SST_METHODS_H

@@ -33,8 +33,7 @@ const char *sst_method_names(void) {
 static const char *FN = "sst_method_ctx_init";
 
 int sst_method_data_parallel(sst_method_id id) {
-    return id == SST_SIMCLR || id == SST_BYOL || id == SST_BARLOW ||
-           id == SST_VICREG || id == SST_COMBO;
+    return id != SST_DINO;
 }
 
 /* Cache bytes of the method's loss: one process, or distributed. */
@@ -63,11 +62,18 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
     if (comm && comm->size > 1 && !sst_method_data_parallel(id))
         return ss__fail(SS_ERR_UNSUPPORTED, FN,
                         "--method %s is not data-parallel yet; use "
-                        "simclr|byol|barlow|vicreg|combo under mpirun",
+                        "simclr|byol|barlow|vicreg|mae|combo under mpirun",
                         sst_method_info_of(id)->name);
-    c->id = id, c->B = B, c->Z = Z;
+    c->id = id, c->Z = Z;
     c->temperature = temperature, c->recon_weight = recon_weight;
     c->comm = comm && comm->size > 1 ? comm : NULL;
+    c->Bglob = B, c->first = 0, c->B = B;
+    if (c->comm) sst_dist_slice(B, comm->rank, comm->size, &c->first, &c->B);
+    if (c->B < 1)
+        return ss__fail(SS_ERR_SIZE, FN, "batch %lld leaves rank %d without "
+                        "a sample", (long long)B, c->comm ? c->comm->rank : 0);
+    const int64_t Bg = B; /* the masks are drawn for the global batch */
+    B = c->B;
     size_t cb = cache_size(id, B, Z, c->comm != NULL);
     if (cb == 0) return SS_ERR_SIZE; /* message set by the size function */
     c->cache_bytes = cb;
@@ -78,7 +84,7 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
     c->dz2 = ss__calloc((size_t)(2 * B * w2) * sizeof(float));
     c->dpix = ss__calloc((size_t)(B * 784) * sizeof(float));
     c->xm = ss__calloc((size_t)(B * 784) * sizeof(float));
-    c->mask = ss__calloc((size_t)(B * 16));
+    c->mask = ss__calloc((size_t)(Bg * 16));
     if (c->comm) c->red = ss__calloc((size_t)(2 + comm->size) * sizeof(double));
     ss_status st = SS_OK;
     if (id == SST_DINO) st = ss_center_create(&c->center, Z);
@@ -243,11 +249,14 @@ static ss_status step_dino(sst_method_ctx *c, sst_model *m, sst_model *t,
 static ss_status step_mae(sst_method_ctx *c, sst_model *m, const float *x,
                           ss_rng *rng, float *loss) {
     int64_t B = c->B;
-    SS_TRY(ss_mae_random_mask(c->mask, NULL, B, 16, 0.75, rng));
+    /* every rank draws the masks of the whole global batch from the one
+     * sequential rng (cheap) and keeps its rows: the masks of one process */
+    SS_TRY(ss_mae_random_mask(c->mask, NULL, c->Bglob, 16, 0.75, rng));
+    const uint8_t *mask = c->mask + c->first * 16;
     memcpy(c->xm, x, (size_t)(B * 784) * sizeof(float));
     for (int64_t b = 0; b < B; b++)
         for (int64_t l = 0; l < 16; l++) {
-            if (!c->mask[b * 16 + l]) continue;
+            if (!mask[b * 16 + l]) continue;
             int64_t i0 = (l / 4) * 7, j0 = (l % 4) * 7;
             for (int64_t u = 0; u < 7; u++)
                 memset(c->xm + b * 784 + (i0 + u) * 28 + j0, 0,
@@ -257,10 +266,14 @@ static ss_status step_mae(sst_method_ctx *c, sst_model *m, const float *x,
     SS_TRY(sst_decoder_forward(m, sst_model_feat(m), B));
     ss_mae_opts o = ss_mae_defaults();
     o.norm_pix = 0;
-    SS_TRY(ss_mae_forward(loss, NULL, m->dec_y, x, c->mask, B, 1, 28, 28, 7,
-                          &o));
+    /* the loss is a mean over the masked patches, 12 per sample: a
+     * per-sample mean, so data-parallel takes its global mean */
+    ss_status st = ss_mae_forward(loss, NULL, m->dec_y, x, mask, B, 1, 28, 28,
+                                  7, &o);
+    float dloss = 1.0f;
+    SS_TRY(c->comm ? global_mean(c, loss, &dloss, st) : st);
     zero(c->dpix, B * 784);
-    SS_TRY(ss_mae_backward(c->dpix, 1.0f, m->dec_y, x, c->mask, B, 1, 28, 28,
+    SS_TRY(ss_mae_backward(c->dpix, dloss, m->dec_y, x, mask, B, 1, 28, 28,
                            7, &o));
     /* the decoder's 784 outputs are read as (16 patches, 49) in MAE's
      * patchify order; the decoder learns that layout */

@@ -25,7 +25,10 @@
  * ss_dist_vicreg_*; byol's negative cosine and combo's pixel MSE have no
  * batch coupling: their local means become the global mean by one
  * all-reduce, and their backward runs in the mean convention (dloss scaled
- * by world_size B_local / B_global). dino and mae are not data-parallel yet.
+ * by world_size B_local / B_global); mae too: every sample masks 12 of its
+ * 16 patches, so its masked-patch mean is a per-sample mean; every rank
+ * draws the masks of the whole global batch from the one mask rng and
+ * keeps its rows. dino is not data-parallel yet (global teacher centre).
  */
 #ifndef SST_METHODS_H
 #define SST_METHODS_H
@@ -67,7 +70,8 @@ const char *sst_method_names(void);
 
 typedef struct {
     sst_method_id id;
-    int64_t B, Z;
+    int64_t B, Z;      /* B: this rank's samples (all of them in one process) */
+    int64_t Bglob, first; /* the global batch; this rank's first slot */
     float temperature, recon_weight;
     void *cache;
     size_t cache_bytes;
@@ -84,19 +88,21 @@ typedef struct {
 /* 1 when method id runs data-parallel (sst_method_ctx_init with a comm). */
 int sst_method_data_parallel(sst_method_id id);
 
-/* B: the LOCAL batch. comm: NULL or size 1 for one process; else the
- * method's loss is the distributed one (ss_dist_*, selfsup_comm.h) on the
- * global batch (the concatenation of the ranks' batches), its gradients in
- * the mean convention, and the model must use the same comm
- * (sst_model_set_comm). Errors: SS_ERR_SIZE, SS_ERR_NOMEM,
- * SS_ERR_UNSUPPORTED (a method that is not data-parallel yet). */
+/* B: the GLOBAL batch. comm: NULL or size 1 for one process; else this
+ * rank works on its slice of each batch (sst_dist_slice: c->first, c->B
+ * samples), the method's loss is the one of the global batch (the
+ * concatenation of the ranks' slices), its gradients in the mean
+ * convention, and the model must use the same comm (sst_model_set_comm).
+ * Errors: SS_ERR_SIZE, SS_ERR_NOMEM, SS_ERR_UNSUPPORTED (dino is not
+ * data-parallel yet). */
 ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
                               int64_t Z, float temperature, float recon_weight,
                               const ss_comm *comm);
 void sst_method_ctx_free(sst_method_ctx *c);
 
-/* One forward + backward. x: (views B, 784) augmented views (view 0 rows
- * first); clean: (B, 784) un-augmented batch (mae, combo) or NULL. target:
+/* One forward + backward. x: (views B, 784) augmented views of this rank's
+ * B samples (view 0 rows first); clean: (B, 784) un-augmented (mae, combo)
+ * or NULL. target:
  * the EMA model (byol, dino) or NULL. rng: draws the mae mask. *loss
  * written. Online gradients accumulated. */
 ss_status sst_method_step(sst_method_ctx *c, sst_model *m, sst_model *target,

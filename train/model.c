@@ -240,9 +240,11 @@ static ss_status block_backward(sst_model *m, sst_block *k, ss_status st,
 }
 
 ss_status sst_model_encode(sst_model *m, const float *x, int64_t N, int train) {
-    if (N < 1 || N > m->cfg.cap || (train && N < 2))
+    /* synchronised BN needs 2 rows over all ranks, not on each */
+    int lo = train && !m->comm ? 2 : 1;
+    if (N < lo || N > m->cfg.cap)
         return ss__fail(SS_ERR_SIZE, "sst_model_encode",
-                        "batch N must be in [%d, %lld], got %lld", train ? 2 : 1,
+                        "batch N must be in [%d, %lld], got %lld", lo,
                         (long long)m->cfg.cap, (long long)N);
     m->x = x, m->n = N, m->train = train;
     SS_TRY(block_forward(m, &m->blk[0], x, N, train));

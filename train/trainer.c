@@ -87,7 +87,8 @@ ss_status sst_trainer_init_comm(sst_trainer *tr, const sst_train_cfg *cfg,
                         (long long)B, (long long)tr->n);
     SS_TRY(init_ranks(tr, comm));
     int64_t Bl = tr->nloc; /* this rank's samples per step */
-    sst_model_cfg mc = {V * Bl, cfg->proj_hidden, cfg->proj_out,
+    int64_t cap = V * Bl > 2 ? V * Bl : 2; /* the model's minimum */
+    sst_model_cfg mc = {cap, cfg->proj_hidden, cfg->proj_out,
                         tr->info->predictor, tr->info->decoder};
     ss_status st;
     if ((st = sst_model_init(&tr->m, &mc, (uint64_t)cfg->seed))) return st;
@@ -101,7 +102,7 @@ ss_status sst_trainer_init_comm(sst_trainer *tr, const sst_train_cfg *cfg,
         /* same layout prefix: the target starts as a copy of the online */
         memcpy(tr->t.P.data, tr->m.P.data, (size_t)tr->t.P.numel * 4);
     }
-    if ((st = sst_method_ctx_init(&tr->mc, tr->mid, Bl, cfg->proj_out,
+    if ((st = sst_method_ctx_init(&tr->mc, tr->mid, B, cfg->proj_out,
                                   (float)cfg->temperature,
                                   (float)cfg->recon_weight, tr->comm)))
         goto fail;

@@ -18,7 +18,7 @@
  * synchronised, the loss is the distributed one and parameter gradients
  * are averaged, so every rank takes the single-process step on the whole
  * batch (up to float summation order) and holds identical parameters.
- * simclr, byol, barlow, vicreg and combo; dino and mae not yet.
+ * Every method but dino (not yet).
  */
 #ifndef SST_TRAINER_H
 #define SST_TRAINER_H

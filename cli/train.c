@@ -49,7 +49,7 @@ static void usage(FILE *f, const ss_cli_opt *o, int n, const char *method,
             "default), then compares it with the same encoder at random init and\n"
             "with raw pixels: linear probe, kNN (k=200), embedding health.\n"
             "Data-parallel: mpirun -np K selfsup train ... (--batch is the global\n"
-            "batch; every method but dino; rank 0 writes --out).\n"
+            "batch, sliced over the ranks; rank 0 writes --out).\n"
             "\n"
             "  --method M       %s (default %s)\n"
             "  --optimizer O    adamw, sgd or lars (default %s)\n"
@@ -202,11 +202,6 @@ int ss_cli_train(int argc, char **argv) {
                                       "lars, got '%s'", cmd, sv[1]);
         c.optimizer = k;
     }
-    if (ranks > 1 && !sst_method_data_parallel((sst_method_id)mid))
-        return ss_cli_usage_error("%s: --method %s is not data-parallel yet; "
-                                  "use simclr|byol|barlow|vicreg|mae|combo "
-                                  "under mpirun",
-                                  cmd, method);
     if (ss_set_num_threads((int)threads)) {
         fprintf(stderr, "selfsup train: %s\n", ss_last_error());
         return 1;

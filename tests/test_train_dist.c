@@ -1,7 +1,7 @@
 /* test_train_dist.c - data-parallel training (trainer.h) on thread ranks
  * (thread_comm.h): synchronised BatchNorm equals BatchNorm on the
  * concatenated batch, two training steps on 2 or 3 ranks equal the
- * single-process steps (every method but dino; even and uneven
+ * single-process steps (every method; even and uneven
  * slices), every rank holds the same parameters, and a failing rank stops
  * every rank with an error instead of hanging. */
 #include "comm_internal.h"
@@ -183,6 +183,7 @@ SS_TEST(two_rank_steps_equal_single_process) {
     check_steps(small_cfg(SST_BYOL, 7), 2);
     check_steps(small_cfg(SST_COMBO, 8), 2);
     check_steps(small_cfg(SST_MAE, 3), 2); /* 1 + 2: one row on rank 0 */
+    check_steps(small_cfg(SST_DINO, 7), 2);
     sst_train_cfg a = small_cfg(SST_SIMCLR, 7);
     a.optimizer = SST_OPT_ADAMW, a.lr = 2e-3; /* the default optimiser */
     check_steps(a, 2);
@@ -217,17 +218,13 @@ SS_TEST(a_failing_rank_stops_every_rank) {
 SS_TEST(data_parallel_config_errors) {
     sst_images im = discs(8, 5);
     sst_trainer t;
-    ss_comm two = ss_comm_local(); /* init runs no collective */
-    two.size = 2;
-    sst_train_cfg c = small_cfg(SST_DINO, 4);
-    SS_CHECK_STATUS(sst_trainer_init_comm(&t, &c, &im, &two), SS_ERR_UNSUPPORTED);
-    SS_CHECK_MSG_HAS("not data-parallel yet");
-    two.size = 3;
-    c = small_cfg(SST_SIMCLR, 2);
-    SS_CHECK_STATUS(sst_trainer_init_comm(&t, &c, &im, &two), SS_ERR_SIZE);
+    ss_comm three = ss_comm_local(); /* init runs no collective */
+    three.size = 3;
+    sst_train_cfg c = small_cfg(SST_SIMCLR, 2);
+    SS_CHECK_STATUS(sst_trainer_init_comm(&t, &c, &im, &three), SS_ERR_SIZE);
     SS_CHECK_MSG_HAS("smaller than the 3 ranks");
-    two.rank = 3;
-    SS_CHECK_STATUS(sst_trainer_init_comm(&t, &c, &im, &two), SS_ERR_PARAM);
+    three.rank = 3;
+    SS_CHECK_STATUS(sst_trainer_init_comm(&t, &c, &im, &three), SS_ERR_PARAM);
     /* a comm of size 1 is one process */
     ss_comm one = ss_comm_local();
     SS_CHECK_OK(sst_trainer_init_comm(&t, &c, &im, &one));

@@ -1,9 +1,9 @@
 #!/bin/sh
 # `mpirun -np 2 selfsup train`: a tiny data-parallel run on a synthetic IDX
 # set exits 0 with one rank printing and writing (one header, one CSV of
-# header + one row per epoch, one checkpoint, nothing else in --out); its
-# resume works; an unsupported method and a missing dataset fail on every
-# rank without hanging.
+# header + one row per epoch, one checkpoint, nothing else in --out) and
+# the losses of one process; its resume works; dino runs; a missing dataset
+# fails on every rank without hanging.
 # usage: train_dist.sh SELFSUP MPIEXEC
 set -u
 bin=$1 mpiexec=$2
@@ -42,9 +42,18 @@ mpi2 $tiny --resume; rc=$?
 if [ "$rc" -ne 0 ] || [ "$(count '(resumed)')" -ne 1 ]; then bad "np 2 resume: exit $rc"
 else echo "ok   np 2 resume of a finished run"; fi
 
-mpi2 --data "$tmp/data" --out "$tmp/dino" --method dino --batch 16; rc=$?
-if [ "$rc" -eq 0 ] || ! grep -qF "not data-parallel yet" "$out"; then bad "dino under mpirun: exit $rc"
-else echo "ok   dino under mpirun: usage error"; fi
+# the same run in one process: the same losses (up to float summation order)
+# shellcheck disable=SC2086
+"$bin" train --threads 1 --quiet $tiny --out "$tmp/one" >"$out" 2>&1 || bad "one-process run"
+if ! paste -d, "$tmp/run/metrics.csv" "$tmp/one/metrics.csv" | awk -F, 'NR > 1 {
+        d = $3 - $12; if (d < 0) d = -d; if (d > 1e-4 * ($12 < 0 ? -$12 : $12)) bad = 1 }
+        END { exit bad }'; then
+    bad "np 2 losses differ from one process: $(cut -d, -f3 "$tmp/run/metrics.csv" "$tmp/one/metrics.csv" | tr '\n' ' ')"
+else echo "ok   np 2 losses equal one process's"; fi
+mpi2 --data "$tmp/data" --out "$tmp/dino" --method dino --batch 8 --epochs 1 \
+     --proj-hidden 16 --proj-out 16 --no-eval; rc=$?
+if [ "$rc" -ne 0 ]; then bad "dino under mpirun: exit $rc"
+else echo "ok   dino under mpirun"; fi
 mpi2 --data "$tmp/nowhere" --out "$tmp/none"; rc=$?
 if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -qF "(rank 1)" "$out"; then bad "missing dataset: exit $rc"
 else echo "ok   missing dataset: every rank fails"; fi

@@ -32,10 +32,6 @@ const char *sst_method_names(void) {
 
 static const char *FN = "sst_method_ctx_init";
 
-int sst_method_data_parallel(sst_method_id id) {
-    return id != SST_DINO;
-}
-
 /* Cache bytes of the method's loss: one process, or distributed. */
 static size_t cache_size(sst_method_id id, int64_t B, int64_t Z, int dist) {
     switch (id) {
@@ -59,11 +55,6 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
                               int64_t Z, float temperature, float recon_weight,
                               const ss_comm *comm) {
     memset(c, 0, sizeof *c);
-    if (comm && comm->size > 1 && !sst_method_data_parallel(id))
-        return ss__fail(SS_ERR_UNSUPPORTED, FN,
-                        "--method %s is not data-parallel yet; use "
-                        "simclr|byol|barlow|vicreg|mae|combo under mpirun",
-                        sst_method_info_of(id)->name);
     c->id = id, c->Z = Z;
     c->temperature = temperature, c->recon_weight = recon_weight;
     c->comm = comm && comm->size > 1 ? comm : NULL;
@@ -85,11 +76,14 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
     c->dpix = ss__calloc((size_t)(B * 784) * sizeof(float));
     c->xm = ss__calloc((size_t)(B * 784) * sizeof(float));
     c->mask = ss__calloc((size_t)(Bg * 16));
-    if (c->comm) c->red = ss__calloc((size_t)(2 + comm->size) * sizeof(double));
+    if (c->comm) { /* global means (2) or dino's centre sums (Z + 1) */
+        c->red = ss__calloc((size_t)(Z + 2 + comm->size) * sizeof(double));
+        c->cnew = ss__calloc((size_t)Z * sizeof(float));
+    }
     ss_status st = SS_OK;
     if (id == SST_DINO) st = ss_center_create(&c->center, Z);
     if (!c->cache || !c->dz || !c->dz2 || !c->dpix || !c->xm || !c->mask ||
-        (c->comm && !c->red) || st) {
+        (c->comm && (!c->red || !c->cnew)) || st) {
         sst_method_ctx_free(c);
         return st ? st : ss__fail(SS_ERR_NOMEM, FN, "out of memory");
     }
@@ -99,7 +93,7 @@ ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
 void sst_method_ctx_free(sst_method_ctx *c) {
     if (!c) return;
     ss__free(c->cache), ss__free(c->dz), ss__free(c->dz2), ss__free(c->dpix);
-    ss__free(c->xm), ss__free(c->mask), ss__free(c->red);
+    ss__free(c->xm), ss__free(c->mask), ss__free(c->red), ss__free(c->cnew);
     ss_center_free(c->center);
     memset(c, 0, sizeof *c);
 }
@@ -226,6 +220,26 @@ static ss_status step_byol(sst_method_ctx *c, sst_model *m, sst_model *t,
     return online_backward(m, c->dz2, 2 * B, NULL);
 }
 
+/* ss_center_accumulate + ss_center_update over the teacher rows of every
+ * rank: one all-reduce of the column sums and the row count. */
+static ss_status global_center_update(sst_method_ctx *c, const float *te,
+                                      int64_t rows, float momentum) {
+    int64_t Z = c->Z;
+    for (int64_t k = 0; k < Z; k++) {
+        double s = 0.0;
+        for (int64_t r = 0; r < rows; r++) s += te[r * Z + k];
+        c->red[k] = s;
+    }
+    c->red[Z] = (double)rows;
+    SS_TRY(sst_dist_sum_agree(c->comm, "sst_method_step", SS_OK, c->red,
+                              Z + 1));
+    const float *old = ss_center_data(c->center);
+    double mo = momentum, inv = 1.0 / c->red[Z];
+    for (int64_t k = 0; k < Z; k++)
+        c->cnew[k] = (float)(mo * old[k] + (1.0 - mo) * (c->red[k] * inv));
+    return ss_center_set(c->center, c->cnew);
+}
+
 static ss_status step_dino(sst_method_ctx *c, sst_model *m, sst_model *t,
                            const float *x, float *loss) {
     int64_t B = c->B, Z = c->Z;
@@ -235,14 +249,20 @@ static ss_status step_dino(sst_method_ctx *c, sst_model *m, sst_model *t,
     const float *te = t->proj.y;
     SS_TRY(online_forward(m, x, 2 * B));
     const float *s = m->proj.y;
-    float tt = o.teacher_temp;
-    SS_TRY(ss_dino_forward(loss, NULL, c->cache, te, s, c->center, tt, 2, 2, B,
-                           Z, &o));
+    float tt = o.teacher_temp, dloss = 1.0f;
+    /* the loss is a per-sample mean: data-parallel takes its global mean */
+    ss_status st = ss_dino_forward(loss, NULL, c->cache, te, s, c->center, tt,
+                                   2, 2, B, Z, &o);
+    SS_TRY(c->comm ? global_mean(c, loss, &dloss, st) : st);
     zero(c->dz, 2 * B * Z);
-    SS_TRY(ss_dino_backward(c->dz, 1.0f, c->cache, te, s, c->center, tt, 2, 2,
+    SS_TRY(ss_dino_backward(c->dz, dloss, c->cache, te, s, c->center, tt, 2, 2,
                             B, Z, &o));
-    SS_TRY(ss_center_accumulate(c->center, te, 2 * B));
-    SS_TRY(ss_center_update(c->center, o.center_momentum));
+    if (c->comm) {
+        SS_TRY(global_center_update(c, te, 2 * B, o.center_momentum));
+    } else {
+        SS_TRY(ss_center_accumulate(c->center, te, 2 * B));
+        SS_TRY(ss_center_update(c->center, o.center_momentum));
+    }
     return online_backward(m, c->dz, 2 * B, NULL);
 }
 

@@ -28,7 +28,8 @@
  * by world_size B_local / B_global); mae too: every sample masks 12 of its
  * 16 patches, so its masked-patch mean is a per-sample mean; every rank
  * draws the masks of the whole global batch from the one mask rng and
- * keeps its rows. dino is not data-parallel yet (global teacher centre).
+ * keeps its rows; dino too (per-sample mean), its teacher centre updated
+ * with the mean teacher output of the global batch (one all-reduce).
  */
 #ifndef SST_METHODS_H
 #define SST_METHODS_H
@@ -82,19 +83,16 @@ typedef struct {
     ss_center *center; /* dino */
     float terms[3];    /* last loss terms (combo: ntxent, recon) */
     const ss_comm *comm; /* data-parallel (size > 1), or NULL */
-    double *red;       /* (2 + comm->size) byol's loss all-reduce */
+    double *red;       /* (Z + 2 + comm->size) data-parallel sums */
+    float *cnew;       /* (Z) dino's next centre, data-parallel */
 } sst_method_ctx;
-
-/* 1 when method id runs data-parallel (sst_method_ctx_init with a comm). */
-int sst_method_data_parallel(sst_method_id id);
 
 /* B: the GLOBAL batch. comm: NULL or size 1 for one process; else this
  * rank works on its slice of each batch (sst_dist_slice: c->first, c->B
  * samples), the method's loss is the one of the global batch (the
  * concatenation of the ranks' slices), its gradients in the mean
  * convention, and the model must use the same comm (sst_model_set_comm).
- * Errors: SS_ERR_SIZE, SS_ERR_NOMEM, SS_ERR_UNSUPPORTED (dino is not
- * data-parallel yet). */
+ * Errors: SS_ERR_SIZE, SS_ERR_NOMEM. */
 ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
                               int64_t Z, float temperature, float recon_weight,
                               const ss_comm *comm);

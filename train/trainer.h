@@ -18,7 +18,7 @@
  * synchronised, the loss is the distributed one and parameter gradients
  * are averaged, so every rank takes the single-process step on the whole
  * batch (up to float summation order) and holds identical parameters.
- * Every method but dino (not yet).
+ * Every method (dino's teacher centre is the global batch's too).
  */
 #ifndef SST_TRAINER_H
 #define SST_TRAINER_H
@@ -76,8 +76,7 @@ ss_status sst_trainer_init(sst_trainer *tr, const sst_train_cfg *cfg,
 /* The same, data-parallel over comm (NULL or size 1: one process, exactly
  * sst_trainer_init). Every rank passes the same cfg and data; comm must
  * outlive the trainer. Further errors: SS_ERR_SIZE (batch < ranks),
- * SS_ERR_UNSUPPORTED (a method that is not data-parallel yet), SS_ERR_PARAM
- * / SS_ERR_NULL (bad comm). Local: no collective. */
+ * SS_ERR_PARAM / SS_ERR_NULL (bad comm). Local: no collective. */
 ss_status sst_trainer_init_comm(sst_trainer *tr, const sst_train_cfg *cfg,
                                 const sst_images *data, const ss_comm *comm);
 void sst_trainer_free(sst_trainer *tr);

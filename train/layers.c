@@ -513,7 +513,7 @@ ss_status sst_batchnorm_backward(float *dx, float *dgamma, float *dbeta,
     return SS_OK;
 }
 
-/* ---- synchronised BatchNorm (data-parallel training) --------------------------
+/* ---- synchronised BatchNorm (data-parallel training) ------------------------
  * The sums of both passes, plus the value count, go through one all-reduce
  * (sst_dist_sum_agree) that also carries each rank's status so far. */
 

@@ -232,7 +232,8 @@ static ss_status block_backward(sst_model *m, sst_block *k, ss_status st,
     sst_conv2d_dims cd = {N, k->Cin, k->H, k->H, k->Cout, 3, 3, 1, 1};
     int64_t P = N * k->Cout;
     if (!st && k->gap) st = sst_gap_backward(dc, dp, P, k->S);
-    else if (!st) st = sst_maxpool2d_backward(dc, dp, k->a, P, k->OH, k->OH, 2, 2);
+    else if (!st)
+        st = sst_maxpool2d_backward(dc, dp, k->a, P, k->OH, k->OH, 2, 2);
     if (!st) st = sst_relu_backward(dc, dc, k->a, P * k->S);
     SS_TRY(bn_backward(m, st, dc, dc, k->saved, k->c, k->g, k->b, N, k->Cout,
                        k->S));

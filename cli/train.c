@@ -1,10 +1,15 @@
 /* train.c - `selfsup train`: pretrain the encoder without labels, then show
- * what it learned (trainer.h). `selfsup eval CHECKPOINT` is in eval.c. */
+ * what it learned (trainer.h). `selfsup eval CHECKPOINT` is in eval.c.
+ * Under `mpirun -np K` (K > 1) the run is data-parallel over MPI when the
+ * command was built with MPI (SS_HAVE_MPI); a plain run never touches MPI. */
 #include "cli.h"
 #include "trainer.h"
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef SS_HAVE_MPI
+#include "selfsup_mpi.h"
+#endif
 
 /* String-valued options are taken out of argv before ss_cli_parse (which
  * knows numbers and switches only). Returns 0, or 2 after a usage error. */
@@ -43,6 +48,8 @@ static void usage(FILE *f, const ss_cli_opt *o, int n, const char *method,
             "Pretrains a small CNN encoder on unlabeled images (Fashion-MNIST by\n"
             "default), then compares it with the same encoder at random init and\n"
             "with raw pixels: linear probe, kNN (k=200), embedding health.\n"
+            "Data-parallel: mpirun -np K selfsup train ... (--batch is the global\n"
+            "batch, sliced over the ranks; rank 0 writes --out).\n"
             "\n"
             "  --method M       %s (default %s)\n"
             "  --optimizer O    adamw, sgd or lars (default %s)\n"
@@ -53,6 +60,73 @@ static void usage(FILE *f, const ss_cli_opt *o, int n, const char *method,
 }
 
 static const char *OPT_NAMES[3] = {"adamw", "sgd", "lars"};
+
+/* A positive integer from the environment, or 0. */
+static int env_count(const char *name) {
+    const char *v = getenv(name);
+    long n = v ? strtol(v, NULL, 10) : 0;
+    return n > 0 && n < (1L << 24) ? (int)n : 0;
+}
+
+/* Ranks of the mpirun that launched us (Open MPI, or MPICH / Intel MPI
+ * through PMI), 1 when not launched by mpirun. */
+static int launch_ranks(void) {
+    int n = env_count("OMPI_COMM_WORLD_SIZE");
+    if (!n) n = env_count("PMI_SIZE");
+    return n > 1 ? n : 1;
+}
+
+/* Default threads: the online CPUs, shared by the ranks on this node. */
+static int64_t default_threads(int ranks) {
+    int local = env_count("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!local) local = env_count("MPI_LOCALNRANKS");
+    if (!local) local = ranks;
+    int64_t t = ss_cli_ncpu() / local;
+    return t > 0 ? t : 1;
+}
+
+static int report(ss_status st, const ss_comm *comm) {
+    if (!st) return 0;
+    if (comm && comm->size > 1)
+        fprintf(stderr, "selfsup train (rank %d): %s\n", comm->rank,
+                ss_last_error());
+    else
+        fprintf(stderr, "selfsup train: %s\n", ss_last_error());
+    return 1;
+}
+
+/* The run itself: one process, or data-parallel over MPI_COMM_WORLD. */
+static int run(const sst_train_cfg *c, sst_run_opts *ro, int ranks) {
+    if (ranks == 1) {
+        int rc = report(sst_train_run(c, ro), NULL);
+        sst_report_cleanup();
+        return rc;
+    }
+#ifdef SS_HAVE_MPI
+    MPI_Init(NULL, NULL);
+    ss_mpi_comm *mc = NULL;
+    ss_status st = ss_mpi_comm_create(&mc, MPI_COMM_WORLD);
+    int rc = 1;
+    if (st) {
+        fprintf(stderr, "selfsup train: cannot set up the MPI communicator "
+                "(%s)\n", ss_status_name(st));
+    } else {
+        ro->comm = ss_mpi_comm_get(mc);
+        rc = report(sst_train_run(c, ro), ro->comm);
+    }
+    sst_report_cleanup();
+    ss_mpi_comm_free(mc);
+    MPI_Finalize();
+    return rc;
+#else
+    (void)c, (void)ro;
+    fprintf(stderr, "selfsup train: launched by mpirun with %d ranks, but "
+            "this selfsup was built without MPI, so every rank would train "
+            "alone; rebuild with MPI (apt-get install libopenmpi-dev, then "
+            "cmake) or run it without mpirun\n", ranks);
+    return 1;
+#endif
+}
 
 int ss_cli_train(int argc, char **argv) {
     const char *cmd = "train";
@@ -76,7 +150,8 @@ int ss_cli_train(int argc, char **argv) {
     sst_train_cfg c = sst_train_defaults((sst_method_id)mid);
     char outdef[64];
     snprintf(outdef, sizeof outdef, "runs/%s", method);
-    int64_t threads = ss_cli_ncpu(), eval_tr = 0, eval_te = 0;
+    int ranks = launch_ranks();
+    int64_t threads = default_threads(ranks), eval_tr = 0, eval_te = 0;
     int resume = 0, quiet = 0, no_eval = 0;
     const ss_cli_opt o[] = {
         {"--epochs", "E", SS_CLI_INT, &c.epochs, 1, 1e6, 0, "passes over the data"},
@@ -94,7 +169,8 @@ int ss_cli_train(int argc, char **argv) {
          "projector hidden width"},
         {"--proj-out", "Z", SS_CLI_INT, &c.proj_out, 1, 1 << 16, 0,
          "projector output width"},
-        {"--threads", "T", SS_CLI_INT, &threads, 1, 1024, 0, "threads: online CPUs"},
+        {"--threads", "T", SS_CLI_INT, &threads, 1, 1024, 0,
+         "threads per process: online CPUs / ranks on the node"},
         {"--seed", "S", SS_CLI_INT, &c.seed, 0, 9.2e18, 0,
          "seed of init, shuffling, augmentations"},
         {"--subset", "N", SS_CLI_INT, &c.subset, 0, 1e9, 0,
@@ -131,12 +207,6 @@ int ss_cli_train(int argc, char **argv) {
         return 1;
     }
     sst_run_opts ro = {sv[2], sv[3] ? sv[3] : outdef, resume, !quiet, eval_tr,
-                       eval_te, !no_eval};
-    ss_status st = sst_train_run(&c, &ro);
-    sst_report_cleanup();
-    if (st) {
-        fprintf(stderr, "selfsup train: %s\n", ss_last_error());
-        return 1;
-    }
-    return 0;
+                       eval_te, !no_eval, NULL};
+    return run(&c, &ro, ranks);
 }

@@ -352,10 +352,17 @@ void sst_augment_stream(ss_rng *rng, uint64_t seed, int64_t i) {
 
 ss_status sst_augment_batch(float *out, const float *in, int64_t N, int64_t H,
                             int64_t W, const sst_augment *a, uint64_t seed) {
+    return sst_augment_batch_at(out, in, N, H, W, a, seed, 0);
+}
+
+ss_status sst_augment_batch_at(float *out, const float *in, int64_t N,
+                               int64_t H, int64_t W, const sst_augment *a,
+                               uint64_t seed, int64_t first) {
     const char *fn = "sst_augment_batch";
     SS_TRY(ss__check_ptr(fn, "out", out));
     SS_TRY(ss__check_ptr(fn, "in", in));
     SS_TRY(ss__check_size(fn, "N", N, 1));
+    SS_TRY(ss__check_size(fn, "first", first, 0));
     SS_TRY(ss__check_size(fn, "H", H, 1));
     SS_TRY(ss__check_size(fn, "W", W, 1));
     SS_TRY(ss__check_product(fn, N, H, W));
@@ -376,7 +383,7 @@ ss_status sst_augment_batch(float *out, const float *in, int64_t N, int64_t H,
         float *s = scratch;
 #endif
         ss_rng rng;
-        sst_augment_stream(&rng, seed, i);
+        sst_augment_stream(&rng, seed, first + i);
         sst_augment_image(out + i * P, in + i * P, s, H, W, a, &rng);
     }
     ss__free(scratch);

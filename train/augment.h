@@ -64,6 +64,13 @@ ss_status sst_augment_check(const sst_augment *a);
  * SS_ERR_NOMEM. */
 ss_status sst_augment_batch(float *out, const float *in, int64_t N, int64_t H,
                             int64_t W, const sst_augment *a, uint64_t seed);
+/* The same for the images first .. first + N - 1 of a larger batch: image
+ * i of in uses stream sst_augment_stream(seed, first + i), so that a rank
+ * of data-parallel training that holds a slice of the global batch draws
+ * exactly the views one process draws for those samples. first >= 0. */
+ss_status sst_augment_batch_at(float *out, const float *in, int64_t N,
+                               int64_t H, int64_t W, const sst_augment *a,
+                               uint64_t seed, int64_t first);
 /* One image (H, W) with an explicit rng; scratch: (H * W) floats. */
 void sst_augment_image(float *out, const float *in, float *scratch, int64_t H,
                        int64_t W, const sst_augment *a, ss_rng *rng);

@@ -56,6 +56,7 @@
 #define SST_ENGINE_H
 
 #include "selfsup.h"
+#include "selfsup_comm.h"
 
 #include <stdint.h>
 
@@ -116,6 +117,36 @@ ss_status sst_batchnorm_backward(float *dx, float *dgamma, float *dbeta,
                                  const float *dy, const float *saved,
                                  const float *x, const float *gamma, int64_t N,
                                  int64_t C, int64_t S, int train);
+
+/* Synchronised BatchNorm (torch.nn.SyncBatchNorm), train mode only, for
+ * data-parallel training: the statistics are those of the rows of every
+ * rank of comm together (local N >= 1 may differ; the global N S must be
+ * >= 2), so that each rank's y, saved and running statistics equal what
+ * one process computes on the concatenated batch. work: (2 C + 1 +
+ * comm->size) doubles of scratch. st: the caller's status so far; a rank
+ * that already failed passes its error and still joins the collective, so
+ * that every rank returns an error instead of hanging (the failing rank
+ * its own, the others "rank r failed with ..."). One all-reduce of
+ * 2 C + 1 + size doubles. Errors as sst_batchnorm_forward, or SS_ERR_STATE
+ * for a transport failure. */
+ss_status sst_batchnorm_forward_sync(float *y, float *saved, const float *x,
+                                     const float *gamma, const float *beta,
+                                     float *running_mean, float *running_var,
+                                     int64_t N, int64_t C, int64_t S,
+                                     float eps, float momentum, double *work,
+                                     const ss_comm *comm, ss_status st);
+/* Backward of the synchronised forward: dx from the all-reduced sums of dy
+ * and dy xhat (one all-reduce as forward); dgamma, dbeta += the LOCAL sums,
+ * so that averaging parameter gradients over the ranks gives the global
+ * ones. With upstream gradients in the mean convention of selfsup_comm.h
+ * (world_size times the global gradient's local rows), dx is in the same
+ * convention. work, comm, st as forward. */
+ss_status sst_batchnorm_backward_sync(float *dx, float *dgamma, float *dbeta,
+                                      const float *dy, const float *saved,
+                                      const float *x, const float *gamma,
+                                      int64_t N, int64_t C, int64_t S,
+                                      double *work, const ss_comm *comm,
+                                      ss_status st);
 
 /* ---- LayerNorm over the last dim (torch.nn.LayerNorm(D), eps 1e-5) -------
  * y: (N, D) written. saved: (2 N): per-row mean then rstd. x: (N, D).
@@ -270,6 +301,25 @@ double sst_momentum_cosine(int64_t step, int64_t total, double base,
  * [0, 1]). */
 ss_status sst_ema_update(float *target, const float *online, int64_t n,
                          double m);
+
+/* ---- data-parallel helpers (train/dist.c) -----------------------------------
+ * One all-reduce (sum, double) of buf[0 .. n) that also agrees on a status:
+ * buf holds n + comm->size doubles; slot n + r carries rank r's status (a
+ * failing rank's values are zeroed first). Returns SS_OK on every rank, or
+ * an error on every rank: this rank's own when it failed, else the first
+ * failing rank's status with "rank r failed with ...". SS_ERR_STATE for a
+ * transport failure. */
+ss_status sst_dist_sum_agree(const ss_comm *comm, const char *fn,
+                             ss_status st, double *buf, int64_t n);
+/* Rank's share of a global batch of B samples: samples [*first, *first +
+ * *count) of the global order, contiguous, in rank order; the counts differ
+ * by at most one (the last ranks take the extra samples). */
+void sst_dist_slice(int64_t B, int rank, int size, int64_t *first,
+                    int64_t *count);
+/* Averages the parameter gradients of P over the ranks (all-reduce sum,
+ * then / size): with the mean convention of the distributed losses, every
+ * rank then holds the gradient of the global batch. */
+ss_status sst_dist_average_grads(const ss_comm *comm, sst_params *P);
 
 /* ---- BLAS kernels (train/blas.c) --------------------------------------------
  * ss_blas_coretype_hint() (selfsup.h) tells when Debian's DYNAMIC_ARCH

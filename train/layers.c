@@ -306,14 +306,19 @@ ss_status sst_conv2d_backward(float *dx, float *dw, float *db, const float *dy,
 }
 
 /* ---- BatchNorm --------------------------------------------------------------- */
+/* Both passes are split at their per-channel sums, so that the synchronised
+ * variants can all-reduce the sums between the halves: the local and the
+ * synchronised paths share every line of arithmetic. */
 
+/* min_values: values per channel the pass needs locally (2 in local train
+ * mode; the synchronised passes check the global count instead). */
 static ss_status bn_check(const char *fn, int64_t N, int64_t C, int64_t S,
-                          int train) {
+                          int64_t min_values) {
     SS_TRY(ss__check_size(fn, "N", N, 1));
     SS_TRY(ss__check_size(fn, "C", C, 1));
     SS_TRY(ss__check_size(fn, "S", S, 1));
     SS_TRY(ss__check_product(fn, N, C, S));
-    if (train && N * S < 2)
+    if (N * S < min_values)
         return ss__fail(SS_ERR_SIZE, fn,
                         "train mode needs more than 1 value per channel, got "
                         "N x S = %lld",
@@ -321,12 +326,14 @@ static ss_status bn_check(const char *fn, int64_t N, int64_t C, int64_t S,
     return SS_OK;
 }
 
-ss_status sst_batchnorm_forward(float *y, float *saved, const float *x,
-                                const float *gamma, const float *beta,
-                                float *running_mean, float *running_var,
-                                int64_t N, int64_t C, int64_t S, float eps,
-                                float momentum, int train) {
-    static const char fn[] = "sst_batchnorm_forward";
+static ss_status bn_forward_check(const char *fn, const float *y,
+                                  const float *saved, const float *x,
+                                  const float *gamma, const float *beta,
+                                  const float *running_mean,
+                                  const float *running_var, int64_t N,
+                                  int64_t C, int64_t S, float eps,
+                                  float momentum, int train,
+                                  int64_t min_values) {
     SS_TRY(ss__check_ptr(fn, "y", y));
     SS_TRY(ss__check_ptr(fn, "saved", saved));
     SS_TRY(ss__check_ptr(fn, "x", x));
@@ -339,27 +346,59 @@ ss_status sst_batchnorm_forward(float *y, float *saved, const float *x,
     if (!train && !running_mean)
         return ss__fail(SS_ERR_NULL, fn,
                         "eval mode needs running_mean and running_var");
-    SS_TRY(bn_check(fn, N, C, S, train));
+    SS_TRY(bn_check(fn, N, C, S, min_values));
     SS_TRY(ss__check_positive(fn, "eps", eps));
     if (!(momentum >= 0.0f && momentum <= 1.0f))
         return ss__fail(SS_ERR_PARAM, fn, "momentum must be in [0, 1], got %g",
                         (double)momentum);
-    const int64_t M = N * S;
+    return SS_OK;
+}
+
+static ss_status bn_backward_check(const char *fn, const float *dy,
+                                   const float *saved, const float *x,
+                                   const float *gamma, const float *dgamma,
+                                   const float *dbeta, int64_t N, int64_t C,
+                                   int64_t S, int64_t min_values) {
+    SS_TRY(ss__check_ptr(fn, "dy", dy));
+    SS_TRY(ss__check_ptr(fn, "saved", saved));
+    SS_TRY(ss__check_ptr(fn, "x", x));
+    if (gamma && (!dgamma || !dbeta))
+        return ss__fail(SS_ERR_NULL, fn,
+                        "dgamma and dbeta must be set when gamma is");
+    return bn_check(fn, N, C, S, min_values);
+}
+
+/* sums: (2 C) written: per-channel sum of x, then of x^2 (in double:
+ * cancellation in E[x^2] - mean^2 stays far below float resolution). */
+static void bn_sums(double *sums, const float *x, int64_t N, int64_t C,
+                    int64_t S) {
+#pragma omp parallel for schedule(static) num_threads(ss__threads())
+    for (int64_t c = 0; c < C; c++) {
+        double s = 0.0, q = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *xc = x + (n * C + c) * S;
+#pragma omp simd reduction(+ : s, q)
+            for (int64_t i = 0; i < S; i++) {
+                s += xc[i];
+                q += (double)xc[i] * xc[i];
+            }
+        }
+        sums[c] = s, sums[C + c] = q;
+    }
+}
+
+/* y, saved, running stats from the batch sums over M values per channel
+ * (sums != NULL, train mode) or from the running stats (sums NULL). */
+static void bn_normalise(float *y, float *saved, const float *x,
+                         const float *gamma, const float *beta,
+                         float *running_mean, float *running_var, int64_t N,
+                         int64_t C, int64_t S, float eps, float momentum,
+                         const double *sums, int64_t M) {
 #pragma omp parallel for schedule(static) num_threads(ss__threads())
     for (int64_t c = 0; c < C; c++) {
         double mean, var;
-        if (train) {
-            /* One pass: sums of x and x^2 in double (cancellation in
-             * E[x^2] - mean^2 stays far below float resolution). */
-            double s = 0.0, q = 0.0;
-            for (int64_t n = 0; n < N; n++) {
-                const float *xc = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : s, q)
-                for (int64_t i = 0; i < S; i++) {
-                    s += xc[i];
-                    q += (double)xc[i] * xc[i];
-                }
-            }
+        if (sums) {
+            double s = sums[c], q = sums[C + c];
             mean = s / (double)M;
             q = q - s * mean; /* sum of squared deviations */
             if (q < 0.0) q = 0.0;
@@ -386,26 +425,36 @@ ss_status sst_batchnorm_forward(float *y, float *saved, const float *x,
             for (int64_t i = 0; i < S; i++) yc[i] = xc[i] * a + bb;
         }
     }
+}
+
+ss_status sst_batchnorm_forward(float *y, float *saved, const float *x,
+                                const float *gamma, const float *beta,
+                                float *running_mean, float *running_var,
+                                int64_t N, int64_t C, int64_t S, float eps,
+                                float momentum, int train) {
+    SS_TRY(bn_forward_check("sst_batchnorm_forward", y, saved, x, gamma, beta,
+                            running_mean, running_var, N, C, S, eps, momentum,
+                            train, train ? 2 : 1));
+    double *sums = NULL;
+    if (train && !(sums = ss__malloc((size_t)(2 * C) * sizeof(double))))
+        return ss__fail(SS_ERR_NOMEM, "sst_batchnorm_forward",
+                        "%lld channel sums", (long long)(2 * C));
+    if (sums) bn_sums(sums, x, N, C, S);
+    bn_normalise(y, saved, x, gamma, beta, running_mean, running_var, N, C, S,
+                 eps, momentum, sums, N * S);
+    ss__free(sums);
     return SS_OK;
 }
 
-ss_status sst_batchnorm_backward(float *dx, float *dgamma, float *dbeta,
-                                 const float *dy, const float *saved,
-                                 const float *x, const float *gamma, int64_t N,
-                                 int64_t C, int64_t S, int train) {
-    static const char fn[] = "sst_batchnorm_backward";
-    SS_TRY(ss__check_ptr(fn, "dy", dy));
-    SS_TRY(ss__check_ptr(fn, "saved", saved));
-    SS_TRY(ss__check_ptr(fn, "x", x));
-    if (gamma && (!dgamma || !dbeta))
-        return ss__fail(SS_ERR_NULL, fn,
-                        "dgamma and dbeta must be set when gamma is");
-    SS_TRY(bn_check(fn, N, C, S, train));
-    const double M = (double)(N * S);
+/* g: (2 C) written: per-channel sums of dy and of dy * xhat; the local
+ * parameter gradients dgamma += sum dy xhat, dbeta += sum dy. */
+static void bn_grad_sums(double *g, float *dgamma, float *dbeta,
+                         const float *dy, const float *saved, const float *x,
+                         int64_t N, int64_t C, int64_t S) {
 #pragma omp parallel for schedule(static) num_threads(ss__threads())
     for (int64_t c = 0; c < C; c++) {
         const double mean = saved[c], istd = saved[C + c];
-        double sdy = 0.0, sdyx = 0.0; /* sums of dy and dy * xhat */
+        double sdy = 0.0, sdyx = 0.0;
         for (int64_t n = 0; n < N; n++) {
             const float *xc = x + (n * C + c) * S, *dc = dy + (n * C + c) * S;
 #pragma omp simd reduction(+ : sdy, sdyx)
@@ -414,17 +463,29 @@ ss_status sst_batchnorm_backward(float *dx, float *dgamma, float *dbeta,
                 sdyx += dc[i] * ((xc[i] - mean) * istd);
             }
         }
-        if (gamma) {
+        if (dgamma) {
             dgamma[c] += (float)sdyx;
             dbeta[c] += (float)sdy;
         }
-        if (!dx) continue;
-        const double g = gamma ? gamma[c] : 1.0;
-        const float a = (float)(g * istd);
+        g[c] = sdy, g[C + c] = sdyx;
+    }
+}
+
+/* dx from the sums g over M values per channel (train mode differentiates
+ * through the batch statistics). dx may alias dy. */
+static void bn_grad_input(float *dx, const float *dy, const float *saved,
+                          const float *x, const float *gamma, int64_t N,
+                          int64_t C, int64_t S, int train, const double *g,
+                          int64_t M) {
+#pragma omp parallel for schedule(static) num_threads(ss__threads())
+    for (int64_t c = 0; c < C; c++) {
+        const double istd = saved[C + c];
+        const double gm = gamma ? gamma[c] : 1.0;
+        const float a = (float)(gm * istd);
         /* train: dx = g istd (dy - mean(dy) - xhat mean(dy xhat)) */
-        const float m1 = train ? (float)(sdy / M) : 0.0f;
-        const float m2 = train ? (float)(sdyx / M) : 0.0f;
-        const float fm = (float)mean, fi = (float)istd;
+        const float m1 = train ? (float)(g[c] / (double)M) : 0.0f;
+        const float m2 = train ? (float)(g[C + c] / (double)M) : 0.0f;
+        const float fm = saved[c], fi = saved[C + c];
         for (int64_t n = 0; n < N; n++) {
             const float *xc = x + (n * C + c) * S, *dc = dy + (n * C + c) * S;
             float *o = dx + (n * C + c) * S;
@@ -434,6 +495,69 @@ ss_status sst_batchnorm_backward(float *dx, float *dgamma, float *dbeta,
             }
         }
     }
+}
+
+ss_status sst_batchnorm_backward(float *dx, float *dgamma, float *dbeta,
+                                 const float *dy, const float *saved,
+                                 const float *x, const float *gamma, int64_t N,
+                                 int64_t C, int64_t S, int train) {
+    static const char fn[] = "sst_batchnorm_backward";
+    SS_TRY(bn_backward_check(fn, dy, saved, x, gamma, dgamma, dbeta, N, C, S,
+                             train ? 2 : 1));
+    double *g = ss__malloc((size_t)(2 * C) * sizeof(double));
+    if (!g) return ss__fail(SS_ERR_NOMEM, fn, "%lld channel sums",
+                            (long long)(2 * C));
+    bn_grad_sums(g, gamma ? dgamma : NULL, dbeta, dy, saved, x, N, C, S);
+    if (dx) bn_grad_input(dx, dy, saved, x, gamma, N, C, S, train, g, N * S);
+    ss__free(g);
+    return SS_OK;
+}
+
+/* ---- synchronised BatchNorm (data-parallel training) ------------------------
+ * The sums of both passes, plus the value count, go through one all-reduce
+ * (sst_dist_sum_agree) that also carries each rank's status so far. */
+
+ss_status sst_batchnorm_forward_sync(float *y, float *saved, const float *x,
+                                     const float *gamma, const float *beta,
+                                     float *running_mean, float *running_var,
+                                     int64_t N, int64_t C, int64_t S,
+                                     float eps, float momentum, double *work,
+                                     const ss_comm *comm, ss_status st) {
+    static const char fn[] = "sst_batchnorm_forward_sync";
+    if (st == SS_OK)
+        st = bn_forward_check(fn, y, saved, x, gamma, beta, running_mean,
+                              running_var, N, C, S, eps, momentum, 1, 1);
+    if (st == SS_OK) bn_sums(work, x, N, C, S);
+    work[2 * C] = st == SS_OK ? (double)(N * S) : 0.0;
+    SS_TRY(sst_dist_sum_agree(comm, fn, st, work, 2 * C + 1));
+    int64_t M = (int64_t)work[2 * C];
+    if (M < 2)
+        return ss__fail(SS_ERR_SIZE, fn, "train mode needs more than 1 value "
+                        "per channel over all ranks, got %lld", (long long)M);
+    bn_normalise(y, saved, x, gamma, beta, running_mean, running_var, N, C, S,
+                 eps, momentum, work, M);
+    return SS_OK;
+}
+
+ss_status sst_batchnorm_backward_sync(float *dx, float *dgamma, float *dbeta,
+                                      const float *dy, const float *saved,
+                                      const float *x, const float *gamma,
+                                      int64_t N, int64_t C, int64_t S,
+                                      double *work, const ss_comm *comm,
+                                      ss_status st) {
+    static const char fn[] = "sst_batchnorm_backward_sync";
+    if (st == SS_OK)
+        st = bn_backward_check(fn, dy, saved, x, gamma, dgamma, dbeta, N, C,
+                               S, 1);
+    /* dgamma, dbeta take the LOCAL sums: the caller's gradient average over
+     * ranks then gives the global ones; dx takes the global sums */
+    if (st == SS_OK)
+        bn_grad_sums(work, gamma ? dgamma : NULL, dbeta, dy, saved, x, N, C, S);
+    work[2 * C] = st == SS_OK ? (double)(N * S) : 0.0;
+    SS_TRY(sst_dist_sum_agree(comm, fn, st, work, 2 * C + 1));
+    if (dx)
+        bn_grad_input(dx, dy, saved, x, gamma, N, C, S, 1, work,
+                      (int64_t)work[2 * C]);
     return SS_OK;
 }
 

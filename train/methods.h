@@ -20,11 +20,23 @@
  *           reconstructing the clean image from view 1's features. The
  *           composite-objective API is not on main yet, so the weighted sum
  *           is done here.
+ * Data-parallel (a comm of size > 1, see sst_method_ctx_init): simclr and
+ * combo take ss_dist_ntxent_*, barlow and vicreg ss_dist_barlow_* /
+ * ss_dist_vicreg_*; byol's negative cosine and combo's pixel MSE have no
+ * batch coupling: their local means become the global mean by one
+ * all-reduce, and their backward runs in the mean convention (dloss scaled
+ * by world_size B_local / B_global); mae too: every sample masks 12 of its
+ * 16 patches, so its masked-patch mean is a per-sample mean; every rank
+ * draws the masks of the whole global batch from the one mask rng and
+ * keeps its rows; dino too (per-sample mean), its teacher centre updated
+ * with the mean teacher output of the global batch (one all-reduce).
  */
 #ifndef SST_METHODS_H
 #define SST_METHODS_H
 
 #include "model.h"
+
+#include "selfsup_comm.h"
 
 typedef enum {
     SST_SIMCLR = 0,
@@ -59,25 +71,36 @@ const char *sst_method_names(void);
 
 typedef struct {
     sst_method_id id;
-    int64_t B, Z;
+    int64_t B, Z;      /* B: this rank's samples (all of them in one process) */
+    int64_t Bglob, first; /* the global batch; this rank's first slot */
     float temperature, recon_weight;
     void *cache;
     size_t cache_bytes;
-    float *dz, *dz2;   /* (2B, Z) */
+    float *dz, *dz2;   /* (2B, Z), (2B, max(Z, 128)) */
     float *dpix;       /* (B, 784) */
     float *xm;         /* (B, 784) masked images */
     uint8_t *mask;     /* (B, 16) */
     ss_center *center; /* dino */
     float terms[3];    /* last loss terms (combo: ntxent, recon) */
+    const ss_comm *comm; /* data-parallel (size > 1), or NULL */
+    double *red;       /* (Z + 2 + comm->size) data-parallel sums */
+    float *cnew;       /* (Z) dino's next centre, data-parallel */
 } sst_method_ctx;
 
-/* Errors: SS_ERR_SIZE, SS_ERR_NOMEM. */
+/* B: the GLOBAL batch. comm: NULL or size 1 for one process; else this
+ * rank works on its slice of each batch (sst_dist_slice: c->first, c->B
+ * samples), the method's loss is the one of the global batch (the
+ * concatenation of the ranks' slices), its gradients in the mean
+ * convention, and the model must use the same comm (sst_model_set_comm).
+ * Errors: SS_ERR_SIZE, SS_ERR_NOMEM. */
 ss_status sst_method_ctx_init(sst_method_ctx *c, sst_method_id id, int64_t B,
-                              int64_t Z, float temperature, float recon_weight);
+                              int64_t Z, float temperature, float recon_weight,
+                              const ss_comm *comm);
 void sst_method_ctx_free(sst_method_ctx *c);
 
-/* One forward + backward. x: (views B, 784) augmented views (view 0 rows
- * first); clean: (B, 784) un-augmented batch (mae, combo) or NULL. target:
+/* One forward + backward. x: (views B, 784) augmented views of this rank's
+ * B samples (view 0 rows first); clean: (B, 784) un-augmented (mae, combo)
+ * or NULL. target:
  * the EMA model (byol, dino) or NULL. rng: draws the mae mask. *loss
  * written. Online gradients accumulated. */
 ss_status sst_method_step(sst_method_ctx *c, sst_model *m, sst_model *target,

@@ -162,9 +162,52 @@ void sst_model_free(sst_model *m) {
     for (int i = 0; i < 3; i++) block_free(&m->blk[i]);
     mlp_free(&m->proj), mlp_free(&m->pred);
     ss__free(m->dc), ss__free(m->dp1), ss__free(m->dp2), ss__free(m->dfeat);
-    ss__free(m->dec_y);
+    ss__free(m->dec_y), ss__free(m->bn_work);
     sst_params_free(&m->P);
     memset(m, 0, sizeof *m);
+}
+
+ss_status sst_model_set_comm(sst_model *m, const ss_comm *comm) {
+    ss__free(m->bn_work);
+    m->bn_work = NULL, m->comm = NULL;
+    if (!comm || comm->size == 1) return SS_OK;
+    int64_t C = m->cfg.proj_hidden > SST_FEAT ? m->cfg.proj_hidden : SST_FEAT;
+    m->bn_work = ss__malloc((size_t)(2 * C + 1 + comm->size) * sizeof(double));
+    if (!m->bn_work)
+        return ss__fail(SS_ERR_NOMEM, "sst_model_set_comm", "out of memory");
+    m->comm = comm;
+    return SS_OK;
+}
+
+/* BatchNorm of (N, C, S): synchronised over m->comm in train mode, else
+ * local. st: the status so far; a failed rank still joins the collective. */
+static ss_status bn_forward(sst_model *m, ss_status st, float *y, float *saved,
+                            const float *x, int64_t g, int64_t b, int64_t rm,
+                            int64_t rv, int64_t N, int64_t C, int64_t S,
+                            int train) {
+    float *d = m->P.data;
+    if (m->comm && train)
+        return sst_batchnorm_forward_sync(y, saved, x, d + g, d + b, d + rm,
+                                          d + rv, N, C, S, SST_BN_EPS,
+                                          SST_BN_MOMENTUM, m->bn_work, m->comm,
+                                          st);
+    SS_TRY(st);
+    return sst_batchnorm_forward(y, saved, x, d + g, d + b, d + rm, d + rv, N,
+                                 C, S, SST_BN_EPS, SST_BN_MOMENTUM, train);
+}
+
+static ss_status bn_backward(sst_model *m, ss_status st, float *dx,
+                             const float *dy, const float *saved,
+                             const float *x, int64_t g, int64_t b, int64_t N,
+                             int64_t C, int64_t S) {
+    float *d = m->P.data, *dg = m->P.grad;
+    if (m->comm && m->train)
+        return sst_batchnorm_backward_sync(dx, dg + g, dg + b, dy, saved, x,
+                                           d + g, N, C, S, m->bn_work, m->comm,
+                                           st);
+    SS_TRY(st);
+    return sst_batchnorm_backward(dx, dg + g, dg + b, dy, saved, x, d + g, N,
+                                  C, S, m->train);
 }
 
 static ss_status block_forward(sst_model *m, sst_block *k, const float *x,
@@ -172,35 +215,37 @@ static ss_status block_forward(sst_model *m, sst_block *k, const float *x,
     float *d = m->P.data;
     sst_conv2d_dims cd = {N, k->Cin, k->H, k->H, k->Cout, 3, 3, 1, 1};
     int64_t P = N * k->Cout;
-    SS_TRY(sst_conv2d_forward(k->c, x, d + k->w, NULL, &cd));
-    SS_TRY(sst_batchnorm_forward(k->a, k->saved, k->c, d + k->g, d + k->b,
-                                 d + k->rm, d + k->rv, N, k->Cout, k->S,
-                                 SST_BN_EPS, SST_BN_MOMENTUM, train));
+    ss_status st = sst_conv2d_forward(k->c, x, d + k->w, NULL, &cd);
+    SS_TRY(bn_forward(m, st, k->a, k->saved, k->c, k->g, k->b, k->rm, k->rv,
+                      N, k->Cout, k->S, train));
     SS_TRY(sst_relu_forward(k->a, k->a, P * k->S));
     if (k->gap) return sst_gap_forward(k->p, k->a, P, k->S);
     return sst_maxpool2d_forward(k->p, k->a, P, k->OH, k->OH, 2, 2);
 }
 
-/* dp: gradient of the block output (N, Cout, PS^2); dx or NULL. */
-static ss_status block_backward(sst_model *m, sst_block *k, float *dx,
-                                const float *dp, const float *x, int64_t N) {
+/* dp: gradient of the block output (N, Cout, PS^2); dx or NULL. st: the
+ * status of the block above (carried into the synchronised BN). */
+static ss_status block_backward(sst_model *m, sst_block *k, ss_status st,
+                                float *dx, const float *dp, const float *x,
+                                int64_t N) {
     float *d = m->P.data, *g = m->P.grad, *dc = m->dc;
     sst_conv2d_dims cd = {N, k->Cin, k->H, k->H, k->Cout, 3, 3, 1, 1};
     int64_t P = N * k->Cout;
-    if (k->gap)
-        SS_TRY(sst_gap_backward(dc, dp, P, k->S));
-    else
-        SS_TRY(sst_maxpool2d_backward(dc, dp, k->a, P, k->OH, k->OH, 2, 2));
-    SS_TRY(sst_relu_backward(dc, dc, k->a, P * k->S));
-    SS_TRY(sst_batchnorm_backward(dc, g + k->g, g + k->b, dc, k->saved, k->c,
-                                  d + k->g, N, k->Cout, k->S, m->train));
+    if (!st && k->gap) st = sst_gap_backward(dc, dp, P, k->S);
+    else if (!st)
+        st = sst_maxpool2d_backward(dc, dp, k->a, P, k->OH, k->OH, 2, 2);
+    if (!st) st = sst_relu_backward(dc, dc, k->a, P * k->S);
+    SS_TRY(bn_backward(m, st, dc, dc, k->saved, k->c, k->g, k->b, N, k->Cout,
+                       k->S));
     return sst_conv2d_backward(dx, g + k->w, NULL, dc, x, d + k->w, &cd);
 }
 
 ss_status sst_model_encode(sst_model *m, const float *x, int64_t N, int train) {
-    if (N < 1 || N > m->cfg.cap || (train && N < 2))
+    /* synchronised BN needs 2 rows over all ranks, not on each */
+    int lo = train && !m->comm ? 2 : 1;
+    if (N < lo || N > m->cfg.cap)
         return ss__fail(SS_ERR_SIZE, "sst_model_encode",
-                        "batch N must be in [%d, %lld], got %lld", train ? 2 : 1,
+                        "batch N must be in [%d, %lld], got %lld", lo,
                         (long long)m->cfg.cap, (long long)N);
     m->x = x, m->n = N, m->train = train;
     SS_TRY(block_forward(m, &m->blk[0], x, N, train));
@@ -210,18 +255,19 @@ ss_status sst_model_encode(sst_model *m, const float *x, int64_t N, int train) {
 
 ss_status sst_model_encode_backward(sst_model *m, float *dfeat) {
     int64_t N = m->n;
-    SS_TRY(block_backward(m, &m->blk[2], m->dp2, dfeat, m->blk[1].p, N));
-    SS_TRY(block_backward(m, &m->blk[1], m->dp1, m->dp2, m->blk[0].p, N));
-    return block_backward(m, &m->blk[0], NULL, m->dp1, m->x, N);
+    ss_status st = block_backward(m, &m->blk[2], SS_OK, m->dp2, dfeat,
+                                  m->blk[1].p, N);
+    st = block_backward(m, &m->blk[1], st, m->dp1, m->dp2, m->blk[0].p, N);
+    return block_backward(m, &m->blk[0], st, NULL, m->dp1, m->x, N);
 }
 
 ss_status sst_mlp_forward(sst_model *m, sst_mlp *h, const float *in, int64_t N,
                           int train) {
     float *d = m->P.data;
-    SS_TRY(sst_linear_forward(h->h, in, d + h->w1, d + h->b1, N, h->din, h->dh));
-    SS_TRY(sst_batchnorm_forward(h->hn, h->saved, h->h, d + h->g, d + h->be,
-                                 d + h->rm, d + h->rv, N, h->dh, 1, SST_BN_EPS,
-                                 SST_BN_MOMENTUM, train));
+    ss_status st = sst_linear_forward(h->h, in, d + h->w1, d + h->b1, N, h->din,
+                                      h->dh);
+    SS_TRY(bn_forward(m, st, h->hn, h->saved, h->h, h->g, h->be, h->rm, h->rv,
+                      N, h->dh, 1, train));
     SS_TRY(sst_relu_forward(h->hn, h->hn, N * h->dh));
     return sst_linear_forward(h->y, h->hn, d + h->w2, d + h->b2, N, h->dh,
                               h->dout);
@@ -230,11 +276,11 @@ ss_status sst_mlp_forward(sst_model *m, sst_mlp *h, const float *in, int64_t N,
 ss_status sst_mlp_backward(sst_model *m, sst_mlp *h, float *dx, float *dy,
                            const float *in, int64_t N) {
     float *d = m->P.data, *g = m->P.grad;
-    SS_TRY(sst_linear_backward(h->gh, g + h->w2, g + h->b2, dy, h->hn,
-                               d + h->w2, N, h->dh, h->dout));
-    SS_TRY(sst_relu_backward(h->gh, h->gh, h->hn, N * h->dh));
-    SS_TRY(sst_batchnorm_backward(h->gh, g + h->g, g + h->be, h->gh, h->saved,
-                                  h->h, d + h->g, N, h->dh, 1, m->train));
+    ss_status st = sst_linear_backward(h->gh, g + h->w2, g + h->b2, dy, h->hn,
+                                       d + h->w2, N, h->dh, h->dout);
+    if (!st) st = sst_relu_backward(h->gh, h->gh, h->hn, N * h->dh);
+    SS_TRY(bn_backward(m, st, h->gh, h->gh, h->saved, h->h, h->g, h->be, N,
+                       h->dh, 1));
     return sst_linear_backward(dx, g + h->w1, g + h->b1, h->gh, in, d + h->w1,
                                N, h->din, h->dh);
 }

@@ -59,6 +59,8 @@ typedef struct {
     int64_t n;               /* batch of the last encode */
     int train;
     float *dc, *dp1, *dp2, *dfeat; /* backward scratch */
+    const ss_comm *comm;     /* synchronised BN in train mode, or NULL */
+    double *bn_work;         /* (2 max C + 1 + comm->size) for sync BN */
 } sst_model;
 
 /* Registers and allocates every tensor, initialises weights as torch
@@ -66,6 +68,14 @@ typedef struct {
  * seed. Errors: SS_ERR_NULL, SS_ERR_SIZE, SS_ERR_NOMEM. */
 ss_status sst_model_init(sst_model *m, const sst_model_cfg *cfg, uint64_t seed);
 void sst_model_free(sst_model *m);
+/* Data-parallel training: every train-mode BatchNorm of m (encoder and
+ * heads) then uses the statistics of all ranks of comm together
+ * (sst_batchnorm_forward_sync), so that a forward / backward of the local
+ * rows equals one process's on the concatenated batch. comm NULL or of
+ * size 1: local BN (the default). comm must outlive m's use of it. A
+ * failing rank still joins the collectives of that pass (errors agree).
+ * Errors: SS_ERR_NOMEM. */
+ss_status sst_model_set_comm(sst_model *m, const ss_comm *comm);
 
 /* Encoder forward of x: (N, 1, 28, 28), N <= cap; train: BN batch stats (and
  * running stats updated) or running stats. Features: m->blk[2].p (N, 128). */

@@ -2,6 +2,7 @@
 #include "trainer.h"
 
 #include "checkpoint.h"
+#include "comm_internal.h"
 #include "eval.h"
 #include "internal.h"
 
@@ -39,6 +40,27 @@ static float *fbuf(int64_t n) { return ss__calloc((size_t)n * sizeof(float)); }
 
 ss_status sst_trainer_init(sst_trainer *tr, const sst_train_cfg *cfg,
                            const sst_images *data) {
+    return sst_trainer_init_comm(tr, cfg, data, NULL);
+}
+
+/* The data-parallel part of init: this rank's slice of the global batch. */
+static ss_status init_ranks(sst_trainer *tr, const ss_comm *comm) {
+    int64_t B = tr->cfg.batch;
+    tr->first = 0, tr->nloc = B;
+    if (!comm) return SS_OK;
+    SS_TRY(ss_comm_check(comm));
+    if (comm->size == 1) return SS_OK;
+    if (B < comm->size)
+        return ss__fail(SS_ERR_SIZE, FN, "batch %lld is smaller than the %d "
+                        "ranks: each rank needs at least one sample",
+                        (long long)B, comm->size);
+    tr->comm = comm;
+    sst_dist_slice(B, comm->rank, comm->size, &tr->first, &tr->nloc);
+    return SS_OK;
+}
+
+ss_status sst_trainer_init_comm(sst_trainer *tr, const sst_train_cfg *cfg,
+                                const sst_images *data, const ss_comm *comm) {
     memset(tr, 0, sizeof *tr);
     int id = sst_method_find(cfg->method);
     if (id < 0)
@@ -63,20 +85,26 @@ ss_status sst_trainer_init(sst_trainer *tr, const sst_train_cfg *cfg,
     if (B > tr->n)
         return ss__fail(SS_ERR_SIZE, FN, "batch %lld exceeds the %lld images",
                         (long long)B, (long long)tr->n);
-    sst_model_cfg mc = {V * B, cfg->proj_hidden, cfg->proj_out,
+    SS_TRY(init_ranks(tr, comm));
+    int64_t Bl = tr->nloc; /* this rank's samples per step */
+    int64_t cap = V * Bl > 2 ? V * Bl : 2; /* the model's minimum */
+    sst_model_cfg mc = {cap, cfg->proj_hidden, cfg->proj_out,
                         tr->info->predictor, tr->info->decoder};
     ss_status st;
     if ((st = sst_model_init(&tr->m, &mc, (uint64_t)cfg->seed))) return st;
+    if ((st = sst_model_set_comm(&tr->m, tr->comm))) goto fail;
     if (tr->info->target) {
         sst_model_cfg tc = mc;
         tc.predictor = 0, tc.decoder = 0;
-        if ((st = sst_model_init(&tr->t, &tc, (uint64_t)cfg->seed))) goto fail;
+        if ((st = sst_model_init(&tr->t, &tc, (uint64_t)cfg->seed)) ||
+            (st = sst_model_set_comm(&tr->t, tr->comm)))
+            goto fail;
         /* same layout prefix: the target starts as a copy of the online */
         memcpy(tr->t.P.data, tr->m.P.data, (size_t)tr->t.P.numel * 4);
     }
     if ((st = sst_method_ctx_init(&tr->mc, tr->mid, B, cfg->proj_out,
                                   (float)cfg->temperature,
-                                  (float)cfg->recon_weight)))
+                                  (float)cfg->recon_weight, tr->comm)))
         goto fail;
     if ((st = sst_loader_init(&tr->ld, tr->n, B, (uint64_t)cfg->seed, 1)))
         goto fail;
@@ -88,7 +116,8 @@ ss_status sst_trainer_init(sst_trainer *tr, const sst_train_cfg *cfg,
             goto fail;
     int64_t np = tr->m.P.numel;
     tr->opt1 = fbuf(np), tr->opt2 = fbuf(np);
-    tr->x = fbuf(2 * B * 784), tr->clean = fbuf(B * 784), tr->raw = fbuf(B * 784);
+    tr->x = fbuf(2 * Bl * 784), tr->clean = fbuf(Bl * 784);
+    tr->raw = fbuf(Bl * 784);
     tr->idx = ss__malloc((size_t)B * sizeof(int64_t));
     tr->hist = fbuf(tr->total_steps);
     if (!tr->opt1 || !tr->opt2 || !tr->x || !tr->clean || !tr->raw ||
@@ -149,19 +178,33 @@ static ss_status optimise(sst_trainer *tr) {
     }
 }
 
-ss_status sst_trainer_step(sst_trainer *tr, float *loss) {
-    int64_t B = tr->cfg.batch, cnt;
+/* Data-parallel: every rank gets an error when any rank has one. */
+static ss_status agree(const ss_comm *comm, ss_status st) {
+    return comm ? ss__dist_status(comm, "selfsup train", st) : st;
+}
+
+/* This rank's images of the next global batch and their views: slot
+ * first + i of the batch draws the same view on any number of ranks. */
+static ss_status load_views(sst_trainer *tr) {
+    int64_t B = tr->nloc, cnt;
     uint64_t seed = (uint64_t)tr->cfg.seed;
     SS_TRY(sst_loader_next(&tr->ld, tr->idx, &cnt, NULL));
-    SS_TRY(sst_images_to_float(tr->raw, tr->data, tr->idx, 0, cnt));
+    SS_TRY(sst_images_to_float(tr->raw, tr->data, tr->idx + tr->first, 0, B));
     for (int v = 0; v < tr->info->views; v++)
-        SS_TRY(sst_augment_batch(tr->x + v * B * 784, tr->raw, B, 28, 28,
-                                 &tr->aug[v], view_seed(seed, tr->step, v)));
+        SS_TRY(sst_augment_batch_at(tr->x + v * B * 784, tr->raw, B, 28, 28,
+                                    &tr->aug[v], view_seed(seed, tr->step, v),
+                                    tr->first));
+    return SS_OK;
+}
+
+ss_status sst_trainer_step(sst_trainer *tr, float *loss) {
+    SS_TRY(agree(tr->comm, load_views(tr)));
     sst_params_zero_grad(&tr->m.P);
     float l = 0.0f;
     ss_status st = sst_method_step(&tr->mc, &tr->m,
                                    tr->info->target ? &tr->t : NULL, tr->x,
                                    tr->raw, &tr->mask_rng, &l);
+    st = agree(tr->comm, st);
     if (st == SS_ERR_NONFINITE) l = NAN; /* activations overflowed */
     else if (st) return st;
     if (!isfinite(l) || fabsf(l) > 1e6f)
@@ -170,6 +213,7 @@ ss_status sst_trainer_step(sst_trainer *tr, float *loss) {
                         "%.3g): diverged; try a smaller --lr",
                         tr->cfg.method, (double)l, (long long)tr->epoch + 1,
                         (long long)tr->step + 1, sst_trainer_lr(tr));
+    if (tr->comm) SS_TRY(sst_dist_average_grads(tr->comm, &tr->m.P));
     SS_TRY(optimise(tr));
     if (tr->info->target) {
         double tau = sst_momentum_cosine(tr->step, tr->total_steps,
@@ -232,36 +276,72 @@ static int mkdir_p(const char *d) {
 static const char *COLS[] = {"epoch", "step", "loss", "lr", "images_per_s",
                              "std_ratio", "eff_rank", "collapsed", "seconds"};
 
+/* Rank 0's end of an epoch: collapse check, summary line, CSV row and
+ * checkpoint. k0: the first step of the epoch this run did. */
+static ss_status end_epoch(sst_trainer *tr, sst_csv *csv, const char *ck,
+                           double sum, int64_t k0, double secs, int tty,
+                           int progress_on) {
+    sst_health h;
+    int col = 0;
+    SS_TRY(monitor(tr, &h, &col));
+    if (tty && progress_on) fputc('\n', stderr);
+    int64_t steps = tr->steps_per_epoch - k0;
+    if (col)
+        fprintf(stderr, "selfsup train: WARNING: representation collapse "
+                "at epoch %lld: embedding std ratio %.3f, effective rank "
+                "%.2f of %d\n", (long long)tr->epoch, h.std_ratio,
+                h.eff_rank, SST_FEAT);
+    else
+        fprintf(stderr, "  epoch %lld: mean loss %.4f, embedding std ratio "
+                "%.3f, effective rank %.1f, %.1f s\n", (long long)tr->epoch,
+                sum / (double)steps, h.std_ratio, h.eff_rank, secs);
+    double row[9] = {(double)tr->epoch, (double)tr->step, sum / (double)steps,
+                     sst_trainer_lr(tr),
+                     (double)steps * (double)tr->cfg.batch / secs,
+                     h.std_ratio, h.eff_rank, col, secs};
+    SS_TRY(sst_csv_row(csv, row));
+    SS_TRY(sst_csv_flush(csv));
+    return sst_checkpoint_save(tr, ck);
+}
+
 ss_status sst_train_run(const sst_train_cfg *cfg_in, const sst_run_opts *o) {
+    const ss_comm *comm = o->comm && o->comm->size > 1 ? o->comm : NULL;
+    const int lead = !comm || comm->rank == 0; /* prints and writes */
     char ck[1200], csvp[1200], png[1200];
-    if (mkdir_p(o->out_dir))
-        return ss__fail(SS_ERR_IO, "selfsup train", "cannot create %s: %s",
-                        o->out_dir, strerror(errno));
+    ss_status st = SS_OK;
+    if (lead && mkdir_p(o->out_dir))
+        st = ss__fail(SS_ERR_IO, "selfsup train", "cannot create %s: %s",
+                      o->out_dir, strerror(errno));
+    SS_TRY(agree(comm, st));
     snprintf(ck, sizeof ck, "%s/checkpoint.bin", o->out_dir);
     snprintf(csvp, sizeof csvp, "%s/metrics.csv", o->out_dir);
     snprintf(png, sizeof png, "%s/report.png", o->out_dir);
     sst_train_cfg cfg = *cfg_in;
-    if (o->resume) SS_TRY(sst_checkpoint_read_cfg(&cfg, ck));
+    if (o->resume) SS_TRY(agree(comm, sst_checkpoint_read_cfg(&cfg, ck)));
     sst_images im;
-    SS_TRY(sst_dataset_load_images(&im, o->data_dir, SST_SPLIT_TRAIN));
     sst_trainer tr;
     sst_csv *csv = NULL;
-    ss_status st = sst_trainer_init(&tr, &cfg, &im);
-    if (st) {
-        sst_images_free(&im);
-        return st;
-    }
-    if (o->resume && (st = sst_checkpoint_load(&tr, ck))) goto done;
-    if ((st = sst_csv_create(&csv, csvp, COLS, 9))) goto done;
-    fprintf(stderr,
-            "selfsup train: %s on %lld images, %lld epochs x %lld steps, batch "
-            "%lld, lr %g, %d threads%s\n",
-            cfg.method, (long long)tr.n, (long long)cfg.epochs,
-            (long long)tr.steps_per_epoch, (long long)cfg.batch, cfg.lr,
-            ss_get_num_threads(), o->resume ? " (resumed)" : "");
-    int tty = isatty(2);
+    memset(&im, 0, sizeof im), memset(&tr, 0, sizeof tr);
+    st = sst_dataset_load_images(&im, o->data_dir, SST_SPLIT_TRAIN);
+    if (!st) st = sst_trainer_init_comm(&tr, &cfg, &im, comm);
+    if (!st && o->resume) st = sst_checkpoint_load(&tr, ck);
+    if (!st && lead) st = sst_csv_create(&csv, csvp, COLS, 9);
+    if ((st = agree(comm, st))) goto done;
+    int tty = lead && isatty(2), progress_on = lead && o->progress;
+    if (lead)
+        fprintf(stderr,
+                "selfsup train: %s on %lld images, %lld epochs x %lld steps, "
+                "batch %lld, lr %g, %d threads%s%s\n",
+                cfg.method, (long long)tr.n, (long long)cfg.epochs,
+                (long long)tr.steps_per_epoch, (long long)cfg.batch, cfg.lr,
+                ss_get_num_threads(), comm ? " per rank" : "",
+                o->resume ? " (resumed)" : "");
+    if (lead && comm)
+        fprintf(stderr, "selfsup train: data-parallel over %d ranks, %lld to "
+                "%lld images per rank and step\n", comm->size,
+                (long long)(cfg.batch / comm->size),
+                (long long)((cfg.batch + comm->size - 1) / comm->size));
     double t_start = now();
-    int64_t steps_done = 0;
     while (tr.epoch < cfg.epochs) {
         double t0 = now(), sum = 0;
         int64_t k0 = tr.step - tr.epoch * tr.steps_per_epoch;
@@ -269,45 +349,29 @@ ss_status sst_train_run(const sst_train_cfg *cfg_in, const sst_run_opts *o) {
             float l;
             if ((st = sst_trainer_step(&tr, &l))) {
                 if (tty) fputc('\n', stderr);
-                fprintf(stderr, "selfsup train: %s\nselfsup train: stopped; the "
-                        "last good checkpoint (epoch %lld) is kept in %s\n",
-                        ss_last_error(), (long long)tr.epoch, ck);
+                if (lead)
+                    fprintf(stderr, "selfsup train: %s\nselfsup train: "
+                            "stopped; the last good checkpoint (epoch %lld) "
+                            "is kept in %s\n", ss_last_error(),
+                            (long long)tr.epoch, ck);
                 goto done;
             }
-            sum += l, steps_done++;
+            sum += l;
             double el = now() - t0, ips = (double)(k + 1 - k0) * cfg.batch / el;
             double left = (double)(tr.total_steps - tr.step) * cfg.batch / ips;
-            if (o->progress && (tty || k + 1 == tr.steps_per_epoch))
+            if (progress_on && (tty || k + 1 == tr.steps_per_epoch))
                 progress(&tr, k + 1, l, ips, left, tty);
         }
         double secs = now() - t0;
         tr.epoch++;
-        sst_health h;
-        int col = 0;
-        if ((st = monitor(&tr, &h, &col))) goto done;
-        if (tty && o->progress) fputc('\n', stderr);
-        if (col)
-            fprintf(stderr, "selfsup train: WARNING: representation collapse "
-                    "at epoch %lld: embedding std ratio %.3f, effective rank "
-                    "%.2f of %d\n", (long long)tr.epoch, h.std_ratio,
-                    h.eff_rank, SST_FEAT);
-        else
-            fprintf(stderr, "  epoch %lld: mean loss %.4f, embedding std ratio "
-                    "%.3f, effective rank %.1f, %.1f s\n", (long long)tr.epoch,
-                    sum / (double)(tr.steps_per_epoch - k0), h.std_ratio,
-                    h.eff_rank, secs);
-        double row[9] = {(double)tr.epoch, (double)tr.step,
-                         sum / (double)(tr.steps_per_epoch - k0),
-                         sst_trainer_lr(&tr),
-                         (double)(tr.steps_per_epoch - k0) * cfg.batch / secs,
-                         h.std_ratio, h.eff_rank, col, secs};
-        if ((st = sst_csv_row(csv, row)) || (st = sst_csv_flush(csv)) ||
-            (st = sst_checkpoint_save(&tr, ck)))
-            goto done;
+        st = lead ? end_epoch(&tr, csv, ck, sum, k0, secs, tty, progress_on)
+                  : SS_OK;
+        if ((st = agree(comm, st))) goto done; /* the others wait for rank 0 */
     }
-    fprintf(stderr, "selfsup train: trained in %.1f s; checkpoint %s\n",
-            now() - t_start, ck);
-    if (o->evaluate)
+    if (lead)
+        fprintf(stderr, "selfsup train: trained in %.1f s; checkpoint %s\n",
+                now() - t_start, ck);
+    if (lead && o->evaluate)
         st = sst_evaluate(&tr.m, &cfg, o->data_dir, o->eval_train, o->eval_test,
                           tr.hist, tr.step, png, stdout, NULL);
 done:

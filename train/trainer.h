@@ -10,6 +10,15 @@
  * training images, un-augmented), a metrics CSV row, and an atomic
  * checkpoint (checkpoint.h). A non-finite or exploding loss stops the run
  * before anything is written, so the last good checkpoint is kept.
+ *
+ * Data-parallel (a comm of size W > 1, e.g. `mpirun -np W selfsup train`):
+ * every rank runs the same loader (same seed, the GLOBAL batch B) and takes
+ * its contiguous slice of each batch (sst_dist_slice; uneven when W does
+ * not divide B); views are seeded per global sample slot, BatchNorm is
+ * synchronised, the loss is the distributed one and parameter gradients
+ * are averaged, so every rank takes the single-process step on the whole
+ * batch (up to float summation order) and holds identical parameters.
+ * Every method (dino's teacher centre is the global batch's too).
  */
 #ifndef SST_TRAINER_H
 #define SST_TRAINER_H
@@ -52,9 +61,11 @@ typedef struct {
     sst_augment aug[2];
     int64_t step, epoch, steps_per_epoch, total_steps;
     float *x, *clean, *raw; /* (2B, 784), (B, 784), (B, 784) */
-    int64_t *idx;
+    int64_t *idx;           /* (B) the global batch's sample indices */
     float *hist;            /* per-step losses, (total_steps) */
     float last_loss;
+    const ss_comm *comm;    /* data-parallel (size > 1), or NULL */
+    int64_t first, nloc;    /* this rank's slots of the global batch */
 } sst_trainer;
 
 /* Sets up a run on the first cfg->subset images of data (0: all). Errors:
@@ -62,10 +73,17 @@ typedef struct {
  * SS_ERR_NOMEM. */
 ss_status sst_trainer_init(sst_trainer *tr, const sst_train_cfg *cfg,
                            const sst_images *data);
+/* The same, data-parallel over comm (NULL or size 1: one process, exactly
+ * sst_trainer_init). Every rank passes the same cfg and data; comm must
+ * outlive the trainer. Further errors: SS_ERR_SIZE (batch < ranks),
+ * SS_ERR_PARAM / SS_ERR_NULL (bad comm). Local: no collective. */
+ss_status sst_trainer_init_comm(sst_trainer *tr, const sst_train_cfg *cfg,
+                                const sst_images *data, const ss_comm *comm);
 void sst_trainer_free(sst_trainer *tr);
-/* One optimisation step; *loss receives its loss. A non-finite or
- * exploding (> 1e6) loss is SS_ERR_NONFINITE with a diagnostic (nothing is
- * updated). */
+/* One optimisation step; *loss receives its loss (of the global batch).
+ * A non-finite or exploding (> 1e6) loss is SS_ERR_NONFINITE with a
+ * diagnostic (nothing is updated). Data-parallel: collective; an error on
+ * any rank is an error on every rank. */
 ss_status sst_trainer_step(sst_trainer *tr, float *loss);
 double sst_trainer_lr(const sst_trainer *tr);
 
@@ -77,9 +95,13 @@ typedef struct {
     int progress;         /* progress bar on stderr */
     int64_t eval_train, eval_test; /* images for the final evaluation, 0: all */
     int evaluate;         /* run the three-encoder evaluation at the end */
+    const ss_comm *comm;  /* data-parallel ranks, or NULL: one process */
 } sst_run_opts;
 
-/* Trains (or resumes) and evaluates; prints the table to stdout. */
+/* Trains (or resumes) and evaluates; prints the table to stdout.
+ * Data-parallel: every rank calls it with the same arguments; only rank 0
+ * prints, writes out_dir and evaluates; an error on any rank before the
+ * evaluation stops every rank with an error. */
 ss_status sst_train_run(const sst_train_cfg *cfg, const sst_run_opts *o);
 
 /* Results of one encoder on the test set. */

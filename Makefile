@@ -1,5 +1,6 @@
 # Thin wrapper over CMake (the source of truth).
-#   make demo     the main job: every loss on random data + benchmark table
+#   make train    the main job: selfsup train (SimCLR on Fashion-MNIST) + what it learned
+#   make demo     every loss on random data + benchmark table
 #   make check    build and run every test (installs missing Debian packages)
 #   make check-sanitize   the same under AddressSanitizer + UBSan
 #   make install  PREFIX=/usr/local
@@ -8,7 +9,7 @@ PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build check check-sanitize demo bench install clean
+.PHONY: all deps build check check-sanitize train demo bench install clean
 
 all: build
 
@@ -27,6 +28,9 @@ check-sanitize: deps
 	    -DSS_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD)-san -j $(JOBS)
 	cd $(BUILD)-san && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1
+
+train: build
+	$(BUILD)/selfsup train
 
 demo: build
 	$(BUILD)/selfsup demo

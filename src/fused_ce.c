@@ -3,8 +3,10 @@
  *
  * Scored rows are gathered into blocks of rb rows. For a block, vocabulary
  * chunks of FCE_CHUNK columns are formed with one GEMM each (threads split
- * the chunks) into a block buffer of rb x V floats, reduced on the fly into
- * per-thread online log-sum-exp statistics, then merged per row. The
+ * the chunks) into a block buffer of rb x V floats, chunk-major (a chunk's
+ * (rb, cw) logits are contiguous, so the GEMM output and the passes over
+ * it touch few pages: 1.70 s -> 1.30 s at T 2048, V 30522), reduced on the
+ * fly into per-thread online log-sum-exp statistics, merged per row. The
  * gradient G = softmax - smoothed one-hot is formed in place, chunk by
  * chunk, and pushed through two GEMMs: dW_chunk += G^T Hb (each chunk owned
  * by one thread, so no races) and dHb += G W_chunk (per-thread partials,

@@ -413,6 +413,57 @@ SS_API ss_status ss_dist_siglip_ring_backward(float *da, float *db,
 
 /* (section end: dist-ring) */
 
+/* (section start: dist-ring2) */
+
+/* ---- Ring paths of SupCon and DCL / DCLW --------------------------------- */
+/*
+ * Same arguments, results and errors as ss_dist_supcon_* / ss_dist_dcl_*
+ * (and the single-process losses on the concatenated batch), but per-rank
+ * memory O(N_local D): the row blocks travel around the ring with
+ * comm->sendrecv as in the dist-ring section above (SS_ERR_NULL on every
+ * rank when it is NULL).
+ *
+ * SupCon: the labels travel with the rows (positives may be on any rank);
+ * forward keeps per local anchor the online log-sum-exp over every k != i,
+ * the positive row sum and count; backward passes (rows, labels, their lse
+ * and weights) once more and forms both gradient terms of the local rows
+ * locally. Cache: ss_dist_supcon_ring_cache_size bytes (header, local lse
+ * and positive counts).
+ * DCL / DCLW: forward passes the rows (one online lse per anchor and view
+ * of the negatives, one when joint_negatives), backward the rows with
+ * their lse and weights; DCLW's weights are a softmax over the GLOBAL
+ * samples (two scalar all-reduces). Ntot >= 2. Every option is supported.
+ * Cache: ss_dist_dcl_ring_cache_size bytes.
+ * A cache of another call or global batch gives SS_ERR_PARAM.
+ */
+SS_API size_t ss_dist_supcon_ring_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_supcon_ring_forward(float *loss, float *losses,
+                                             void *cache, const float *z,
+                                             const int64_t *labels, int64_t V,
+                                             int64_t N, int64_t D,
+                                             const ss_supcon_opts *opts,
+                                             const ss_comm *comm);
+SS_API ss_status ss_dist_supcon_ring_backward(float *dz, float dloss,
+                                              const void *cache,
+                                              const float *z,
+                                              const int64_t *labels,
+                                              int64_t V, int64_t N, int64_t D,
+                                              const ss_supcon_opts *opts,
+                                              const ss_comm *comm);
+SS_API size_t ss_dist_dcl_ring_cache_size(int64_t V, int64_t N, int64_t D);
+SS_API ss_status ss_dist_dcl_ring_forward(float *loss, float *losses,
+                                          void *cache, const float *z,
+                                          int64_t V, int64_t N, int64_t D,
+                                          const ss_dcl_opts *opts,
+                                          const ss_comm *comm);
+SS_API ss_status ss_dist_dcl_ring_backward(float *dz, float dloss,
+                                           const void *cache, const float *z,
+                                           int64_t V, int64_t N, int64_t D,
+                                           const ss_dcl_opts *opts,
+                                           const ss_comm *comm);
+
+/* (section end: dist-ring2) */
+
 /* (section start: dist-geometry) */
 
 /*

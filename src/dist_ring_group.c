@@ -261,39 +261,69 @@ static void drg_positives_reset(ss__drg *w) {
     memset(w->cnt, 0, (size_t)w->Ml * sizeof(int64_t));
 }
 
-/* ---- forward ------------------------------------------------------------ */
+/* ---- a ring step: every tile of local rows x block rows -------------- */
 
-static ss_status drg_fwd_step(void *ctx, int s, int q, int64_t Nq,
-                              void *blk) {
-    ss__drg *w = ctx;
-    const float *B = drg_rows(w, blk);
+/* One visiting block: rows B (V Nq, D), (W, L) rows wb, lb (backward). */
+typedef struct {
+    const float *B, *wb, *lb;
+    int64_t Nq;
+    int home;
+} drg_block;
+
+/* Work on the logit tile Tl (mi, nj) of local rows i0.. x block rows j0..;
+ * scr: GEMM scratch of the calling thread. */
+typedef void (*drg_tile_fn)(ss__drg *w, const drg_block *k, float *Tl,
+                            float *scr, int64_t i0, int64_t mi, int64_t j0,
+                            int64_t nj);
+
+/* Runs fn on every tile, one thread per tile row (no shared writes), then
+ * the positive sums (labels). */
+static ss_status drg_step(ss__drg *w, int s, int64_t Nq, void *blk,
+                          drg_tile_fn fn) {
+    drg_block k = {drg_rows(w, blk), NULL, NULL, Nq, s == 0};
+    if (w->backward) k.wb = k.B + w->Kmax * w->D, k.lb = k.wb + w->Kmax * w->S;
     int64_t T = DRG_TILE, nti = (w->Ml + T - 1) / T, Kq = w->V * Nq;
-    int64_t S = w->S;
-    int fixed = w->shift != -INFINITY;
-    (void)q;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
         float *Tl = w->tiles + (size_t)thread_id() * w->stride;
+        float *scr = Tl + T * T + w->D * DRG_LDT;
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         for (int64_t j0 = 0; j0 < Kq; j0 += T) {
             int64_t nj = min64(T, Kq - j0);
-            drg_tile(Tl, w, B, i0, mi, j0, nj);
-            for (int64_t a = 0; a < mi; a++) {
-                float *r = Tl + a * T;
-                if (s == 0) drg_mask(r, -INFINITY, w, i0 + a, j0, nj);
-                for (int64_t b = 0, e; b < nj; b = e) {
-                    int u;
-                    e = drg_run(&u, w, Nq, j0, b, nj);
-                    int64_t k = (i0 + a) * S + u;
-                    drg_accumulate(w->mx + k, w->sm + k, r + b, e - b, fixed);
-                }
-            }
+            drg_tile(Tl, w, k.B, i0, mi, j0, nj);
+            fn(w, &k, Tl, scr, i0, mi, j0, nj);
         }
     }
-    if (w->o.labels) drg_positives(w, s == 0, Nq, blk, B);
+    if (w->o.labels) drg_positives(w, s == 0, Nq, blk, k.B);
     return SS_OK;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+/* The tile's logits into the online (max, sum) of its rows and classes. */
+static void drg_fwd_tile(ss__drg *w, const drg_block *k, float *Tl,
+                         float *scr, int64_t i0, int64_t mi, int64_t j0,
+                         int64_t nj) {
+    int fixed = w->shift != -INFINITY;
+    (void)scr;
+    for (int64_t a = 0; a < mi; a++) {
+        float *r = Tl + a * DRG_TILE;
+        if (k->home) drg_mask(r, -INFINITY, w, i0 + a, j0, nj);
+        for (int64_t b = 0, e; b < nj; b = e) {
+            int u;
+            e = drg_run(&u, w, k->Nq, j0, b, nj);
+            int64_t x = (i0 + a) * w->S + u;
+            drg_accumulate(w->mx + x, w->sm + x, r + b, e - b, fixed);
+        }
+    }
+}
+
+static ss_status drg_fwd_step(void *ctx, int s, int q, int64_t Nq,
+                              void *blk) {
+    (void)q;
+    return drg_step(ctx, s, Nq, blk, drg_fwd_tile);
 }
 
 ss_status ss__drg_forward(float *L, ss__drg *w, const char *fn,
@@ -302,7 +332,8 @@ ss_status ss__drg_forward(float *L, ss__drg *w, const char *fn,
      * keeps every e^{s - sc} >= e^-40 in float */
     w->shift = w->o.cosine && 2.0 * w->o.scale <= DRG_FIXED_SHIFT_MAX
                    ? (double)w->o.scale : -INFINITY;
-    for (int64_t e = 0; e < w->Ml * w->S; e++) w->mx[e] = w->shift, w->sm[e] = 0;
+    for (int64_t e = 0; e < w->Ml * w->S; e++)
+        w->mx[e] = w->shift, w->sm[e] = 0.0;
     drg_positives_reset(w);
     ss_status st = ss__dist_ring(c, fn, &w->blk[0], &w->blk[1], 0,
                                  w->blk_bytes, w->counts, drg_fwd_step, w);
@@ -334,34 +365,23 @@ static void drg_grow(float *r, const ss__drg *w, int64_t i, int64_t Nq,
     }
 }
 
+/* dx rows i0.. += the gradient tile (over the logits, in place) . B. */
+static void drg_bwd_tile(ss__drg *w, const drg_block *k, float *Tl,
+                         float *scr, int64_t i0, int64_t mi, int64_t j0,
+                         int64_t nj) {
+    int64_t T = DRG_TILE, D = w->D;
+    for (int64_t a = 0; a < mi; a++) {
+        drg_grow(Tl + a * T, w, i0 + a, k->Nq, j0, nj, k->wb, k->lb);
+        if (k->home) drg_mask(Tl + a * T, 0.0f, w, i0 + a, j0, nj);
+    }
+    ss__tgemm(mi, D, nj, Tl, T, 1, k->B + j0 * D, D, 1, w->dx + i0 * D, D,
+              scr);
+}
+
 static ss_status drg_bwd_step(void *ctx, int s, int q, int64_t Nq,
                               void *blk) {
-    ss__drg *w = ctx;
-    const float *B = drg_rows(w, blk);
-    const float *wb = B + w->Kmax * w->D, *lb = wb + w->Kmax * w->S;
-    int64_t T = DRG_TILE, nti = (w->Ml + T - 1) / T, Kq = w->V * Nq;
-    int64_t D = w->D;
     (void)q;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
-#endif
-    for (int64_t ti = 0; ti < nti; ti++) {
-        float *Tl = w->tiles + (size_t)thread_id() * w->stride;
-        float *scr = Tl + T * T + D * DRG_LDT;
-        int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
-        for (int64_t j0 = 0; j0 < Kq; j0 += T) {
-            int64_t nj = min64(T, Kq - j0);
-            drg_tile(Tl, w, B, i0, mi, j0, nj);
-            for (int64_t a = 0; a < mi; a++) {
-                drg_grow(Tl + a * T, w, i0 + a, Nq, j0, nj, wb, lb);
-                if (s == 0) drg_mask(Tl + a * T, 0.0f, w, i0 + a, j0, nj);
-            }
-            ss__tgemm(mi, D, nj, Tl, T, 1, B + j0 * D, D, 1, w->dx + i0 * D,
-                      D, scr);
-        }
-    }
-    if (w->o.labels) drg_positives(w, s == 0, Nq, blk, B);
-    return SS_OK;
+    return drg_step(ctx, s, Nq, blk, drg_bwd_tile);
 }
 
 ss_status ss__drg_backward(ss__drg *w, const float *Wl, const float *Ll,

@@ -27,6 +27,13 @@ void ss_dt_fail(const char *what, const char *detail);
 double ss_dt_rel_err(const float *a, const double *b, int64_t n);
 /* Fails when ss_dt_rel_err(a, b, n) > SS_DT_TOL. */
 void ss_dt_close(const char *what, const float *a, const double *b, int64_t n);
+/* ss_dt_close naming the quantity too ("what: tag"). */
+void ss_dt_close_as(const char *what, const char *tag, const float *a,
+                    const double *b, int64_t n);
+/* Fails unless st == want (the message names both and the last error). */
+void ss_dt_expect(const char *what, ss_status st, ss_status want);
+/* 1 when every x[i] == 0 (a failed call wrote nothing). */
+int ss_dt_all_zero(const float *x, int64_t n);
 /* x[i] = scale * N(0, 1). */
 void ss_dt_fill(float *x, int64_t n, ss_rng *r, double scale);
 /* Local sample count of `rank`: variant 0 even (base), 1 growing

@@ -55,6 +55,18 @@ int ss_dt_all_zero(const float *x, int64_t n) {
     return 1;
 }
 
+void ss_dt_view_rows(double *ref, float *d, const float *pre, const float *g,
+                     int64_t views, int64_t n, int64_t nt, int64_t off,
+                     int64_t per) {
+    int W = ss_dt_comm->size;
+    for (int64_t v = 0; v < views; v++)
+        for (int64_t e = 0; e < n * per; e++) {
+            int64_t i = v * n * per + e;
+            if (d) d[i] = (d[i] - pre[i]) / (float)W;
+            ref[i] = g[(v * nt + off) * per + e];
+        }
+}
+
 void ss_dt_fill(float *x, int64_t n, ss_rng *r, double scale) {
     for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * ss_rng_normal(r));
 }

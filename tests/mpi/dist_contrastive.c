@@ -130,16 +130,9 @@ static void z_case(const zspec *s, int variant, int64_t V, int64_t base,
     }
     double lref = lossg;
     ss_dt_close_as(what, "loss", &lossl, &lref, 1);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++) ref[v * N + n] = lg[v * Nt + off + n];
+    ss_dt_view_rows(ref, NULL, NULL, lg, V, N, Nt, off, 1);
     ss_dt_close_as(what, "losses", ll, ref, V * N);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t d = 0; d < D; d++) {
-                int64_t i = (v * N + n) * D + d;
-                dz[i] = (dz[i] - pre[i]) / (float)W; /* mean convention */
-                ref[i] = dzg[(v * Nt + off + n) * D + d];
-            }
+    ss_dt_view_rows(ref, dz, pre, dzg, V, N, Nt, off, D);
     if (getenv("DT_DEBUG") && ss_dt_rel_err(dz, ref, Ml) > 1e-5)
         for (int64_t i = 0; i < Ml; i++)
             fprintf(stderr, "%lld %g %g\n", (long long)i, dz[i], ref[i]);
@@ -266,11 +259,7 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
     /* parameter gradients: the global derivative on every rank */
     dpl[0] -= 1e-3f, dpl[1] += 2e-3f; /* pre-filled at their scale */
     ss_dt_close_as(what, "dparams", dpl, pref, siglip ? 2 : 1);
-    for (int64_t i = 0; i < N * D; i++) {
-        ref[i] = dg[off * D + i];
-        ref[N * D + i] = dg[(Nt + off) * D + i];
-    }
-    for (int64_t i = 0; i < 2 * N * D; i++) d[i] = (d[i] - pre[i]) / (float)W;
+    ss_dt_view_rows(ref, d, pre, dg, 2, N, Nt, off, D); /* (a|q, b|k) */
     ss_dt_close_as(what, "da", d, ref, N * D);
     ss_dt_close_as(what, "db", d + N * D, ref + N * D, N * D);
 done:
@@ -322,11 +311,7 @@ static void moco_case(int variant, int64_t base, int64_t K, int64_t D,
     ss_dt_close_as(what, "loss", &lossl, &lref, 1);
     for (int64_t i = 0; i < N; i++) ref[i] = lg[off + i];
     ss_dt_close_as(what, "losses", ll, ref, N);
-    for (int64_t i = 0; i < N * D; i++) {
-        ref[i] = dg[off * D + i];
-        ref[N * D + i] = dg[(Nt + off) * D + i];
-    }
-    for (int64_t i = 0; i < 2 * N * D; i++) d[i] = (d[i] - pre[i]) / (float)W;
+    ss_dt_view_rows(ref, d, pre, dg, 2, N, Nt, off, D); /* (a|q, b|k) */
     ss_dt_close_as(what, "dq, dk", d, ref, with_dk ? 2 * N * D : N * D);
 done:
     free(qg), free(dg), free(d), free(lg), free(ll), free(ref), free(cg);

@@ -52,18 +52,9 @@ static void ntxent_case(int variant, int64_t V, int64_t base, int64_t D,
     }
     double lref = lossg;
     ss_dt_close(what, &lossl, &lref, 1);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++) {
-            ref[v * N + n] = lg[v * Nt + off + n];
-        }
+    ss_dt_view_rows(ref, NULL, NULL, lg, V, N, Nt, off, 1);
     ss_dt_close(what, ll, ref, V * N); /* per-anchor losses */
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t d = 0; d < D; d++) {
-                int64_t i = (v * N + n) * D + d;
-                dz[i] = (dz[i] - pre[i]) / (float)W; /* mean convention */
-                ref[i] = dzg[(v * Nt + off + n) * D + d];
-            }
+    ss_dt_view_rows(ref, dz, pre, dzg, V, N, Nt, off, D);
     ss_dt_close(what, dz, ref, V * N * D);
 done:
     free(zg), free(dzg), free(z), free(dz), free(pre), free(lg), free(ll);

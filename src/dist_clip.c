@@ -16,6 +16,7 @@
  * multiply-adds forward, twice that backward.
  */
 #include "comm_internal.h"
+#include "dist_clip_internal.h"
 #include "kernels/cross.h"
 
 #include <string.h>
@@ -133,19 +134,16 @@ static ss_status dclip_finish(dclip_work *w, const char *fn, double *g, int n,
     return SS_OK;
 }
 
-/* The cache header's K (Ntot of the forward), after a local check of the
- * rest. */
-static ss_status dclip_check_cache(const char *fn, const void *cache,
-                                   uint64_t magic, int64_t N, int64_t D,
-                                   float p0, float p1, int cosine,
-                                   int64_t *K) {
+ss_status ss__dclip_check_cache(const char *fn, const void *cache,
+                                uint64_t magic, int64_t N, int64_t D,
+                                float p0, float p1, int cosine, int64_t *K) {
     ss__cross_hdr h;
     memcpy(&h, cache, sizeof h);
     *K = h.K;
     return ss__cross_hdr_check(cache, fn, magic, N, h.K, D, p0, p1, cosine);
 }
 
-static ss_status dclip_check_ntot(const char *fn, int64_t K, int64_t Ntot) {
+ss_status ss__dclip_check_ntot(const char *fn, int64_t K, int64_t Ntot) {
     if (K == Ntot) return SS_OK;
     return ss__fail(SS_ERR_STATE, fn, "cache was written for a global batch "
                     "of %lld pairs, now %lld", (long long)K, (long long)Ntot);
@@ -169,8 +167,8 @@ static ss_status dclip_check(const char *fn, const void *o1, const char *n1,
     if (!isfinite(dloss))
         return ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                         (double)dloss);
-    return dclip_check_cache(fn, cache, magic, N, D, lscale,
-                             bias ? *bias : 0.0f, cosine, K);
+    return ss__dclip_check_cache(fn, cache, magic, N, D, lscale,
+                                 bias ? *bias : 0.0f, cosine, K);
 }
 
 /* ---- CLIP ---------------------------------------------------------------- */
@@ -255,7 +253,7 @@ ss_status ss_dist_clip_backward(float *da, float *db, float *dlog_scale,
     const float *rl =
         (const float *)(const void *)((const char *)cache + hdr_bytes());
     float *stats = ss__malloc((size_t)(4 * w.Ntot) * sizeof(float));
-    st = dclip_check_ntot(fn, K, w.Ntot);
+    st = ss__dclip_check_ntot(fn, K, w.Ntot);
     if (st == SS_OK && !stats) st = ss__cross_nomem(fn, w.Ntot, D);
     st = ss__dist_status(comm, fn, st);
     /* gathered row and column lse (rotated), stats + 2 Ntot: scratch */
@@ -360,7 +358,7 @@ ss_status ss_dist_siglip_backward(float *da, float *db, float *dlog_t,
     dclip_work w;
     SS_TRY(dclip_sig_setup(&w, fn, st, a, b, log_t, bias, N, D, &o, 1,
                            isfinite(dloss) ? dloss : 0.0f, comm));
-    st = ss__dist_status(comm, fn, dclip_check_ntot(fn, K, w.Ntot));
+    st = ss__dist_status(comm, fn, ss__dclip_check_ntot(fn, K, w.Ntot));
     ss__cross p1, p2;
     dclip_problems(&p1, &p2, &w, scale, bias);
     float *ga = w.wk.dan ? w.wk.dan : w.ga, *gb = w.wk.dbn ? w.wk.dbn : w.gb;

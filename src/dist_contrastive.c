@@ -13,6 +13,7 @@
  * positives share the rank. DCLW's softmax over the samples is global: two
  * scalar all-reduces (max, then the sum).
  */
+#include "dist_contrastive_internal.h"
 #include "dist_gc.h"
 #include "kernels/contrast.h"
 #include "kernels/norm.h"
@@ -22,19 +23,17 @@
 
 #define DSUP_MAGIC 0x31505553434453ull /* "SDCSUP1" */
 #define DDCL_MAGIC 0x314c43444453ull   /* "SDDCL1" */
-#define HDR_BYTES 64
+#define HDR_BYTES SS__DCON_HDR_BYTES
 
-/* One header for both caches: backward checks the call that wrote it. */
-typedef struct {
-    uint64_t magic, hash;
-    int64_t V, N, D, Ntot;
-    float temperature, sigma;
-    int32_t cosine, flags;
-} dcon_header;
+static double dcon_dot(const float *a, const float *b, int64_t D) {
+    double s = 0.0;
+    for (int64_t d = 0; d < D; d++) s += (double)a[d] * b[d];
+    return s;
+}
 
-static ss_status dcon_check_cache(const char *fn, const void *cache,
-                                  const dcon_header *want) {
-    dcon_header h;
+ss_status ss__dcon_check_cache(const char *fn, const void *cache,
+                               const ss__dcon_header *want, const char *what) {
+    ss__dcon_header h;
     memcpy(&h, cache, sizeof h);
     if (h.magic == want->magic && h.hash == want->hash && h.V == want->V &&
         h.N == want->N && h.D == want->D &&
@@ -42,14 +41,14 @@ static ss_status dcon_check_cache(const char *fn, const void *cache,
         h.cosine == want->cosine && h.flags == want->flags)
         return SS_OK;
     return ss__fail(SS_ERR_PARAM, fn, "cache was not written by the matching "
-                    "forward with these inputs, sizes and options (V = %lld, "
-                    "N = %lld, D = %lld)", (long long)want->V,
+                    "%s with these inputs, sizes and options (V = %lld, "
+                    "N = %lld, D = %lld)", what, (long long)want->V,
                     (long long)want->N, (long long)want->D);
 }
 
-static ss_status dcon_check_ntot(const char *fn, const void *cache,
-                                 int64_t Ntot) {
-    dcon_header h;
+ss_status ss__dcon_check_ntot(const char *fn, const void *cache,
+                              int64_t Ntot) {
+    ss__dcon_header h;
     memcpy(&h, cache, sizeof h);
     if (h.Ntot == Ntot) return SS_OK;
     return ss__fail(SS_ERR_PARAM, fn, "cache was written for a global batch "
@@ -57,9 +56,9 @@ static ss_status dcon_check_ntot(const char *fn, const void *cache,
                     (long long)Ntot);
 }
 
-static ss_status dcon_check_z(const char *fn, const float *z, int64_t V,
-                              int64_t N, int64_t D, int64_t vmin, float t,
-                              int cosine) {
+ss_status ss__dcon_check_z(const char *fn, const float *z, int64_t V,
+                           int64_t N, int64_t D, int64_t vmin, float t,
+                           int cosine) {
     SS_TRY(ss__check_ptr(fn, "z", z));
     SS_TRY(ss__check_size(fn, "V", V, vmin));
     SS_TRY(ss__check_size(fn, "N", N, 1));
@@ -70,11 +69,9 @@ static ss_status dcon_check_z(const char *fn, const float *z, int64_t V,
     return ss__gc_check_logit_bound(fn, z, V * N, D, t, cosine);
 }
 
-/* Output checks shared by the forwards (loss, cache) and the backwards
- * (dz, cache, dloss). */
-static ss_status dcon_check_out(const char *fn, const void *out,
-                                const char *name, const void *cache,
-                                const float *dloss) {
+ss_status ss__dcon_check_out(const char *fn, const void *out,
+                             const char *name, const void *cache,
+                             const float *dloss) {
     SS_TRY(ss__check_ptr(fn, name, out));
     SS_TRY(ss__check_ptr(fn, "cache", cache));
     if (dloss && !isfinite(*dloss))
@@ -204,7 +201,7 @@ static void dsup_pos_grad(float *dx, double f, const dsup_groups *g,
 }
 
 /* FNV-1a of the local labels: backward checks forward's. */
-static uint64_t dsup_hash(const int64_t *labels, int64_t N) {
+static uint64_t dcon_label_hash(const int64_t *labels, int64_t N) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (int64_t n = 0; n < N; n++)
         for (int b = 0; b < 64; b += 8)
@@ -212,11 +209,12 @@ static uint64_t dsup_hash(const int64_t *labels, int64_t N) {
     return h;
 }
 
-static dcon_header dsup_header(const int64_t *labels, int64_t V, int64_t N,
-                               int64_t D, const ss_supcon_opts *o) {
-    dcon_header h;
+ss__dcon_header ss__dcon_supcon_header(uint64_t magic, const int64_t *labels,
+                                       int64_t V, int64_t N, int64_t D,
+                                       const ss_supcon_opts *o) {
+    ss__dcon_header h;
     memset(&h, 0, sizeof h);
-    h.magic = DSUP_MAGIC, h.hash = dsup_hash(labels, N);
+    h.magic = magic, h.hash = labels ? dcon_label_hash(labels, N) : 0;
     h.V = V, h.N = N, h.D = D;
     h.temperature = o->temperature, h.cosine = o->cosine != 0;
     return h;
@@ -235,7 +233,7 @@ static ss_status dsup_check(const char *fn, const float *z,
                             const int64_t *labels, int64_t V, int64_t N,
                             int64_t D, const ss_supcon_opts *o) {
     SS_TRY(ss__check_ptr(fn, "labels", labels));
-    SS_TRY(dcon_check_z(fn, z, V, N, D, 1, o->temperature, o->cosine));
+    SS_TRY(ss__dcon_check_z(fn, z, V, N, D, 1, o->temperature, o->cosine));
     for (int64_t n = 0; n < N; n++)
         if (labels[n] < -1)
             return ss__fail(SS_ERR_LABEL, fn, "labels[%lld] must be >= 0 (a "
@@ -269,7 +267,7 @@ ss_status ss_dist_supcon_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_supcon_forward";
     SS_TRY(ss_comm_check(comm));
     ss_supcon_opts o = opts ? *opts : ss_supcon_defaults();
-    ss_status st = dcon_check_out(fn, loss, "loss", cache, NULL);
+    ss_status st = ss__dcon_check_out(fn, loss, "loss", cache, NULL);
     if (st == SS_OK) st = dsup_check(fn, z, labels, V, N, D, &o);
     ss__dgc w;
     dsup_groups g;
@@ -285,7 +283,8 @@ ss_status ss_dist_supcon_forward(float *loss, float *losses, void *cache,
         st = dcon_total(&total, fn, comm);
     }
     if (st == SS_OK) {
-        dcon_header h = dsup_header(labels, V, N, D, &o);
+        ss__dcon_header h =
+            ss__dcon_supcon_header(DSUP_MAGIC, labels, V, N, D, &o);
         h.Ntot = w.Ntot;
         memcpy(cache, &h, sizeof h);
         memcpy((char *)cache + HDR_BYTES, L, (size_t)w.Ml * sizeof(float));
@@ -306,11 +305,12 @@ ss_status ss_dist_supcon_backward(float *dz, float dloss, const void *cache,
     static const char fn[] = "ss_dist_supcon_backward";
     SS_TRY(ss_comm_check(comm));
     ss_supcon_opts o = opts ? *opts : ss_supcon_defaults();
-    ss_status st = dcon_check_out(fn, dz, "dz", cache, &dloss);
+    ss_status st = ss__dcon_check_out(fn, dz, "dz", cache, &dloss);
     if (st == SS_OK) st = dsup_check(fn, z, labels, V, N, D, &o);
     if (st == SS_OK) {
-        dcon_header want = dsup_header(labels, V, N, D, &o);
-        st = dcon_check_cache(fn, cache, &want);
+        ss__dcon_header want =
+            ss__dcon_supcon_header(DSUP_MAGIC, labels, V, N, D, &o);
+        st = ss__dcon_check_cache(fn, cache, &want, "forward");
     }
     ss__dgc w;
     dsup_groups g;
@@ -319,7 +319,7 @@ ss_status ss_dist_supcon_backward(float *dz, float dloss, const void *cache,
     const float *L = (const float *)((const char *)cache + HDR_BYTES);
     float *dx = ss__calloc((size_t)(w.Ml * D) * sizeof(float));
     float *Wl = ss__malloc((size_t)w.Ml * sizeof(float)), *wl = NULL;
-    st = dcon_check_ntot(fn, cache, w.Ntot);
+    st = ss__dcon_check_ntot(fn, cache, w.Ntot);
     if (st == SS_OK && (!dx || !Wl))
         st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %lld x %lld rows",
                       (long long)w.Ml, (long long)D);
@@ -342,50 +342,43 @@ ss_status ss_dist_supcon_backward(float *dz, float dloss, const void *cache,
 
 /* ==== DCL / DCLW ========================================================== */
 
-static const float *ddcl_row(const ss__dgc *w, int64_t v, int64_t n) {
-    return w->x + (v * w->N + n) * w->D;
+static const float *dcon_row(const float *x, int64_t N, int64_t D,
+                             int64_t v, int64_t n) {
+    return x + (v * N + n) * D;
 }
 
-static double ddcl_dot(const float *a, const float *b, int64_t D) {
-    double s = 0.0;
-    for (int64_t d = 0; d < D; d++) s += (double)a[d] * b[d];
-    return s;
-}
-
-/* pw: (N) positive weights, 1 (DCL) or 2 - Ntot softmax_n(<x_0n, x_1n> /
- * sigma) over the GLOBAL samples (DCLW): all-reduced max and sum. */
-static ss_status ddcl_weights(double *pw, const char *fn, const ss__dgc *w,
-                              const ss_dcl_opts *o, const ss_comm *c) {
-    int64_t N = w->N;
+ss_status ss__dcon_dcl_weights(double *pw, const char *fn, const float *x,
+                               int64_t N, int64_t D, int64_t Ntot,
+                               const ss_dcl_opts *o, const ss_comm *c) {
     for (int64_t n = 0; n < N; n++) pw[n] = 1.0;
     if (!o->weighted) return SS_OK;
     double mx = -INFINITY, sum = 0.0;
     for (int64_t n = 0; n < N; n++) {
-        pw[n] = ddcl_dot(ddcl_row(w, 0, n), ddcl_row(w, 1, n), w->D) /
-                o->sigma;
+        pw[n] = dcon_dot(dcon_row(x, N, D, 0, n), dcon_row(x, N, D, 1, n),
+                         D) / o->sigma;
         if (pw[n] > mx) mx = pw[n];
     }
     SS_TRY(ss__dist_allreduce(c, fn, &mx, 1, SS_COMM_DOUBLE, SS_COMM_MAX));
     for (int64_t n = 0; n < N; n++) sum += exp(pw[n] - mx);
     SS_TRY(ss__dist_allreduce(c, fn, &sum, 1, SS_COMM_DOUBLE, SS_COMM_SUM));
     for (int64_t n = 0; n < N; n++)
-        pw[n] = 2.0 - (double)w->Ntot * exp(pw[n] - mx) / sum;
+        pw[n] = 2.0 - (double)Ntot * exp(pw[n] - mx) / sum;
     return SS_OK;
 }
 
-static dcon_header ddcl_header(int64_t V, int64_t N, int64_t D,
-                               const ss_dcl_opts *o) {
-    dcon_header h;
+ss__dcon_header ss__dcon_dcl_header(uint64_t magic, int64_t V, int64_t N,
+                                    int64_t D, const ss_dcl_opts *o) {
+    ss__dcon_header h;
     memset(&h, 0, sizeof h);
-    h.magic = DDCL_MAGIC, h.V = V, h.N = N, h.D = D;
+    h.magic = magic, h.V = V, h.N = N, h.D = D;
     h.temperature = o->temperature, h.cosine = o->cosine != 0;
     h.sigma = o->weighted ? o->sigma : 0.0f; /* unused otherwise */
     h.flags = (o->weighted != 0) | (o->joint_negatives != 0) << 1;
     return h;
 }
 
-size_t ss_dist_dcl_cache_size(int64_t V, int64_t N, int64_t D) {
-    static const char fn[] = "ss_dist_dcl_cache_size";
+size_t ss__dcon_dcl_cache_size(const char *fn, int64_t V, int64_t N,
+                               int64_t D) {
     if (ss__check_size(fn, "V", V, 2) || ss__check_size(fn, "N", N, 1) ||
         ss__check_size(fn, "D", D, 1) || ss__check_product(fn, V, N, D) ||
         ss__check_product(fn, V, V, N))
@@ -393,9 +386,12 @@ size_t ss_dist_dcl_cache_size(int64_t V, int64_t N, int64_t D) {
     return HDR_BYTES + (size_t)(V * V * N) * sizeof(float);
 }
 
-static ss_status ddcl_check(const char *fn, const float *z, int64_t V,
-                            int64_t N, int64_t D, const ss_dcl_opts *o) {
-    SS_TRY(dcon_check_z(fn, z, V, N, D, 2, o->temperature, o->cosine));
+size_t ss_dist_dcl_cache_size(int64_t V, int64_t N, int64_t D) {
+    return ss__dcon_dcl_cache_size("ss_dist_dcl_cache_size", V, N, D);
+}
+
+ss_status ss__dcon_dcl_check(const char *fn, int64_t V, int64_t N,
+                             const ss_dcl_opts *o) {
     SS_TRY(ss__check_product(fn, V, V, N));
     if (o->weighted) {
         SS_TRY(ss__check_positive(fn, "sigma", o->sigma));
@@ -406,21 +402,36 @@ static ss_status ddcl_check(const char *fn, const float *z, int64_t V,
     return SS_OK;
 }
 
+const char *const ss__dcon_dcl_names[SS__DCON_DCL_NAGREE] = {
+    "V", "D", "temperature", "cosine", "weighted", "sigma", "joint_negatives",
+    "dloss"};
+
+void ss__dcon_dcl_vals(double *vals, int64_t V, int64_t D,
+                       const ss_dcl_opts *o, float dloss) {
+    double v[SS__DCON_DCL_NAGREE] = {
+        (double)V, (double)D, (double)o->temperature, o->cosine ? 1.0 : 0.0,
+        o->weighted ? 1.0 : 0.0, o->weighted ? (double)o->sigma : 0.0,
+        o->joint_negatives ? 1.0 : 0.0, (double)dloss};
+    memcpy(vals, v, sizeof v);
+}
+
+static ss_status ddcl_check(const char *fn, const float *z, int64_t V,
+                            int64_t N, int64_t D, const ss_dcl_opts *o) {
+    SS_TRY(ss__dcon_check_z(fn, z, V, N, D, 2, o->temperature, o->cosine));
+    return ss__dcon_dcl_check(fn, V, N, o);
+}
+
 /* Agreement and rows; the global batch needs Ntot >= 2 (a negative). */
 static ss_status ddcl_setup(ss__dgc *w, const char *fn, ss_status st,
                             const float *z, int64_t V, int64_t N, int64_t D,
                             const ss_dcl_opts *o, const ss_comm *c,
                             float dloss) {
-    static const char *const names[] = {"V", "D", "temperature", "cosine",
-                                        "weighted", "sigma",
-                                        "joint_negatives", "dloss"};
-    double vals[8] = {(double)V, (double)D, (double)o->temperature,
-                      o->cosine ? 1.0 : 0.0, o->weighted ? 1.0 : 0.0,
-                      o->weighted ? (double)o->sigma : 0.0,
-                      o->joint_negatives ? 1.0 : 0.0, (double)dloss};
+    double vals[SS__DCON_DCL_NAGREE];
+    ss__dcon_dcl_vals(vals, V, D, o, dloss);
     ss__dgc_opts go = {o->cosine != 0, 1, !o->joint_negatives, 1,
                        {1.0f / o->temperature, 0.0f}};
-    SS_TRY(ss__dgc_setup(w, fn, st, z, V, N, D, &go, vals, names, 8, c));
+    SS_TRY(ss__dgc_setup(w, fn, st, z, V, N, D, &go, vals,
+                         ss__dcon_dcl_names, SS__DCON_DCL_NAGREE, c));
     int64_t Ntot = w->Ntot;
     if (Ntot >= 2) return SS_OK; /* the same on every rank */
     ss__dgc_free(w);
@@ -428,36 +439,42 @@ static ss_status ddcl_setup(ss__dgc *w, const char *fn, ss_status st,
                     "(a negative), got %lld", (long long)Ntot);
 }
 
+double ss__dcon_dcl_loss_i(const float *L, const double *pw, const float *x,
+                           int64_t V, int64_t N, int64_t D, int64_t S,
+                           double scale, int64_t i) {
+    int64_t v = i / N, n = i % N;
+    double neg = S == 1 ? L[i] : L[i * S + v], mean = 0.0;
+    for (int64_t u = 0; u < V; u++) {
+        if (u == v) continue;
+        double pos = dcon_dot(dcon_row(x, N, D, v, n), dcon_row(x, N, D, u, n),
+                              D);
+        if (S > 1) mean += L[i * S + u];
+        mean -= pw[n] * pos * scale;
+    }
+    return neg + mean / (double)(V - 1);
+}
+
 /* li (Ml) from L (Ml, S) and the positive weights; returns the sum. */
 static double ddcl_losses(double *li, const float *L, const double *pw,
                           const ss__dgc *w) {
-    int64_t V = w->V, N = w->N, S = w->S;
-    double total = 0.0, sc = w->o.scale[0];
+    double total = 0.0;
     for (int64_t i = 0; i < w->Ml; i++) {
-        int64_t v = i / N, n = i % N;
-        double neg = S == 1 ? L[i] : L[i * S + v], mean = 0.0;
-        for (int64_t u = 0; u < V; u++) {
-            if (u == v) continue;
-            double pos = ddcl_dot(ddcl_row(w, v, n), ddcl_row(w, u, n), w->D);
-            if (S > 1) mean += L[i * S + u];
-            mean -= pw[n] * pos * sc;
-        }
-        li[i] = neg + mean / (double)(V - 1);
+        li[i] = ss__dcon_dcl_loss_i(L, pw, w->x, w->V, w->N, w->D, w->S,
+                                    w->o.scale[0], i);
         total += li[i];
     }
     return total;
 }
 
-/* dx += f d/dx of -w_n s((v,n),(u,n)) / (V - 1) (each in two anchors). */
-static void ddcl_pos_grad(float *dx, double f, const double *pw,
-                          const ss__dgc *w) {
-    int64_t V = w->V, N = w->N, D = w->D;
-    double k = -2.0 * f * w->o.scale[0] / (double)(V - 1);
-    for (int64_t i = 0; i < w->Ml; i++) {
+void ss__dcon_dcl_pos_grad(float *dx, double f, const double *pw,
+                           const float *x, int64_t V, int64_t N, int64_t D,
+                           double scale) {
+    double k = -2.0 * f * scale / (double)(V - 1);
+    for (int64_t i = 0; i < V * N; i++) {
         int64_t v = i / N, n = i % N;
         float c = (float)(k * pw[n]);
         for (int64_t u = 0; u < V; u++) {
-            const float *xu = ddcl_row(w, u, n);
+            const float *xu = dcon_row(x, N, D, u, n);
             for (int64_t d = 0; u != v && d < D; d++)
                 dx[i * D + d] += c * xu[d];
         }
@@ -470,7 +487,7 @@ ss_status ss_dist_dcl_forward(float *loss, float *losses, void *cache,
     static const char fn[] = "ss_dist_dcl_forward";
     SS_TRY(ss_comm_check(comm));
     ss_dcl_opts o = opts ? *opts : ss_dcl_defaults();
-    ss_status st = dcon_check_out(fn, loss, "loss", cache, NULL);
+    ss_status st = ss__dcon_check_out(fn, loss, "loss", cache, NULL);
     if (st == SS_OK) st = ddcl_check(fn, z, V, N, D, &o);
     ss__dgc w;
     SS_TRY(ddcl_setup(&w, fn, st, z, V, N, D, &o, comm, 0.0f));
@@ -479,14 +496,15 @@ ss_status ss_dist_dcl_forward(float *loss, float *losses, void *cache,
     st = L && li ? SS_OK : ss__fail(SS_ERR_NOMEM, fn, "no memory for %lld "
                                     "anchors", (long long)w.Ml);
     st = ss__dist_status(comm, fn, st);
-    if (st == SS_OK) st = ddcl_weights(li + w.Ml, fn, &w, &o, comm);
+    if (st == SS_OK)
+        st = ss__dcon_dcl_weights(li + w.Ml, fn, w.x, N, D, w.Ntot, &o, comm);
     if (st == SS_OK) {
         ss__dgc_lse(L, &w);
         total = ddcl_losses(li, L, li + w.Ml, &w);
         st = dcon_total(&total, fn, comm);
     }
     if (st == SS_OK) {
-        dcon_header h = ddcl_header(V, N, D, &o);
+        ss__dcon_header h = ss__dcon_dcl_header(DDCL_MAGIC, V, N, D, &o);
         h.Ntot = w.Ntot;
         memcpy(cache, &h, sizeof h);
         memcpy((char *)cache + HDR_BYTES, L,
@@ -505,11 +523,11 @@ ss_status ss_dist_dcl_backward(float *dz, float dloss, const void *cache,
     static const char fn[] = "ss_dist_dcl_backward";
     SS_TRY(ss_comm_check(comm));
     ss_dcl_opts o = opts ? *opts : ss_dcl_defaults();
-    ss_status st = dcon_check_out(fn, dz, "dz", cache, &dloss);
+    ss_status st = ss__dcon_check_out(fn, dz, "dz", cache, &dloss);
     if (st == SS_OK) st = ddcl_check(fn, z, V, N, D, &o);
     if (st == SS_OK) {
-        dcon_header want = ddcl_header(V, N, D, &o);
-        st = dcon_check_cache(fn, cache, &want);
+        ss__dcon_header want = ss__dcon_dcl_header(DDCL_MAGIC, V, N, D, &o);
+        st = ss__dcon_check_cache(fn, cache, &want, "forward");
     }
     ss__dgc w;
     SS_TRY(ddcl_setup(&w, fn, st, z, V, N, D, &o, comm,
@@ -518,7 +536,7 @@ ss_status ss_dist_dcl_backward(float *dz, float dloss, const void *cache,
     float *dx = ss__calloc((size_t)(w.Ml * D) * sizeof(float)), *wl = NULL;
     float *Wl = ss__malloc((size_t)(w.Ml * w.S) * sizeof(float));
     double *pw = ss__malloc((size_t)N * sizeof(double));
-    st = dcon_check_ntot(fn, cache, w.Ntot);
+    st = ss__dcon_check_ntot(fn, cache, w.Ntot);
     if (st == SS_OK && (!dx || !Wl || !pw))
         st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %lld x %lld rows",
                       (long long)w.Ml, (long long)D);
@@ -528,11 +546,12 @@ ss_status ss_dist_dcl_backward(float *dz, float dloss, const void *cache,
         for (int64_t u = 0; u < w.S; u++)
             Wl[i * w.S + u] = (float)(w.S == 1 || u == i / N
                                           ? f : f / (double)(V - 1));
-    if (st == SS_OK) st = ddcl_weights(pw, fn, &w, &o, comm);
+    if (st == SS_OK)
+        st = ss__dcon_dcl_weights(pw, fn, w.x, N, D, w.Ntot, &o, comm);
     if (st == SS_OK) st = ss__dgc_stats(&wl, fn, comm, &w, Wl, L);
     if (st == SS_OK) {
         ss__dgc_grad(dx, wl, &w);
-        ddcl_pos_grad(dx, f, pw, &w);
+        ss__dcon_dcl_pos_grad(dx, f, pw, w.x, V, N, D, w.o.scale[0]);
         dcon_finish(dz, dx, &w, z);
     }
     ss__free(dx), ss__free(Wl), ss__free(wl), ss__free(pw);

@@ -31,14 +31,6 @@
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 void ss__dgc_free(ss__dgc *w) {
     ss__free(w->xbuf), ss__free(w->inv), ss__free(w->xall);
     ss__free(w->xallT), ss__free(w->smp_all);
@@ -87,18 +79,32 @@ static ss_status dgc_alloc(ss__dgc *w, const char *fn) {
     return SS_OK;
 }
 
+ss_status ss__dgc_agree(const ss_comm *c, const char *fn, ss_status st,
+                        const double *vals, const char *const *names, int nv,
+                        int64_t N, int64_t **counts, int64_t *off,
+                        int64_t *Ntot) {
+    *counts = ss__malloc((size_t)c->size * sizeof(int64_t));
+    if (st == SS_OK && !*counts)
+        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
+    int64_t dummy[1];
+    *off = 0, *Ntot = 0;
+    st = ss__dist_agree(c, fn, st, vals, names, nv, N,
+                        *counts ? *counts : dummy, off, Ntot);
+    if (st != SS_OK) ss__free(*counts), *counts = NULL;
+    return st;
+}
+
 ss_status ss__dgc_setup(ss__dgc *w, const char *fn, ss_status st,
                         const float *z, int64_t V, int64_t N, int64_t D,
                         const ss__dgc_opts *o, const double *vals,
                         const char *const *names, int nv, const ss_comm *c) {
     memset(w, 0, sizeof *w);
-    w->counts = ss__malloc((size_t)c->size * sizeof(int64_t));
     w->bytes = ss__malloc((size_t)c->size * sizeof(int64_t));
-    if (st == SS_OK && (!w->counts || !w->bytes))
+    if (st == SS_OK && !w->bytes)
         st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
-    int64_t off = 0, Ntot = 0, dummy[1];
-    st = ss__dist_agree(c, fn, st, vals, names, nv, N,
-                        w->counts ? w->counts : dummy, &off, &Ntot);
+    int64_t off = 0, Ntot = 0;
+    st = ss__dgc_agree(c, fn, st, vals, names, nv, N, &w->counts, &off,
+                       &Ntot);
     if (st != SS_OK) {
         ss__dgc_free(w);
         return st;
@@ -200,7 +206,7 @@ void ss__dgc_lse(float *L, const ss__dgc *w) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
-        int tid = thread_id();
+        int tid = ss__dgc_thread_id();
         float *St = w->tiles + (size_t)tid * w->stride;
         float *scratch = St + 2 * T * T;
         double *mx = w->stats + (size_t)tid * 2 * T * S, *sm = mx + T * S;
@@ -302,7 +308,7 @@ void ss__dgc_grad(float *dx, const float *wl, const ss__dgc *w) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
-        float *St = w->tiles + (size_t)thread_id() * w->stride;
+        float *St = w->tiles + (size_t)ss__dgc_thread_id() * w->stride;
         float *scratch = St + 2 * T * T;
         /* one scale: G over the dots in place (each entry reads only its
          * own dot); two: the second tile keeps the dots for scale 2 */

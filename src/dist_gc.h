@@ -28,7 +28,32 @@
 
 #include "comm_internal.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define SS__DGC_TILE 256
+
+/* ---- shared by the tiled engines (dist_gc.c, dist_ring_group.c,
+ * dist_ring.c) ---- */
+
+/* Index of the calling thread inside a parallel region (0 outside). */
+static inline int ss__dgc_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* The one agreement of a call (ss__dist_agree: local status st, vals under
+ * names, the local sample count N) with *counts (c->size) allocated for
+ * it; off and Ntot out. On any rank's error every rank returns it and
+ * *counts is freed (NULL). */
+ss_status ss__dgc_agree(const ss_comm *c, const char *fn, ss_status st,
+                        const double *vals, const char *const *names, int nv,
+                        int64_t N, int64_t **counts, int64_t *off,
+                        int64_t *Ntot);
 
 typedef struct {
     int cosine;      /* normalise the rows first */

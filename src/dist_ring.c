@@ -13,7 +13,7 @@
  * x_k and their lse_k: nothing travels back (2x the forward's
  * multiply-adds, as the all-gather path). Positives share the rank.
  */
-#include "comm_internal.h"
+#include "dist_gc.h"
 #include "ntxent_internal.h"
 #include "kernels/norm.h"
 #include "kernels/tgemm.h"
@@ -129,16 +129,13 @@ static ss_status rntx_setup(rntx_work *w, const char *fn, ss_status st,
                             const ss_ntxent_opts *o, const ss_comm *c,
                             int backward, float dloss) {
     memset(w, 0, sizeof *w);
-    w->counts = ss__malloc((size_t)c->size * sizeof(int64_t));
-    if (st == SS_OK && !w->counts)
-        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
     static const char *const names[] = {"V", "D", "temperature", "cosine",
                                         "dloss"};
     double vals[5] = {(double)V, (double)D, (double)o->temperature,
                       o->cosine ? 1.0 : 0.0, (double)dloss};
-    int64_t off = 0, Ntot = 0, dummy[1];
-    st = ss__dist_agree(c, fn, st, vals, names, 5, N,
-                        w->counts ? w->counts : dummy, &off, &Ntot);
+    int64_t off = 0, Ntot = 0;
+    st = ss__dgc_agree(c, fn, st, vals, names, 5, N, &w->counts, &off,
+                       &Ntot);
     if (st != SS_OK) {
         rntx_free(w);
         return st;
@@ -159,14 +156,6 @@ static ss_status rntx_setup(rntx_work *w, const char *fn, ss_status st,
     w->x = o->cosine ? w->xbuf : z;
     memcpy(w->blk[0], w->x, (size_t)(w->Ml * D) * sizeof(float));
     return SS_OK;
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 /* S (mi, nj), row stride RNTX_TILE = inv_t * x[i0..] . B[j0..]^T; the
@@ -198,7 +187,7 @@ static ss_status rntx_fwd_step(void *ctx, int s, int q, int64_t Nq,
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
-        float *S = w->tiles + (size_t)thread_id() * w->stride;
+        float *S = w->tiles + (size_t)ss__dgc_thread_id() * w->stride;
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         for (int64_t j0 = 0; j0 < Kq; j0 += T) {
             int64_t nj = min64(T, Kq - j0);
@@ -236,7 +225,7 @@ static ss_status rntx_bwd_step(void *ctx, int s, int q, int64_t Nq,
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
-        float *S = w->tiles + (size_t)thread_id() * w->stride;
+        float *S = w->tiles + (size_t)ss__dgc_thread_id() * w->stride;
         float *scr = S + T * T + D * RNTX_LDT;
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         for (int64_t j0 = 0; j0 < Kq; j0 += T) {

@@ -18,6 +18,7 @@
  * ring run to its end; the ranks agree on it after the ring.
  */
 #include "comm_internal.h"
+#include "dist_clip_internal.h"
 #include "kernels/cross.h"
 #include "kernels/norm.h"
 
@@ -128,23 +129,6 @@ static void rx_grads_out(const rx_work *w, float *da, float *db,
     const float *dbh = w->blk[0];
     rx_grad_out(da, w->ga, w->wk.an, w->wk.inva, a, w->N, w->D, cosine);
     rx_grad_out(db, dbh, w->wk.bn, w->wk.invb, b, w->N, w->D, cosine);
-}
-
-/* Cache header: the cross header, K = the global batch. */
-static ss_status rx_check_cache(const char *fn, const void *cache,
-                                uint64_t magic, int64_t N, int64_t D,
-                                float p0, float p1, int cosine, int64_t *Ntot) {
-    ss__cross_hdr h;
-    memcpy(&h, cache, sizeof h);
-    *Ntot = h.K;
-    return ss__cross_hdr_check(cache, fn, magic, N, h.K, D, p0, p1, cosine);
-}
-
-static ss_status rx_check_ntot(const char *fn, int64_t cached, int64_t Ntot) {
-    if (cached == Ntot) return SS_OK;
-    return ss__fail(SS_ERR_STATE, fn, "cache was written for a global batch "
-                    "of %lld pairs, now %lld", (long long)cached,
-                    (long long)Ntot);
 }
 
 static double log_add_exp(double x, double y) {
@@ -276,8 +260,8 @@ ss_status ss_dist_clip_ring_backward(float *da, float *db, float *dlog_scale,
         st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                       (double)dloss);
     if (st == SS_OK)
-        st = rx_check_cache(fn, cache, RCLIP_MAGIC, N, D, log_scale, 0.0f,
-                            o.cosine, &Nc);
+        st = ss__dclip_check_cache(fn, cache, RCLIP_MAGIC, N, D, log_scale,
+                                   0.0f, o.cosine, &Nc);
     static const char *const names[] = {"D", "log_scale", "cosine", "dloss"};
     double vals[4] = {(double)D, (double)log_scale, o.cosine ? 1.0 : 0.0,
                       st == SS_OK ? (double)dloss : 0.0};
@@ -287,7 +271,7 @@ ss_status ss_dist_clip_ring_backward(float *da, float *db, float *dlog_scale,
                     (size_t)(D + 1) * sizeof(float)));
     w.scale = scale;
     w.ga = w.scr, w.wts = w.ga + N * D;
-    st = ss__dist_status(comm, fn, rx_check_ntot(fn, Nc, w.Ntot));
+    st = ss__dist_status(comm, fn, ss__dclip_check_ntot(fn, Nc, w.Ntot));
     if (st == SS_OK) {
         /* mean convention: the weights carry world_size */
         double f = (double)dloss * (double)w.W / (double)w.Ntot;
@@ -403,8 +387,8 @@ ss_status ss_dist_siglip_ring_backward(float *da, float *db, float *dlog_t,
         st = ss__fail(SS_ERR_NONFINITE, fn, "dloss must be finite, got %g",
                       (double)dloss);
     if (st == SS_OK)
-        st = rx_check_cache(fn, cache, RSIG_MAGIC, N, D, log_t, bias,
-                            o.cosine, &Nc);
+        st = ss__dclip_check_cache(fn, cache, RSIG_MAGIC, N, D, log_t, bias,
+                                   o.cosine, &Nc);
     static const char *const names[] = {"D", "log_t", "bias", "cosine",
                                         "dloss"};
     double vals[5] = {(double)D, (double)log_t, (double)bias,
@@ -414,7 +398,7 @@ ss_status ss_dist_siglip_ring_backward(float *da, float *db, float *dlog_t,
                     D * (int64_t)sizeof(float), 0,
                     (size_t)D * sizeof(float)));
     w.scale = scale, w.bias = bias, w.ga = w.scr;
-    st = ss__dist_status(comm, fn, rx_check_ntot(fn, Nc, w.Ntot));
+    st = ss__dist_status(comm, fn, ss__dclip_check_ntot(fn, Nc, w.Ntot));
     if (st == SS_OK) {
         w.w = (float)((double)dloss * (double)w.W / (double)w.Ntot);
         st = ss__dist_ring(comm, fn, &w.blk[0], &w.blk[1], w.acc_bytes,

@@ -10,6 +10,7 @@
  * thread, so results do not depend on the thread count.
  */
 #include "dist_ring_group.h"
+#include "dist_gc.h"
 #include "kernels/norm.h"
 #include "kernels/tgemm.h"
 #include "kernels/vexp.h"
@@ -25,14 +26,6 @@
 #define DRG_FIXED_SHIFT_MAX 40.0
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 void ss__drg_free(ss__drg *w) {
     ss__free(w->xbuf), ss__free(w->inv), ss__free(w->blk[0]);
@@ -97,12 +90,9 @@ ss_status ss__drg_setup(ss__drg *w, const char *fn, ss_status st,
                         const char *const *names, int nv, int backward,
                         const ss_comm *c) {
     memset(w, 0, sizeof *w);
-    w->counts = ss__malloc((size_t)c->size * sizeof(int64_t));
-    if (st == SS_OK && !w->counts)
-        st = ss__fail(SS_ERR_NOMEM, fn, "no memory for %d counts", c->size);
-    int64_t off = 0, Ntot = 0, dummy[1];
-    st = ss__dist_agree(c, fn, st, vals, names, nv, N,
-                        w->counts ? w->counts : dummy, &off, &Ntot);
+    int64_t off = 0, Ntot = 0;
+    st = ss__dgc_agree(c, fn, st, vals, names, nv, N, &w->counts, &off,
+                       &Ntot);
     if (st != SS_OK) {
         ss__drg_free(w);
         return st;
@@ -287,7 +277,7 @@ static ss_status drg_step(ss__drg *w, int s, int64_t Nq, void *blk,
 #pragma omp parallel for schedule(dynamic, 1) num_threads(w->nthreads)
 #endif
     for (int64_t ti = 0; ti < nti; ti++) {
-        float *Tl = w->tiles + (size_t)thread_id() * w->stride;
+        float *Tl = w->tiles + (size_t)ss__dgc_thread_id() * w->stride;
         float *scr = Tl + T * T + w->D * DRG_LDT;
         int64_t i0 = ti * T, mi = min64(T, w->Ml - i0);
         for (int64_t j0 = 0; j0 < Kq; j0 += T) {

@@ -61,6 +61,19 @@ static int tc_allgatherv(void *ctx, const void *send, void *recv,
     return 0;
 }
 
+/* Every rank calls it in the same step (the ring): publish, copy from src. */
+static int tc_sendrecv(void *ctx, const void *send, int dst, void *recv,
+                       int src, int64_t bytes) {
+    tc_rank *r = ctx;
+    tc_shared *sh = r->sh;
+    (void)dst; /* rank src sends to this rank in the ring */
+    sh->ptr[r->comm.rank] = send;
+    pthread_barrier_wait(&sh->bar);
+    if (bytes > 0) memcpy(recv, sh->ptr[src], (size_t)bytes);
+    pthread_barrier_wait(&sh->bar);
+    return 0;
+}
+
 static void *tc_main(void *arg) {
     tc_rank *r = arg;
     r->result = r->body(&r->comm, r->arg);
@@ -75,7 +88,8 @@ int ss_tc_run(int size, ss_tc_body body, void *const *args) {
     sh.size = size;
     if (pthread_barrier_init(&sh.bar, NULL, (unsigned)size)) return -1;
     for (int q = 0; q < size; q++) {
-        ss_comm c = {&ranks[q], q, size, tc_allreduce, tc_allgatherv, NULL};
+        ss_comm c = {&ranks[q], q, size, tc_allreduce, tc_allgatherv,
+                     tc_sendrecv};
         ranks[q].sh = &sh, ranks[q].comm = c;
         ranks[q].body = body, ranks[q].arg = args[q], ranks[q].result = 0;
     }

@@ -2,7 +2,8 @@
  * thread_comm.h - "ranks" that are threads of one process, joined by a
  * barrier-based ss_comm (selfsup_comm.h), for tests of data-parallel code
  * without MPI. Collectives reduce in rank order, so results are
- * deterministic and identical on every rank. sendrecv is not provided.
+ * deterministic and identical on every rank. sendrecv serves the ring:
+ * every rank calls it in the same step.
  */
 #ifndef SS_THREAD_COMM_H
 #define SS_THREAD_COMM_H

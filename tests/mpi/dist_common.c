@@ -33,6 +33,40 @@ void ss_dt_close(const char *what, const float *a, const double *b,
     }
 }
 
+void ss_dt_close_as(const char *what, const char *tag, const float *a,
+                    const double *b, int64_t n) {
+    char m[240];
+    snprintf(m, sizeof m, "%s: %s", what, tag);
+    ss_dt_close(m, a, b, n);
+}
+
+void ss_dt_expect(const char *what, ss_status st, ss_status want) {
+    if (st != want) {
+        char m[512];
+        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
+                 ss_status_name(want), ss_last_error());
+        ss_dt_fail(what, m);
+    }
+}
+
+int ss_dt_all_zero(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != 0.0f) return 0;
+    return 1;
+}
+
+void ss_dt_view_rows(double *ref, float *d, const float *pre, const float *g,
+                     int64_t views, int64_t n, int64_t nt, int64_t off,
+                     int64_t per) {
+    int W = ss_dt_comm->size;
+    for (int64_t v = 0; v < views; v++)
+        for (int64_t e = 0; e < n * per; e++) {
+            int64_t i = v * n * per + e;
+            if (d) d[i] = (d[i] - pre[i]) / (float)W;
+            ref[i] = g[(v * nt + off) * per + e];
+        }
+}
+
 void ss_dt_fill(float *x, int64_t n, ss_rng *r, double scale) {
     for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * ss_rng_normal(r));
 }

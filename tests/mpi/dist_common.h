@@ -27,6 +27,19 @@ void ss_dt_fail(const char *what, const char *detail);
 double ss_dt_rel_err(const float *a, const double *b, int64_t n);
 /* Fails when ss_dt_rel_err(a, b, n) > SS_DT_TOL. */
 void ss_dt_close(const char *what, const float *a, const double *b, int64_t n);
+/* ss_dt_close naming the quantity too ("what: tag"). */
+void ss_dt_close_as(const char *what, const char *tag, const float *a,
+                    const double *b, int64_t n);
+/* Fails unless st == want (the message names both and the last error). */
+void ss_dt_expect(const char *what, ss_status st, ss_status want);
+/* 1 when every x[i] == 0 (a failed call wrote nothing). */
+int ss_dt_all_zero(const float *x, int64_t n);
+/* This rank's part of a global result, mean convention: ref (views, n,
+ * per) = rows [off, off + n) of each view of g (views, nt, per); when d is
+ * non-NULL, d = (d - pre) / world_size (the accumulated local gradient). */
+void ss_dt_view_rows(double *ref, float *d, const float *pre, const float *g,
+                     int64_t views, int64_t n, int64_t nt, int64_t off,
+                     int64_t per);
 /* x[i] = scale * N(0, 1). */
 void ss_dt_fill(float *x, int64_t n, ss_rng *r, double scale);
 /* Local sample count of `rank`: variant 0 even (base), 1 growing

@@ -185,15 +185,6 @@ done:
 
 /* ---- errors agree on every rank ----------------------------------------- */
 
-static void expect(const char *what, ss_status st, ss_status want) {
-    if (st != want) {
-        char m[512];
-        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
-                 ss_status_name(want), ss_last_error());
-        ss_dt_fail(what, m);
-    }
-}
-
 static int untouched(const tensor *t) {
     int64_t nl = t->views * t->n * t->per;
     return !memcmp(t->dl, t->pre, sizeof(float) * (size_t)nl);
@@ -217,52 +208,53 @@ static void error_cases(void) {
         goto done;
     }
     if (W > 1) {
-        expect("composite spec differs on one rank",
+        ss_dt_expect("composite spec differs on one rank",
                ss_dist_composite_forward(R == bad ? odd : c, &tot, NULL, &b.in_l, m),
                SS_ERR_PARAM);
-        expect("composite weight differs on one rank",
+        ss_dt_expect("composite weight differs on one rank",
                ss_dist_composite_forward(R == bad ? ow : c, &tot, NULL, &b.in_l, m),
                SS_ERR_PARAM);
-        expect("composite term count differs on one rank",
+        ss_dt_expect("composite term count differs on one rank",
                ss_dist_composite_forward(R == bad ? fewer : c, &tot, NULL, &b.in_l, m),
                SS_ERR_PARAM);
     }
     ss_composite_inputs in = b.in_l;
     if (R == bad) in.imgs = NULL;
-    expect("composite missing input on one rank",
+    ss_dt_expect("composite missing input on one rank",
            ss_dist_composite_forward(c, &tot, NULL, &in, m), SS_ERR_PARAM);
     in = b.in_l;
     float keep = b.t[TZ].l[3];
     if (R == bad) b.t[TZ].l[3] = NAN;
-    expect("composite NaN in z on one rank (a term's error)",
+    ss_dt_expect("composite NaN in z on one rank (a term's error)",
            ss_dist_composite_forward(c, &tot, NULL, &in, m), SS_ERR_NONFINITE);
     b.t[TZ].l[3] = keep;
     float vals[3] = {-1.0f, -1.0f, -1.0f}, keep2 = b.t[TIMG].l[1];
     tot = -1.0f;
     if (R == bad) b.t[TIMG].l[1] = INFINITY; /* term 1, after term 0 ran */
-    expect("composite Inf in imgs on one rank (a later term's error)",
+    ss_dt_expect("composite Inf in imgs on one rank (a later term's error)",
            ss_dist_composite_forward(c, &tot, vals, &in, m), SS_ERR_NONFINITE);
     b.t[TIMG].l[1] = keep2;
     if (tot != -1.0f || vals[0] != -1.0f)
         ss_dt_fail("composite failed forward", "wrote total or values");
-    expect("composite backward after a failed forward",
+    ss_dt_expect("composite backward after a failed forward",
            ss_dist_composite_backward(c, &b.g_l, dl, &in, m), SS_ERR_STATE);
     if (ss_composite_forward(c, &tot, NULL, &in) == SS_OK)
-        expect("composite distributed backward after a single-process forward",
+        ss_dt_expect("composite distributed backward after a "
+                     "single-process forward",
                ss_dist_composite_backward(c, &b.g_l, dl, &in, m), SS_ERR_STATE);
     if (ss_dist_composite_forward(c, &tot, NULL, &in, m) != SS_OK) {
         ss_dt_fail("composite forward after errors", ss_last_error());
         goto done;
     }
     if (W > 1)
-        expect("composite dloss differs on one rank",
+        ss_dt_expect("composite dloss differs on one rank",
                ss_dist_composite_backward(c, &b.g_l, R == bad ? 2.0f : 1.0f, &in, m),
                SS_ERR_PARAM);
     ss_composite_grads g = b.g_l;
     if (R == bad) g.dmae_pred = NULL;
-    expect("composite NULL gradient buffer on one rank",
+    ss_dt_expect("composite NULL gradient buffer on one rank",
            ss_dist_composite_backward(c, &g, dl, &in, m), SS_ERR_NULL);
-    expect("composite non-finite dloss",
+    ss_dt_expect("composite non-finite dloss",
            ss_dist_composite_backward(c, &b.g_l, NAN, &in, m), SS_ERR_NONFINITE);
     if (!untouched(&b.t[TZ]) || !untouched(&b.t[TMAE]))
         ss_dt_fail("composite failed backward", "wrote into a gradient");
@@ -270,7 +262,7 @@ static void error_cases(void) {
         ss_dt_fail("composite backward after errors", ss_last_error());
     ss_comm nocomm = *m;
     nocomm.allreduce = NULL;
-    expect("composite bad comm",
+    ss_dt_expect("composite bad comm",
            ss_dist_composite_forward(c, &tot, NULL, &in, &nocomm), SS_ERR_NULL);
 done:
     ss_composite_free(c), ss_composite_free(odd), ss_composite_free(ow);

@@ -9,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ss_dt_close naming the quantity too. */
-static void close_as(const char *what, const char *tag, const float *a,
-                     const double *b, int64_t n) {
-    char m[240];
-    snprintf(m, sizeof m, "%s: %s", what, tag);
-    ss_dt_close(m, a, b, n);
-}
-
 /* ---- (V, N, D) losses: NT-Xent (HCL), SupCon, DCL ------------------------ */
 
 typedef enum { ZK_NTXENT, ZK_SUPCON, ZK_DCL } zkind;
@@ -137,21 +129,14 @@ static void z_case(const zspec *s, int variant, int64_t V, int64_t base,
         goto done;
     }
     double lref = lossg;
-    close_as(what, "loss", &lossl, &lref, 1);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++) ref[v * N + n] = lg[v * Nt + off + n];
-    close_as(what, "losses", ll, ref, V * N);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t d = 0; d < D; d++) {
-                int64_t i = (v * N + n) * D + d;
-                dz[i] = (dz[i] - pre[i]) / (float)W; /* mean convention */
-                ref[i] = dzg[(v * Nt + off + n) * D + d];
-            }
+    ss_dt_close_as(what, "loss", &lossl, &lref, 1);
+    ss_dt_view_rows(ref, NULL, NULL, lg, V, N, Nt, off, 1);
+    ss_dt_close_as(what, "losses", ll, ref, V * N);
+    ss_dt_view_rows(ref, dz, pre, dzg, V, N, Nt, off, D);
     if (getenv("DT_DEBUG") && ss_dt_rel_err(dz, ref, Ml) > 1e-5)
         for (int64_t i = 0; i < Ml; i++)
             fprintf(stderr, "%lld %g %g\n", (long long)i, dz[i], ref[i]);
-    close_as(what, "dz", dz, ref, Ml);
+    ss_dt_close_as(what, "dz", dz, ref, Ml);
 done:
     free(zg), free(dzg), free(z), free(dz), free(pre), free(lg), free(ll);
     free(ref), free(labg), free(cg), free(cl);
@@ -268,19 +253,15 @@ static void pair_case(int siglip, int variant, int64_t base, int64_t D,
         goto done;
     }
     double lref = lossg, pref[2] = {dpg[0], dpg[1]};
-    close_as(what, "loss", &lossl, &lref, 1);
+    ss_dt_close_as(what, "loss", &lossl, &lref, 1);
     for (int64_t i = 0; i < N; i++) ref[i] = lg[off + i];
-    close_as(what, "losses", ll, ref, N);
+    ss_dt_close_as(what, "losses", ll, ref, N);
     /* parameter gradients: the global derivative on every rank */
     dpl[0] -= 1e-3f, dpl[1] += 2e-3f; /* pre-filled at their scale */
-    close_as(what, "dparams", dpl, pref, siglip ? 2 : 1);
-    for (int64_t i = 0; i < N * D; i++) {
-        ref[i] = dg[off * D + i];
-        ref[N * D + i] = dg[(Nt + off) * D + i];
-    }
-    for (int64_t i = 0; i < 2 * N * D; i++) d[i] = (d[i] - pre[i]) / (float)W;
-    close_as(what, "da", d, ref, N * D);
-    close_as(what, "db", d + N * D, ref + N * D, N * D);
+    ss_dt_close_as(what, "dparams", dpl, pref, siglip ? 2 : 1);
+    ss_dt_view_rows(ref, d, pre, dg, 2, N, Nt, off, D); /* (a|q, b|k) */
+    ss_dt_close_as(what, "da", d, ref, N * D);
+    ss_dt_close_as(what, "db", d + N * D, ref + N * D, N * D);
 done:
     free(ag), free(dg), free(d), free(lg), free(ll), free(ref), free(cg);
     free(cl);
@@ -327,15 +308,11 @@ static void moco_case(int variant, int64_t base, int64_t K, int64_t D,
         goto done;
     }
     double lref = lossg;
-    close_as(what, "loss", &lossl, &lref, 1);
+    ss_dt_close_as(what, "loss", &lossl, &lref, 1);
     for (int64_t i = 0; i < N; i++) ref[i] = lg[off + i];
-    close_as(what, "losses", ll, ref, N);
-    for (int64_t i = 0; i < N * D; i++) {
-        ref[i] = dg[off * D + i];
-        ref[N * D + i] = dg[(Nt + off) * D + i];
-    }
-    for (int64_t i = 0; i < 2 * N * D; i++) d[i] = (d[i] - pre[i]) / (float)W;
-    close_as(what, "dq, dk", d, ref, with_dk ? 2 * N * D : N * D);
+    ss_dt_close_as(what, "losses", ll, ref, N);
+    ss_dt_view_rows(ref, d, pre, dg, 2, N, Nt, off, D); /* (a|q, b|k) */
+    ss_dt_close_as(what, "dq, dk", d, ref, with_dk ? 2 * N * D : N * D);
 done:
     free(qg), free(dg), free(d), free(lg), free(ll), free(ref), free(cg);
     free(cl);
@@ -382,21 +359,6 @@ done:
 
 /* ---- errors agree on every rank ------------------------------------------ */
 
-static void expect(const char *what, ss_status st, ss_status want) {
-    if (st != want) {
-        char m[300];
-        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
-                 ss_status_name(want), ss_last_error());
-        ss_dt_fail(what, m);
-    }
-}
-
-static int all_zero(const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        if (x[i] != 0.0f) return 0;
-    return 1;
-}
-
 static void error_cases(void) {
     int W = ss_dt_comm->size, R = ss_dt_comm->rank, bad = W - 1;
     const ss_comm *c = ss_dt_comm;
@@ -413,34 +375,34 @@ static void error_cases(void) {
     /* NT-Xent: debias_tau_plus out of range on one rank */
     ss_ntxent_opts no = ss_ntxent_defaults();
     if (R == bad) no.debias_tau_plus = 1.0f;
-    expect("ntxent tau_plus = 1 on one rank",
+    ss_dt_expect("ntxent tau_plus = 1 on one rank",
            ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &no, c),
            SS_ERR_PARAM);
     /* SupCon: a bad label on one rank; a corrupted cache on one rank */
     ss_supcon_opts so = ss_supcon_defaults();
     if (R == bad) lab[1] = -2;
-    expect("supcon label -2 on one rank",
+    ss_dt_expect("supcon label -2 on one rank",
            ss_dist_supcon_forward(&loss, NULL, cache, z, lab, V, N, D, &so, c),
            SS_ERR_LABEL);
     lab[1] = 1;
     if (ss_dist_supcon_forward(&loss, NULL, cache, z, lab, V, N, D, &so, c))
         ss_dt_fail("supcon forward", ss_last_error());
     if (R == bad) lab[2] = 5; /* labels changed: cache mismatch */
-    expect("supcon other labels on one rank",
+    ss_dt_expect("supcon other labels on one rank",
            ss_dist_supcon_backward(dz, 1.0f, cache, z, lab, V, N, D, &so, c),
            SS_ERR_PARAM);
-    if (!all_zero(dz, V * N * D))
+    if (!ss_dt_all_zero(dz, V * N * D))
         ss_dt_fail("supcon failed backward", "wrote dz");
     /* DCL: sigma differing (DCLW), NaN on one rank */
     ss_dcl_opts dco = ss_dclw_defaults();
     if (W > 1 && R == bad) dco.sigma = 0.25f;
     if (W > 1)
-        expect("dclw sigma differs",
+        ss_dt_expect("dclw sigma differs",
                ss_dist_dcl_forward(&loss, NULL, cache, z, V, N, D, &dco, c),
                SS_ERR_PARAM);
     dco = ss_dcl_defaults();
     if (R == bad) z[3] = NAN;
-    expect("dcl NaN on one rank",
+    ss_dt_expect("dcl NaN on one rank",
            ss_dist_dcl_forward(&loss, NULL, cache, z, V, N, D, &dco, c),
            SS_ERR_NONFINITE);
     z[3] = 0.5f;
@@ -448,27 +410,27 @@ static void error_cases(void) {
     const float *a = z, *b = z + N * D;
     ss_clip_opts co = ss_clip_defaults();
     if (W > 1)
-        expect("clip log_scale differs",
+        ss_dt_expect("clip log_scale differs",
                ss_dist_clip_forward(&loss, NULL, cache, a, b,
                                     R == bad ? 1.0f : 2.0f, N, D, &co, c),
                SS_ERR_PARAM);
     if (ss_dist_clip_forward(&loss, NULL, cache, a, b, 2.0f, N, D, &co, c))
         ss_dt_fail("clip forward", ss_last_error());
     if (R == bad) memset(cache, 0, 8);
-    expect("clip bad cache on one rank",
+    ss_dt_expect("clip bad cache on one rank",
            ss_dist_clip_backward(dz, dz + N * D, dp, 1.0f, cache, a, b, 2.0f,
                                  N, D, &co, c), SS_ERR_STATE);
-    if (!all_zero(dz, V * N * D) || dp[0] != 0.0f)
+    if (!ss_dt_all_zero(dz, V * N * D) || dp[0] != 0.0f)
         ss_dt_fail("clip failed backward", "wrote da, db or dlog_scale");
     /* SigLIP: bias differing; Inf on one rank */
     ss_siglip_opts sgo = ss_siglip_defaults();
     if (W > 1)
-        expect("siglip bias differs",
+        ss_dt_expect("siglip bias differs",
                ss_dist_siglip_forward(&loss, NULL, cache, a, b, 2.3f,
                                       R == bad ? -1.0f : -10.0f, N, D, &sgo, c),
                SS_ERR_PARAM);
     if (R == bad) z[N * D + 1] = INFINITY;
-    expect("siglip Inf on one rank",
+    ss_dt_expect("siglip Inf on one rank",
            ss_dist_siglip_forward(&loss, NULL, cache, a, b, 2.3f, -10.0f, N, D,
                                   &sgo, c), SS_ERR_NONFINITE);
     z[N * D + 1] = 0.5f;
@@ -476,7 +438,7 @@ static void error_cases(void) {
     ss_moco_opts mo = ss_moco_defaults();
     if (W > 1 && R == bad) queue[7] += 1.0f;
     if (W > 1)
-        expect("moco queue differs",
+        ss_dt_expect("moco queue differs",
                ss_dist_moco_forward(&loss, NULL, cache, a, b, queue, N, K, D,
                                     &mo, c), SS_ERR_PARAM);
     if (W > 1 && R == bad) queue[7] -= 1.0f;
@@ -486,18 +448,18 @@ static void error_cases(void) {
         float before[K * D], after[K * D];
         ss_queue_read(q, before);
         if (R == bad) z[2] = NAN;
-        expect("enqueue NaN on one rank", ss_dist_queue_enqueue(q, z, N, c),
-               SS_ERR_NONFINITE);
+        ss_dt_expect("enqueue NaN on one rank",
+                     ss_dist_queue_enqueue(q, z, N, c), SS_ERR_NONFINITE);
         z[2] = 0.5f;
         ss_queue_read(q, after);
         if (memcmp(before, after, sizeof before))
             ss_dt_fail("enqueue failed", "changed the queue");
-        expect("enqueue after errors", ss_dist_queue_enqueue(q, z, N, c),
+        ss_dt_expect("enqueue after errors", ss_dist_queue_enqueue(q, z, N, c),
                SS_OK);
         ss_queue_free(q);
     }
     /* and the comm still works */
-    expect("moco after errors",
+    ss_dt_expect("moco after errors",
            ss_dist_moco_forward(&loss, NULL, cache, a, b, queue, N, K, D, &mo,
                                 c), SS_OK);
 }

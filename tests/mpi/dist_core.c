@@ -52,18 +52,9 @@ static void ntxent_case(int variant, int64_t V, int64_t base, int64_t D,
     }
     double lref = lossg;
     ss_dt_close(what, &lossl, &lref, 1);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++) {
-            ref[v * N + n] = lg[v * Nt + off + n];
-        }
+    ss_dt_view_rows(ref, NULL, NULL, lg, V, N, Nt, off, 1);
     ss_dt_close(what, ll, ref, V * N); /* per-anchor losses */
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t d = 0; d < D; d++) {
-                int64_t i = (v * N + n) * D + d;
-                dz[i] = (dz[i] - pre[i]) / (float)W; /* mean convention */
-                ref[i] = dzg[(v * Nt + off + n) * D + d];
-            }
+    ss_dt_view_rows(ref, dz, pre, dzg, V, N, Nt, off, D);
     ss_dt_close(what, dz, ref, V * N * D);
 done:
     free(zg), free(dzg), free(z), free(dz), free(pre), free(lg), free(ll);
@@ -136,15 +127,6 @@ done:
 
 /* ---- errors agree on every rank ------------------------------------------ */
 
-static void expect_all_fail(const char *what, ss_status st, ss_status want) {
-    if (st != want) {
-        char m[256];
-        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
-                 ss_status_name(want), ss_last_error());
-        ss_dt_fail(what, m);
-    }
-}
-
 static void error_cases(void) {
     int W = ss_dt_comm->size, R = ss_dt_comm->rank, bad = W - 1;
     int64_t V = 2, N = 3, D = 4;
@@ -156,12 +138,12 @@ static void error_cases(void) {
     ss_ntxent_opts o = ss_ntxent_defaults();
     /* NaN on the last rank only */
     if (R == bad) z[5] = NAN;
-    expect_all_fail("ntxent NaN on one rank",
+    ss_dt_expect("ntxent NaN on one rank",
                     ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o,
                                            ss_dt_comm), SS_ERR_NONFINITE);
     if (R == bad) z[5] = 0.5f;
     /* a NULL output on rank 0 */
-    expect_all_fail("ntxent NULL loss on rank 0",
+    ss_dt_expect("ntxent NULL loss on rank 0",
                     ss_dist_ntxent_forward(R == 0 ? NULL : &loss, NULL, cache,
                                            z, V, N, D, &o, ss_dt_comm),
                     SS_ERR_NULL);
@@ -169,11 +151,11 @@ static void error_cases(void) {
     if (W > 1) {
         ss_ntxent_opts o2 = o;
         if (R == bad) o2.temperature = 0.25f;
-        expect_all_fail("ntxent temperature differs",
+        ss_dt_expect("ntxent temperature differs",
                         ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D,
                                                &o2, ss_dt_comm), SS_ERR_PARAM);
         /* D differing */
-        expect_all_fail("ntxent D differs",
+        ss_dt_expect("ntxent D differs",
                         ss_dist_ntxent_forward(&loss, NULL, cache, z, V,
                                                R == bad ? 2 : N,
                                                R == bad ? 6 : D, &o, ss_dt_comm),
@@ -186,7 +168,7 @@ static void error_cases(void) {
         return;
     }
     if (R == bad) memset(cache, 0, 8);
-    expect_all_fail("ntxent bad cache on one rank",
+    ss_dt_expect("ntxent bad cache on one rank",
                     ss_dist_ntxent_backward(dz, 1.0f, cache, z, V, N, D, &o,
                                             ss_dt_comm), SS_ERR_PARAM);
     for (int i = 0; i < 24; i++)
@@ -197,14 +179,14 @@ static void error_cases(void) {
     /* dloss differing on one rank */
     if (W > 1 && ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o,
                                         ss_dt_comm) == SS_OK)
-        expect_all_fail("ntxent dloss differs",
+        ss_dt_expect("ntxent dloss differs",
                         ss_dist_ntxent_backward(dz, R == bad ? 2.0f : 1.0f,
                                                 cache, z, V, N, D, &o, ss_dt_comm),
                         SS_ERR_PARAM);
     /* HCL options: a negative hard_beta on one rank */
     ss_ntxent_opts o3 = o;
     if (R == bad) o3.hard_beta = -1.0f;
-    expect_all_fail("ntxent bad hard_beta on one rank",
+    ss_dt_expect("ntxent bad hard_beta on one rank",
                     ss_dist_ntxent_forward(&loss, NULL, cache, z, V, N, D, &o3,
                                            ss_dt_comm), SS_ERR_PARAM);
     /* Barlow: Inf in b on one rank; VICReg: negative eps on one rank */
@@ -212,21 +194,21 @@ static void error_cases(void) {
     ss_dt_fill(a, 12, &r, 1.0), ss_dt_fill(b, 12, &r, 1.0);
     if (R == bad) b[7] = INFINITY;
     ss_barlow_opts bo = ss_barlow_defaults();
-    expect_all_fail("barlow Inf on one rank",
+    ss_dt_expect("barlow Inf on one rank",
                     ss_dist_barlow_forward(&loss, terms, dcache, a, b, 3, 4,
                                            &bo, ss_dt_comm), SS_ERR_NONFINITE);
     b[7] = 0.1f;
     bo.form = SS_MOMENT_GRAM;
-    expect_all_fail("barlow Gram form",
+    ss_dt_expect("barlow Gram form",
                     ss_dist_barlow_forward(&loss, terms, dcache, a, b, 3, 4,
                                            &bo, ss_dt_comm), SS_ERR_UNSUPPORTED);
     ss_vicreg_opts vo = ss_vicreg_defaults();
     if (R == bad) vo.eps = -1.0f;
-    expect_all_fail("vicreg bad eps on one rank",
+    ss_dt_expect("vicreg bad eps on one rank",
                     ss_dist_vicreg_forward(&loss, terms, dcache, a, b, 3, 4,
                                            &vo, ss_dt_comm), SS_ERR_PARAM);
     vo.eps = 1e-4f;
-    expect_all_fail("vicreg N = 0 on one rank",
+    ss_dt_expect("vicreg N = 0 on one rank",
                     ss_dist_vicreg_forward(&loss, terms, dcache, a, b,
                                            R == bad ? 0 : 3, 4, &vo, ss_dt_comm),
                     SS_ERR_SIZE);

@@ -279,21 +279,6 @@ static void mae_case(int variant, int norm_pix, int mask_mode, uint64_t seed) {
 
 /* ---- errors of the global-count losses ------------------------------------- */
 
-static void expect(const char *what, ss_status st, ss_status want) {
-    if (st != want) {
-        char m[256];
-        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
-                 ss_status_name(want), ss_last_error());
-        ss_dt_fail(what, m);
-    }
-}
-
-static int all_zero(const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        if (x[i] != 0.0f) return 0;
-    return 1;
-}
-
 static void predictive_errors(void) {
     int W = ss_dt_comm->size, R = ss_dt_comm->rank, bad = W - 1;
     const ss_comm *c = ss_dt_comm;
@@ -306,18 +291,18 @@ static void predictive_errors(void) {
     ss_dt_fill(x, 20, &r, 1.0);
     ss_mlm_opts o = ss_mlm_defaults();
     if (R == bad) x[3] = NAN;
-    expect("mlm NaN on one rank",
+    ss_dt_expect("mlm NaN on one rank",
            ss_dist_mlm_forward(&loss, ll, cache, x, y, T, V, &o, c),
            SS_ERR_NONFINITE);
     x[3] = 0.25f;
     if (R == bad) y[1] = 9;
-    expect("mlm bad label on one rank",
+    ss_dt_expect("mlm bad label on one rank",
            ss_dist_mlm_forward(&loss, ll, cache, x, y, T, V, &o, c), SS_ERR_LABEL);
     y[1] = 1;
     if (W > 1) {
         ss_mlm_opts o2 = o;
         if (R == bad) o2.label_smoothing = 0.1f;
-        expect("mlm smoothing differs",
+        ss_dt_expect("mlm smoothing differs",
                ss_dist_mlm_forward(&loss, ll, cache, x, y, T, V, &o2, c),
                SS_ERR_PARAM);
     }
@@ -328,15 +313,17 @@ static void predictive_errors(void) {
     char saved[8];
     memcpy(saved, cache, 8);
     if (R == bad) memset(cache, 0, 8);
-    expect("mlm bad cache on one rank",
+    ss_dt_expect("mlm bad cache on one rank",
            ss_dist_mlm_backward(dx, 1.0f, cache, x, y, T, V, &o, c), SS_ERR_PARAM);
-    if (!all_zero(dx, 20)) ss_dt_fail("mlm failed backward", "wrote into dlogits");
+    if (!ss_dt_all_zero(dx, 20))
+        ss_dt_fail("mlm failed backward", "wrote into dlogits");
     memcpy(cache, saved, 8);
     if (W > 1)
-        expect("mlm dloss differs",
+        ss_dt_expect("mlm dloss differs",
                ss_dist_mlm_backward(dx, R == bad ? 2.0f : 1.0f, cache, x, y, T,
                                     V, &o, c), SS_ERR_PARAM);
-    if (!all_zero(dx, 20)) ss_dt_fail("mlm failed backward", "wrote into dlogits");
+    if (!ss_dt_all_zero(dx, 20))
+        ss_dt_fail("mlm failed backward", "wrote into dlogits");
     if (ss_dist_mlm_backward(dx, 1.0f, cache, x, y, T, V, &o, c) != SS_OK)
         ss_dt_fail("mlm backward after errors", ss_last_error());
     /* fused CE: H differing; recon: kind differing; MAE: Inf in pred */
@@ -345,22 +332,23 @@ static void predictive_errors(void) {
     for (int i = 0; i < 24; i++) mask[i] = (uint8_t)(i % 3 == 0);
     ss_dt_fill(w, 25, &r, 1.0), ss_dt_fill(pred, 96, &r, 1.0), ss_dt_fill(imgs, 48, &r, 1.0);
     if (W > 1)
-        expect("fused_ce H differs",
+        ss_dt_expect("fused_ce H differs",
                ss_dist_fused_ce_forward(&loss, NULL, cache, x, w, NULL, y,
                                         R == bad ? 5 : 4, R == bad ? 4 : 5, 5,
                                         NULL, c), SS_ERR_PARAM);
     ss_recon_opts ro = ss_recon_defaults(R == bad ? SS_RECON_L1 : SS_RECON_MSE);
     if (W > 1)
-        expect("recon kind differs",
+        ss_dt_expect("recon kind differs",
                ss_dist_recon_forward(&loss, NULL, x, w, NULL, 20, &ro, c),
                SS_ERR_PARAM);
     if (R == bad) pred[40] = INFINITY;
-    expect("mae Inf on one rank",
+    ss_dt_expect("mae Inf on one rank",
            ss_dist_mae_backward(dp, 1.0f, pred, imgs, mask, 2, 2, 4, 3, 1, NULL, c),
            SS_ERR_NONFINITE);
-    if (!all_zero(dp, 96)) ss_dt_fail("mae failed backward", "wrote into dpred");
+    if (!ss_dt_all_zero(dp, 96))
+        ss_dt_fail("mae failed backward", "wrote into dpred");
     pred[40] = 0.0f;
-    expect("mae p = 0 on one rank",
+    ss_dt_expect("mae p = 0 on one rank",
            ss_dist_mae_forward(&loss, NULL, pred, imgs, mask, 2, 2, 4, 3,
                                R == bad ? 0 : 1, NULL, c), SS_ERR_SIZE);
     if (ss_dist_mae_forward(&loss, NULL, pred, imgs, mask, 2, 2, 4, 3, 1, NULL, c))
@@ -640,10 +628,10 @@ static void distill_errors(void) {
     float odd[4] = {1, 2, 3, 4};
     if (W > 1) {
         if (R == bad) ss_center_set(cen, odd);
-        expect("dino centre differs",
+        ss_dt_expect("dino centre differs",
                ss_dist_dino_forward(&loss, NULL, cache, t, s, cen, 0.04f, 2, 2,
                                     N, K, NULL, c), SS_ERR_PARAM);
-        expect("center update: centre differs",
+        ss_dt_expect("center update: centre differs",
                ss_dist_center_update(cen, 0.9f, c), SS_ERR_PARAM);
         ss_center_free(cen);
         cen = make_center(K);
@@ -653,24 +641,25 @@ static void distill_errors(void) {
         ss_dt_fail("dino forward", ss_last_error());
     } else {
         if (W > 1)
-            expect("dino dloss differs",
+            ss_dt_expect("dino dloss differs",
                    ss_dist_dino_backward(ds, R == bad ? 2.0f : 1.0f, cache, t, s,
                                          cen, 0.04f, 2, 2, N, K, NULL, c),
                    SS_ERR_PARAM);
         if (R == bad) cache[200] ^= 0x55; /* the header is intact: passes */
         if (R == bad) memset(cache, 0, 8);
-        expect("dino bad cache on one rank",
+        ss_dt_expect("dino bad cache on one rank",
                ss_dist_dino_backward(ds, 1.0f, cache, t, s, cen, 0.04f, 2, 2, N,
                                      K, NULL, c), SS_ERR_PARAM);
-        if (!all_zero(ds, 24)) ss_dt_fail("dino failed backward", "wrote");
+        if (!ss_dt_all_zero(ds, 24))
+            ss_dt_fail("dino failed backward", "wrote");
     }
     uint8_t mask[6] = {1, 0, 1, 0, 0, 1};
     if (R == bad) mask[1] = 2;
-    expect("ibot bad mask on one rank",
+    ss_dt_expect("ibot bad mask on one rank",
            ss_dist_ibot_forward(&loss, NULL, cache, t, s, mask, cen, 2, 3, 3, K,
                                 NULL, c), SS_ERR_LABEL);
     if (R == bad) s[3] = NAN;
-    expect("swav NaN on one rank",
+    ss_dt_expect("swav NaN on one rank",
            ss_dist_swav_forward(&loss, NULL, cache, s, NULL, NULL, 2, 0, N, 0,
                                 K, NULL, c), SS_ERR_NONFINITE);
     s[3] = 0.5f;
@@ -679,7 +668,7 @@ static void distill_errors(void) {
     for (int i = 0; i < 16; i++) proto[i] = (float)(i % 5) - 1.5f;
     if (W > 1) {
         if (R == bad) mo.sinkhorn_iterations = 5;
-        expect("msn iterations differ",
+        ss_dt_expect("msn iterations differ",
                ss_dist_msn_forward(&loss, NULL, cache, s, t, proto, 2, N, K, K, &mo,
                                    c), SS_ERR_PARAM);
     }

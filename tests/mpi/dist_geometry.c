@@ -75,15 +75,6 @@ static float *dg_prefill(float **pre, int64_t n, ss_rng *r) {
     return d;
 }
 
-static void dg_expect(const char *what, ss_status st, ss_status want) {
-    if (st != want) {
-        char m[256];
-        snprintf(m, sizeof m, "got %s, want %s (%s)", ss_status_name(st),
-                 ss_status_name(want), ss_last_error());
-        ss_dt_fail(what, m);
-    }
-}
-
 static int dg_ok(const char *what, ss_status st) {
     if (st != SS_OK) ss_dt_fail(what, ss_last_error());
     return st == SS_OK;
@@ -173,14 +164,14 @@ static void negcos_errors(void) {
     ss_dt_fill(p, 12, &r, 1.0), ss_dt_fill(z, 12, &r, 1.0);
     ss_negcos_opts o = ss_negcos_defaults();
     if (R == bad) z[3] = NAN;
-    dg_expect("negcos NaN on one rank",
+    ss_dt_expect("negcos NaN on one rank",
               ss_dist_negcos_forward(&loss, losses, cache, p, z, 3, 4, &o, c),
               SS_ERR_NONFINITE);
     z[3] = 0.25f;
     if (W > 1) {
         ss_negcos_opts o2 = o;
         if (R == bad) o2.eps = 1e-6f;
-        dg_expect("negcos eps differs",
+        ss_dt_expect("negcos eps differs",
                   ss_dist_negcos_forward(&loss, losses, cache, p, z, 3, 4, &o2,
                                          c), SS_ERR_PARAM);
     }
@@ -188,17 +179,17 @@ static void negcos_errors(void) {
                ss_dist_negcos_forward(&loss, losses, cache, p, z, 3, 4, &o, c)))
         return;
     if (W > 1)
-        dg_expect("negcos dloss differs",
+        ss_dt_expect("negcos dloss differs",
                   ss_dist_negcos_backward(dp, NULL, R == bad ? 2.0f : 1.0f,
                                           cache, p, z, 3, 4, &o, c),
                   SS_ERR_PARAM);
     if (R == bad) memset(cache, 0, 8);
-    dg_expect("negcos bad cache on one rank",
+    ss_dt_expect("negcos bad cache on one rank",
               ss_dist_negcos_backward(dp, NULL, 1.0f, cache, p, z, 3, 4, &o, c),
               SS_ERR_STATE);
     float zero[12] = {0};
     dg_unchanged("negcos failed backward", dp, zero, 12);
-    dg_expect("negcos N = 0 on one rank",
+    ss_dt_expect("negcos N = 0 on one rank",
               ss_dist_negcos_forward(&loss, losses, cache, p, z,
                                      R == bad ? 0 : 3, 4, &o, c), SS_ERR_SIZE);
 }
@@ -281,7 +272,7 @@ static void tico_errors(void) {
     if (W > 1) {
         for (int i = 0; i < D * D; i++) C[i] = R == bad ? 0.01f : 0.0f;
         ss_tico_state_write(s, C);
-        dg_expect("tico state differs on one rank",
+        ss_dt_expect("tico state differs on one rank",
                   ss_dist_tico_forward(&loss, NULL, cache, s, za, zb, N, D, &o,
                                        c), SS_ERR_PARAM);
         for (int i = 0; i < D * D; i++) C[i] = 0.0f;
@@ -289,14 +280,14 @@ static void tico_errors(void) {
         if (ss_tico_state_steps(s) != 0) ss_dt_fail("tico failed forward", "state updated");
     }
     if (R == bad) zb[2] = INFINITY;
-    dg_expect("tico Inf on one rank",
+    ss_dt_expect("tico Inf on one rank",
               ss_dist_tico_forward(&loss, NULL, cache, s, za, zb, N, D, &o, c),
               SS_ERR_NONFINITE);
     zb[2] = 0.5f;
     if (dg_ok("tico forward",
               ss_dist_tico_forward(&loss, NULL, cache, s, za, zb, N, D, &o, c))) {
         if (R == bad) memset(cache, 0, 8);
-        dg_expect("tico bad cache on one rank",
+        ss_dt_expect("tico bad cache on one rank",
                   ss_dist_tico_backward(dz, NULL, 1.0f, cache, za, zb, N, D, &o,
                                         c), SS_ERR_STATE);
         float zero[N * D] = {0};
@@ -364,35 +355,35 @@ static void wmse_errors(void) {
     for (int64_t i = 0; i < Nt; i++) perm[i] = Nt - 1 - i;
     if (W > 1) {
         if (R == bad) perm[0] = 0, perm[Nt - 1] = Nt - 1; /* still valid */
-        dg_expect("wmse perm differs on one rank",
+        ss_dt_expect("wmse perm differs on one rank",
                   ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c),
                   SS_ERR_PARAM);
         perm[0] = Nt - 1, perm[Nt - 1] = 0;
         ss_wmse_opts o2 = o;
         if (R == bad) o2.w_iter = 2;
-        dg_expect("wmse w_iter differs on one rank",
+        ss_dt_expect("wmse w_iter differs on one rank",
                   ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o2, c),
                   SS_ERR_PARAM);
     }
     if (R == bad) perm[1] = perm[2];
-    dg_expect("wmse perm not a permutation on one rank",
+    ss_dt_expect("wmse perm not a permutation on one rank",
               ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c),
               SS_ERR_PARAM);
     for (int64_t i = 0; i < Nt; i++) perm[i] = Nt - 1 - i;
     o.w_size = Nt + 2; /* Ntot not a multiple of w_size */
-    dg_expect("wmse Ntot % w_size",
+    ss_dt_expect("wmse Ntot % w_size",
               ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c),
               SS_ERR_SIZE);
     o.w_size = Nt;
     float zc[V * N * D]; /* a rank-deficient covariance: dimension 1 = 0 */
     for (int i = 0; i < V * N * D; i++) zc[i] = i % D ? 1.0f : z[i];
-    dg_expect("wmse singular covariance",
+    ss_dt_expect("wmse singular covariance",
               ss_dist_wmse_forward(&loss, cache, zc, perm, V, N, D, &o, c),
               SS_ERR_PARAM);
     if (dg_ok("wmse forward",
               ss_dist_wmse_forward(&loss, cache, z, perm, V, N, D, &o, c))) {
         if (R == bad) memset(cache, 0, 8);
-        dg_expect("wmse bad cache on one rank",
+        ss_dt_expect("wmse bad cache on one rank",
                   ss_dist_wmse_backward(dz, 1.0f, cache, z, perm, V, N, D, &o, c),
                   SS_ERR_STATE);
         dg_unchanged("wmse failed backward", dz, zero, V * N * D);
@@ -492,18 +483,18 @@ static void pairwise_errors(void) {
     if (W > 1) {
         ss_hypersphere_opts h2 = ho;
         if (R == bad) h2.t = 2.0f;
-        dg_expect("hypersphere t differs",
+        ss_dt_expect("hypersphere t differs",
                   ss_dist_hypersphere_forward(&loss, cache, za, zb, N, D, &h2, c),
                   SS_ERR_PARAM);
-        dg_expect("koleo D differs",
+        ss_dt_expect("koleo D differs",
                   ss_dist_koleo_forward(&loss, NULL, cache, za, N,
                                         R == bad ? 3 : D, &ko, c), SS_ERR_PARAM);
     }
     if (R == bad) za[1] = NAN;
-    dg_expect("koleo NaN on one rank",
+    ss_dt_expect("koleo NaN on one rank",
               ss_dist_koleo_forward(&loss, NULL, cache, za, N, D, &ko, c),
               SS_ERR_NONFINITE);
-    dg_expect("hypersphere NaN on one rank",
+    ss_dt_expect("hypersphere NaN on one rank",
               ss_dist_hypersphere_forward(&loss, cache, za, zb, N, D, &ho, c),
               SS_ERR_NONFINITE);
     za[1] = 0.5f;
@@ -511,7 +502,7 @@ static void pairwise_errors(void) {
               ss_dist_koleo_forward(&loss, NULL, cache, za, N, D, &ko, c))) {
         int64_t far = 1000000; /* corrupt the second row's neighbour */
         if (R == bad) memcpy(cache + 64 + sizeof far, &far, sizeof far);
-        dg_expect("koleo corrupt cache on one rank",
+        ss_dt_expect("koleo corrupt cache on one rank",
                   ss_dist_koleo_backward(dz, 1.0f, cache, za, N, D, &ko, c),
                   SS_ERR_STATE);
         dg_unchanged("koleo failed backward", dz, zero, N * D);
@@ -519,7 +510,7 @@ static void pairwise_errors(void) {
     if (dg_ok("hypersphere forward",
               ss_dist_hypersphere_forward(&loss, cache, za, zb, N, D, &ho, c)) &&
         W > 1)
-        dg_expect("hypersphere dloss differs",
+        ss_dt_expect("hypersphere dloss differs",
                   ss_dist_hypersphere_backward(dz, NULL, R == bad ? 1.5f : 1.0f,
                                                cache, za, zb, N, D, &ho, c),
                   SS_ERR_PARAM);
@@ -615,29 +606,29 @@ static void coding_rate_errors(void) {
     ss_mmcr_opts mo_ = ss_mmcr_defaults();
     ss_empssl_opts eo = ss_empssl_defaults();
     if (W > 1) {
-        dg_expect("mmcr momentum on one rank only",
+        ss_dt_expect("mmcr momentum on one rank only",
                   ss_dist_mmcr_forward(&loss, cache, on, R == bad ? mo : NULL, B,
                                        K, D, &mo_, c), SS_ERR_PARAM);
         ss_empssl_opts e2 = eo;
         if (R == bad) e2.tcr_eps = 0.5f;
-        dg_expect("empssl tcr_eps differs",
+        ss_dt_expect("empssl tcr_eps differs",
                   ss_dist_empssl_forward(&loss, rates, cache, on, K, B, D, &e2, c),
                   SS_ERR_PARAM);
     }
     ss_mmcr_opts m2 = mo_;
     if (R == bad) m2.lambda = -1.0f;
-    dg_expect("mmcr bad lambda on one rank",
+    ss_dt_expect("mmcr bad lambda on one rank",
               ss_dist_mmcr_forward(&loss, cache, on, mo, B, K, D, &m2, c),
               SS_ERR_PARAM);
     if (R == bad) on[3] = INFINITY;
-    dg_expect("empssl Inf on one rank",
+    ss_dt_expect("empssl Inf on one rank",
               ss_dist_empssl_forward(&loss, rates, cache, on, K, B, D, &eo, c),
               SS_ERR_NONFINITE);
     on[3] = 0.5f;
     if (dg_ok("mmcr forward",
               ss_dist_mmcr_forward(&loss, cache, on, mo, B, K, D, &mo_, c))) {
         if (R == bad) memset(cache, 0, 8);
-        dg_expect("mmcr bad cache on one rank",
+        ss_dt_expect("mmcr bad cache on one rank",
                   ss_dist_mmcr_backward(d, NULL, 1.0f, cache, on, mo, B, K, D,
                                         &mo_, c), SS_ERR_STATE);
         dg_unchanged("mmcr failed backward", d, zero, B * K * D);
@@ -645,7 +636,7 @@ static void coding_rate_errors(void) {
     if (dg_ok("empssl forward",
               ss_dist_empssl_forward(&loss, rates, cache, on, K, B, D, &eo, c)) &&
         W > 1) {
-        dg_expect("empssl dloss differs",
+        ss_dt_expect("empssl dloss differs",
                   ss_dist_empssl_backward(d, R == bad ? 3.0f : 1.0f, cache, on, K,
                                           B, D, &eo, c), SS_ERR_PARAM);
         dg_unchanged("empssl failed backward", d, zero, B * K * D);

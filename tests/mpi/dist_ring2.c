@@ -9,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ss_dt_close naming the quantity too. */
-static void close_as(const char *what, const char *tag, const float *a,
-                     const double *b, int64_t n) {
-    char m[240];
-    snprintf(m, sizeof m, "%s: %s", what, tag);
-    ss_dt_close(m, a, b, n);
-}
-
 typedef enum { PATH_ONE, PATH_GATHER, PATH_RING } path;
 
 typedef struct {
@@ -147,10 +139,10 @@ static void ring_case(const spec *s0, int variant, int64_t V, int64_t base,
         goto done;
     }
     double lref = one.loss;
-    close_as(what, "loss", &ring.loss, &lref, 1);
+    ss_dt_close_as(what, "loss", &ring.loss, &lref, 1);
     for (int64_t v = 0; v < V; v++)
         for (int64_t n = 0; n < N; n++) ref[v * N + n] = lg[v * Nt + off + n];
-    close_as(what, "losses", ring.losses, ref, V * N);
+    ss_dt_close_as(what, "losses", ring.losses, ref, V * N);
     for (int64_t v = 0; v < V; v++)
         for (int64_t e = 0; e < N * D; e++) {
             int64_t i = v * N * D + e;
@@ -158,12 +150,12 @@ static void ring_case(const spec *s0, int variant, int64_t V, int64_t base,
             ag.dz[i] = (ag.dz[i] - pre[i]) / (float)W;
             ref[i] = one.dz[(v * Nt + off) * D + e];
         }
-    close_as(what, "dz", ring.dz, ref, Ml);
+    ss_dt_close_as(what, "dz", ring.dz, ref, Ml);
     /* ring == all-gather */
     lref = ag.loss;
-    close_as(what, "loss vs all-gather", &ring.loss, &lref, 1);
+    ss_dt_close_as(what, "loss vs all-gather", &ring.loss, &lref, 1);
     for (int64_t i = 0; i < Ml; i++) ref[i] = ag.dz[i];
-    close_as(what, "dz vs all-gather", ring.dz, ref, Ml);
+    ss_dt_close_as(what, "dz vs all-gather", ring.dz, ref, Ml);
 done:
     free(zg), free(lg), free(z), free(pre), free(ref), free(labg);
     free(one.dz), free(ring.losses), free(ring.dz), free(ag.losses);

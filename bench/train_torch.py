@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DIR = "/usr/share/datasets/fashion-mnist"
+CROP_MIN, BLUR_P, ERASE_P = 0.35, 0.0, 0.0  # the simclr preset of train/augment.c
 
 
 def load(split):
@@ -45,10 +46,11 @@ def projector(h=256, z=128):
 
 
 def augment(x, g):
-    """simclr preset: crop (0.2, 1), ratio (3/4, 4/3); flip 0.5; jitter 0.8
-    (brightness, contrast 0.4); blur 0.5 (k 3, sigma 0.1..2); erase 0.25."""
+    """simclr preset: crop (0.35, 1), ratio (3/4, 4/3); flip 0.5; jitter 0.8
+    (brightness, contrast 0.4); blur (k 3, sigma 0.1..2) with probability
+    BLUR_P and erasing with ERASE_P: both 0 in the preset (train/augment.c)."""
     n = x.shape[0]
-    area = torch.empty(n).uniform_(0.2, 1.0, generator=g)
+    area = torch.empty(n).uniform_(CROP_MIN, 1.0, generator=g)
     logr = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=g)
     r = torch.exp(logr)
     w = torch.sqrt(area * r).clamp(max=1.0)
@@ -73,10 +75,10 @@ def augment(x, g):
     k1 = torch.exp(-(torch.tensor([-1.0, 0.0, 1.0])[None] ** 2) / (2 * sig[:, None] ** 2))
     k1 = k1 / k1.sum(1, keepdim=True)
     k2 = (k1[:, :, None] * k1[:, None, :])[:, None]
-    blur = torch.rand(n, generator=g) < 0.5
+    blur = torch.rand(n, generator=g) < BLUR_P
     xb = F.conv2d(F.pad(x.transpose(0, 1), (1, 1, 1, 1), mode="reflect"), k2, groups=n).transpose(0, 1)
     x = torch.where(blur[:, None, None, None], xb, x)
-    er = torch.rand(n, generator=g) < 0.25
+    er = torch.rand(n, generator=g) < ERASE_P
     ea = torch.empty(n).uniform_(0.02, 0.33, generator=g) * 784
     ew = ea.sqrt().clamp(1, 27).long()
     top = (torch.rand(n, generator=g) * (28 - ew)).long()

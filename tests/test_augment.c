@@ -246,6 +246,8 @@ SS_TEST(pipeline_deterministic_thread_and_split_independent) {
         SS_CHECK_OK(sst_augment_preset(&a, methods[m], 1));
         a.noise_p = 0.5f; /* every op on */
         a.noise_std = 0.05f;
+        a.blur_p = a.blur_p > 0 ? a.blur_p : 0.5f;
+        a.erase_p = 0.25f;
         SS_CHECK_OK(ss_set_num_threads(1));
         SS_CHECK_OK(sst_augment_batch(o1, in, N, H, W, &a, 1234));
         SS_CHECK_OK(ss_set_num_threads(2));

@@ -46,9 +46,10 @@ typedef struct {
 /* All ops off: the identity. */
 sst_augment sst_augment_none(void);
 /* Presets per method and view (view 0 or 1; BYOL's views differ):
- *   "simclr": crop scale (0.2, 1), flip 0.5, jitter 0.8 (0.4, 0.4),
- *             blur 0.5 (k 3, sigma 0.1..2), erase 0.25   (strong)
- *   "byol":   as simclr, blur 1.0 / 0.1 and solarize 0 / 0.2 by view
+ *   "simclr": crop scale (0.35, 1), flip 0.5, jitter 0.8 (0.4, 0.4);
+ *             no blur, no erasing (small images: docs/RESULTS.md)
+ *   "byol":   as simclr, blur 1.0 / 0.1 (k 3, sigma 0.1..2) and
+ *             solarize 0 / 0.2 by view
  *   "mae":    crop scale (0.2, 1) and flip only           (minimal)
  * Other methods (barlow, vicreg, dino, combo) take the simclr preset.
  * Errors: SS_ERR_NULL, SS_ERR_PARAM for an unknown method name. */

@@ -140,7 +140,7 @@ static sst_train_cfg small_cfg(sst_method_id id, int64_t batch) {
     sst_train_cfg c = sst_train_defaults(id);
     c.batch = batch, c.epochs = 2, c.seed = 5, c.warmup_epochs = 0;
     c.proj_hidden = 32, c.proj_out = 16, c.optimizer = SST_OPT_SGD;
-    c.lr = 0.5;
+    c.lr = 0.05; /* larger steps amplify float noise chaotically by step 2 */
     return c;
 }
 

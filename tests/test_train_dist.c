@@ -101,7 +101,10 @@ static sst_images discs(int64_t n, uint64_t seed) {
     return im;
 }
 
-enum { STEPS = 2 };
+/* One step from identical weights: a second step compares trajectories
+ * whose float noise can flip max-pool ties on these flat images (seen as
+ * 1e-3 gradient differences in the -O0 sanitizer build). */
+enum { STEPS = 1 };
 
 typedef struct {
     const sst_train_cfg *cfg;
@@ -140,7 +143,7 @@ static sst_train_cfg small_cfg(sst_method_id id, int64_t batch) {
     sst_train_cfg c = sst_train_defaults(id);
     c.batch = batch, c.epochs = 2, c.seed = 5, c.warmup_epochs = 0;
     c.proj_hidden = 32, c.proj_out = 16, c.optimizer = SST_OPT_SGD;
-    c.lr = 0.05; /* larger steps amplify float noise chaotically by step 2 */
+    c.lr = 0.05;
     return c;
 }
 
